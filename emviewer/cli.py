@@ -1,0 +1,326 @@
+"""Command line: parse arguments and call the core. Heavy libraries load inside each command,
+so ``emviewer --help`` answers at once."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from . import __version__
+
+EXIT_INPUT_ERROR = 2
+
+
+def _values(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+
+
+def _object_key(text: str) -> str:
+    from .core.objects import object_kind
+
+    try:
+        return object_kind(text).key
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _object_keys(text: str) -> list[str]:
+    return list(dict.fromkeys(_object_key(part) for part in text.split(",") if part.strip()))
+
+
+def _progress_bar(desc: str):
+    """A tqdm-backed ``progress(done, total, message)`` callback, silent when not on a terminal."""
+    from tqdm import tqdm
+
+    bar = tqdm(desc=desc, unit="step", disable=None, leave=False)
+
+    def progress(done: int, total: int, message: str) -> None:
+        bar.total = total
+        bar.n = done
+        bar.set_postfix_str(message, refresh=True)
+
+    return progress
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+def cmd_info(args) -> int:
+    from . import config
+    from .core.backend import device_summary
+    from .core.models.registry import list_models
+
+    info = {
+        "emviewer": __version__,
+        "python": sys.version.split()[0],
+        **device_summary(),
+        "models": [str(m.path) for m in list_models(config.bundled_models_dir(), config.user_data_dir() / "models")],
+        "sample_stack": str(config.sample_stack()),
+    }
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(f"EMViewer {info['emviewer']} (Python {info['python']})")
+        print(f"Keras {info['keras']}, backend {info['backend']}")
+        print(f"Compute on: {', '.join(info['devices'])}")
+        print(f"Models: {', '.join(info['models']) or 'none installed yet'}")
+        print(f"Sample stack: {info['sample_stack']}")
+    return 0
+
+
+def _open_masks(spec: Optional[str], object_key: str) -> dict:
+    """``--mask PATH``: one mask stack, or a folder with one sub-folder per object."""
+    from .core.io import open_volume
+    from .core.objects import OBJECTS
+
+    if not spec:
+        return {}
+    path = Path(spec)
+    per_object = {key: path / key for key in OBJECTS if (path / key).is_dir()} if path.is_dir() else {}
+    if per_object:
+        return {key: open_volume(p) for key, p in per_object.items()}
+    return {object_key: open_volume(spec)}
+
+
+def cmd_export(args) -> int:
+    from .core.evaluate import evaluate
+    from .core.export import export, parse_slices
+    from .core.io import open_volume
+    from .core.errors import InputError
+    from .core.provenance import provenance
+
+    object_key = args.object
+    volume = open_volume(args.input)
+    masks = _open_masks(args.mask, object_key)
+    metrics = None
+    if args.labels:
+        if not args.mask:
+            raise InputError(args.labels, "--labels needs --mask: the masks to score against these labels")
+        metrics = evaluate(args.mask, args.labels, args.foreground, args.invert).as_dict()
+    record = provenance(command="export", input=args.input, mask=args.mask, labels=args.labels, object=object_key)
+    written = export(
+        args.output,
+        volume,
+        masks=masks,
+        content=args.content,
+        slices=parse_slices(args.slices, len(volume)),
+        metrics=metrics,
+        provenance=record,
+        progress=_progress_bar("export"),
+    )
+    print(f"wrote {len(written)} file(s): {written[0]}" + (" ..." if len(written) > 1 else ""))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .core.evaluate import evaluate
+
+    result = evaluate(args.pred, args.labels, args.foreground, args.invert, progress=_progress_bar("evaluate"))
+    for name, kind in ((result.unpaired_predictions, "prediction"), (result.unpaired_labels, "label")):
+        if name:
+            print(f"warning: {len(name)} {kind} slice(s) without a partner, skipped: {', '.join(name[:5])}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result.as_dict()))
+        return 0
+    print(f"{'image':<32} {'precision':>9} {'recall':>9} {'F1':>9} {'IoU':>9}")
+    rows = [(n, s) for n, s in zip(result.names, result.per_image)] + [("mean", result.mean)]
+    for name, s in rows:
+        print(f"{name:<32} {s.precision:>9.4f} {s.recall:>9.4f} {s.f1:>9.4f} {s.iou:>9.4f}")
+    return 0
+
+
+def _registry():
+    from . import config
+    from .core.models.registry import list_models
+
+    return list_models(config.bundled_models_dir(), config.user_data_dir() / "models")
+
+
+def cmd_models(args) -> int:
+    entries = _registry()
+    if args.json:
+        print(json.dumps([{"name": e.name, "path": str(e.path), "bundled": e.bundled, "card": e.card} for e in entries], indent=2))
+        return 0
+    if not entries:
+        print("no models installed yet; train one with 'emviewer train'")
+        return 0
+    print(f"{'name':<28} {'object':<9} {'arch':<13} {'ctx':>3} {'val F1':>7} {'thr':>5}  modes / path")
+    for e in entries:
+        c = e.card
+        f1 = c.get("validation", {}).get("f1", float("nan"))
+        where = ",".join(c.get("modes", [])) or ("bundled" if e.bundled else "user")
+        print(f"{e.name:<28} {c.get('object', '?'):<9} {c.get('architecture', '?'):<13} {c.get('context', 1):>3} {f1:>7.3f} {c.get('threshold', 0.5):>5.2f}  {where}  {e.path}")
+    return 0
+
+
+def _model_files(args, object_key: str) -> list:
+    from .core.models.registry import find_model, models_for
+
+    entries = _registry()
+    if args.model:
+        return [find_model(name.strip(), entries) for name in args.model.split(",")]
+    return models_for(object_key, args.mode, entries)
+
+
+def cmd_predict(args) -> int:
+    from .core.io import open_volume
+    from .core.models.loading import load_model
+    from .core.predict import LocalPredictor
+    from .core.prediction_output import PredictionWriter, write_predictions
+    from .core.provenance import provenance
+
+    volume = open_volume(args.input)
+    files = {obj: _model_files(args, obj) for obj in args.object}
+    models = {obj: [load_model(f) for f in paths] for obj, paths in files.items()}
+    tta = args.tta or (16 if args.mode == "accurate" else 1)
+    predictor = LocalPredictor(models, tta=tta)
+    record = provenance(
+        command="predict",
+        input=args.input,
+        mode=args.mode,
+        tta=tta,
+        models={obj: [{"name": m.name, "sha256": (m.card or {}).get("sha256"), "threshold": m.threshold} for m in ms] for obj, ms in models.items()},
+    )
+    writer = PredictionWriter(Path(args.output), args.object, args.format, args.save_probabilities, record)
+    results = predictor.iter_predict(volume, progress=_progress_bar("predict"))
+    written = write_predictions(results, writer, raw=volume if args.format == "h5" else None)
+    print(f"wrote {len(written)} file(s) to {args.output}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from datetime import date
+
+    from . import config
+    from .core.train import DataSpec, TrainConfig, train
+
+    out = Path(args.out) if args.out else config.user_data_dir() / "models" / args.object / f"{args.object}-{args.arch}-{args.context}fm-{date.today():%Y%m%d}.keras"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    spec = DataSpec(args.images, args.labels, args.val_images or [], args.val_labels or [], args.foreground, args.invert)
+    settings = TrainConfig(
+        object=args.object,
+        arch=args.arch,
+        context=args.context,
+        width=args.width,
+        tile=args.tile,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        steps_per_epoch=args.steps,
+        learning_rate=args.lr,
+        seed=args.seed,
+        precision=args.precision,
+    )
+    card = train(spec, settings, out, resume=args.resume, progress=_progress_bar("train"))
+    v = card["validation"]
+    print(f"wrote {out} (validation F1 {v['f1']:.3f} at threshold {v['threshold']:.2f}, best epoch {card['best_epoch']})")
+    return 0
+
+
+# ---------------------------------------------------------------------------- parser
+
+
+def _add_label_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--foreground", type=_values, metavar="V[,V]", help="label value(s) that mark the object (default: the larger of two values)")
+    parser.add_argument("--invert", action="store_true", help="the object is the background value of the labels (e.g. ISBI membranes: 0 = membrane)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="emviewer", description="Segment organelles in electron-microscopy stacks.")
+    parser.add_argument("--version", action="version", version=f"emviewer {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    info = sub.add_parser("info", help="version, Keras backend, compute device, installed models")
+    info.add_argument("--json", action="store_true", help="print one JSON object")
+    info.set_defaults(run=cmd_info)
+
+    export = sub.add_parser("export", help="convert a stack (and masks) to HDF5, PNG, JPEG, TIFF, RAW or a PDF report")
+    export.add_argument("input", help="PNG/TIFF/JPEG folder, TIFF stack, file.h5[:/dataset], Zarr, MRC or image")
+    export.add_argument("-o", "--output", required=True, help="OUT.h5, .png, .jpg, .tif, .raw or .pdf")
+    export.add_argument("--mask", help="mask folder or stack (0/255), or a folder with one sub-folder per object")
+    export.add_argument("--object", type=_object_key, default="mito", help="object the masks show: mito, nuclei or membrane (default mito)")
+    export.add_argument("--content", choices=("raw", "mask", "overlay"), help="what PNG/JPEG/TIFF/RAW hold (default: overlay with masks for PNG/JPEG, else raw)")
+    export.add_argument("--slices", help="0-based slices to export, e.g. 0-4,9 (default all)")
+    export.add_argument("--labels", help="expert labels: adds a metrics table to a PDF report")
+    _add_label_options(export)
+    export.set_defaults(run=cmd_export)
+
+    models = sub.add_parser("models", help="installed models (bundled and your own) with their validation figures")
+    models.add_argument("--json", action="store_true", help="print the cards as JSON")
+    models.set_defaults(run=cmd_models)
+
+    predict = sub.add_parser("predict", help="segment a stack with the installed (or given) models")
+    predict.add_argument("input", help="PNG/TIFF/JPEG folder, TIFF stack, file.h5[:/dataset], Zarr, MRC or image")
+    predict.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the masks")
+    predict.add_argument("--object", type=_object_keys, required=True, help="mito, nuclei or membrane, or a comma list of them")
+    predict.add_argument("--model", help="registered model name or .keras file (a comma list makes an ensemble)")
+    predict.add_argument("--mode", choices=("fast", "accurate"), default="fast", help="fast: one model, no augmentation; accurate: ensemble + 16x test-time augmentation")
+    predict.add_argument("--tta", type=int, choices=(1, 8, 16), help="test-time variants (default 1 fast, 16 accurate)")
+    predict.add_argument("--format", choices=("png", "tif", "h5"), default="png", help="png: one mask per slice (default); tif: one stack per object; h5: one file")
+    predict.add_argument("--save-probabilities", action="store_true", help="also write probabilities (PNG 0-255, or float32 in TIFF/HDF5)")
+    predict.set_defaults(run=cmd_predict)
+
+    train = sub.add_parser("train", help="train a model on your labelled slices")
+    train.add_argument("--images", action="append", required=True, help="image folder or stack (repeat for several data sets)")
+    train.add_argument("--labels", action="append", required=True, help="labels for each --images, paired by the number in the file name")
+    train.add_argument("--object", type=_object_key, required=True, help="mito, nuclei or membrane")
+    train.add_argument("--arch", choices=("multiresunet", "deepem3d"), default="multiresunet")
+    train.add_argument("--context", type=int, choices=(1, 3, 5), default=1, help="neighbouring slices the model sees (1fm, 3fm, 5fm)")
+    train.add_argument("--val-images", action="append", help="held-out images (default: the last 15 %% of the training slices)")
+    train.add_argument("--val-labels", action="append", help="labels of the held-out images")
+    _add_label_options(train)
+    train.add_argument("--epochs", type=int, default=20)
+    train.add_argument("--steps", type=int, default=100, help="batches per epoch (default 100)")
+    train.add_argument("--batch-size", type=int, default=8)
+    train.add_argument("--tile", type=int, default=256, help="training crop size, a multiple of 16 (default 256)")
+    train.add_argument("--width", type=int, default=16, help="base filters: 8-16 small and fast, 32 large")
+    train.add_argument("--lr", type=float, default=1e-3, help="initial learning rate (cosine decay)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"), default="auto")
+    train.add_argument("--out", help="model file FILE.keras (default: your user models folder)")
+    train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in FILE.checkpoints/")
+    train.set_defaults(run=cmd_train)
+
+    evaluate = sub.add_parser("evaluate", help="precision, recall, F1 and IoU of masks against labels")
+    evaluate.add_argument("--pred", required=True, help="predicted masks (folder or stack)")
+    evaluate.add_argument("--labels", required=True, help="expert labels (folder or stack), paired by the number in the file name")
+    _add_label_options(evaluate)
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object with keys per_image and mean")
+    evaluate.set_defaults(run=cmd_evaluate)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ start-up chatter off the terminal
+    logging.getLogger("tifffile").setLevel(logging.ERROR)  # damaged files are reported by us, once
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 0
+    from .core.errors import InputError
+    from .core.progress import Cancelled
+
+    try:
+        return args.run(args)
+    except InputError as exc:
+        print(f"emviewer: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except (Cancelled, KeyboardInterrupt):
+        print("emviewer: cancelled; no partial output was kept", file=sys.stderr)
+        return 130
+    except OSError as exc:  # e.g. no permission or no space where the output goes
+        print(f"emviewer: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except Exception as exc:  # a bug: one line for the user, details on request
+        if os.environ.get("EMVIEWER_DEBUG"):
+            raise
+        print(f"emviewer: internal error: {type(exc).__name__}: {exc} (set EMVIEWER_DEBUG=1 for details)", file=sys.stderr)
+        return 1

@@ -1,0 +1,36 @@
+"""Where things live (bundled models, sample data, user folders) and defaults, in one place."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "emviewer"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_STACK_NAME = "sample_mito_stack.tif"
+
+
+def bundled_models_dir() -> Path:
+    """``models/`` beside the package, or ``$EMVIEWER_MODELS_DIR``."""
+    return Path(os.environ.get("EMVIEWER_MODELS_DIR", PROJECT_ROOT / "models"))
+
+
+def resources_dir() -> Path:
+    return PROJECT_ROOT / "resources"
+
+
+def sample_stack() -> Path:
+    """The small SBEM stack shipped for a first start (a crop of the CDeep3M test images)."""
+    return resources_dir() / SAMPLE_STACK_NAME
+
+
+def user_data_dir() -> Path:
+    """Per-user folder for trained models and settings (``$EMVIEWER_USER_DIR`` overrides it)."""
+    return Path(os.environ.get("EMVIEWER_USER_DIR", platformdirs.user_data_path(APP_NAME)))
+
+
+def keras_backend() -> str:
+    """The Keras backend that will be used, read without importing Keras."""
+    return os.environ.get("KERAS_BACKEND", "tensorflow")

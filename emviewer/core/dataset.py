@@ -1,0 +1,124 @@
+"""Labelled training data: image/label stacks paired by number, random augmented crops."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+from . import augment
+from .errors import InputError
+from .io import open_volume
+from .noise import box_blur, gaussian_noise, salt_and_pepper
+from .preprocess import context_indices, input_levels, normalise, reflect_indices
+from .validate import check_image, check_same_shape, label_to_mask, pair_by_number
+from .volume import from_array
+
+
+@dataclass
+class LabelledStack:
+    """Images ``(Z, Y, X)`` in their dtype, object masks ``(Z, Y, X)`` bool, paired by number.
+
+    Slices are in the order of their numbers, so neighbours in Z are neighbours in the stack.
+    """
+
+    images: np.ndarray
+    masks: np.ndarray
+    names: list[str]
+    levels: tuple[float, float]
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def split(self, indices: Sequence[int]) -> "LabelledStack":
+        indices = list(indices)
+        return LabelledStack(self.images[indices], self.masks[indices], [self.names[i] for i in indices], self.levels, self.source)
+
+    def model_input(self, z: int, context: int) -> np.ndarray:
+        """Whole slice ``z`` with its context as ``(Y, X, context)`` float32 in [0, 1]."""
+        return np.stack([normalise(self.images[i], self.levels) for i in context_indices(z, len(self), context)], axis=-1)
+
+
+def load_labelled(images: str, labels: str, foreground: Optional[Sequence[float]] = None, invert: bool = False) -> LabelledStack:
+    """Read an image folder/stack and its labels, pair slices by number, and check the rules."""
+    with open_volume(images) as image_vol, open_volume(labels) as label_vol:
+        pairing = pair_by_number(image_vol.slice_names, label_vol.slice_names, image_vol.source, label_vol.source)
+        image_slices, masks, names = [], [], []
+        for i, j in pairing.pairs:
+            image, label = image_vol.slice(i), label_vol.slice(j)
+            where = f"{image_vol.source} ({image_vol.slice_names[i]})"
+            check_image(image, where)
+            check_same_shape(image.shape, label.shape, where, f"{label_vol.source} ({label_vol.slice_names[j]})")
+            image_slices.append(image)
+            masks.append(label_to_mask(label, f"{label_vol.source} ({label_vol.slice_names[j]})", foreground, invert))
+            names.append(image_vol.slice_names[i])
+        stack = np.stack(image_slices)
+        levels = input_levels(from_array(stack))
+    return LabelledStack(stack, np.stack(masks), names, levels, image_vol.source)
+
+
+def holdout_split(stack: LabelledStack, fraction: float = 0.15) -> tuple[LabelledStack, LabelledStack]:
+    """Training and validation parts: the last ``fraction`` of the slices (at least one) held out.
+
+    A contiguous block at the end, not random slices, so validation slices are not
+    neighbours of training slices (which would leak context).
+    """
+    if len(stack) < 2:
+        raise InputError(stack.source, "needs at least two labelled slices to hold one out for validation (or give --val-images)")
+    n_val = max(1, int(round(len(stack) * fraction)))
+    return stack.split(range(len(stack) - n_val)), stack.split(range(len(stack) - n_val, len(stack)))
+
+
+@dataclass
+class Augmentation:
+    """Random changes applied to training crops; probabilities and strengths."""
+
+    dihedral: bool = True
+    zflip: bool = True
+    brightness: float = 0.08  # added offset, +- in [0, 1] units
+    contrast: float = 0.2  # multiplicative, 1 +- this
+    gaussian_sigma: float = 0.04
+    salt_pepper_max: float = 0.12  # fraction of pixels, drawn uniformly up to this
+    noise_probability: float = 0.3
+    blur_probability: float = 0.15
+
+    def __call__(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Augment one ``(T, T, C)`` input and its ``(T, T)`` mask together."""
+        if self.dihedral:
+            variant = augment.Variant(int(rng.integers(4)), bool(rng.integers(2)), self.zflip and bool(rng.integers(2)))
+            x, y = augment.apply(x, variant), augment.apply(y, augment.Variant(variant.rotations, variant.flip))
+        x = (x - 0.5) * (1 + rng.uniform(-self.contrast, self.contrast)) + 0.5 + rng.uniform(-self.brightness, self.brightness)
+        if rng.random() < self.blur_probability:
+            x = box_blur(x, 1)
+        if rng.random() < self.noise_probability:
+            x = gaussian_noise(x, float(rng.uniform(0, self.gaussian_sigma)), rng)
+        if rng.random() < self.noise_probability:
+            x = salt_and_pepper(np.clip(x, 0, 1), float(rng.uniform(0, self.salt_pepper_max)), rng)
+        return np.clip(x, 0, 1).astype(np.float32), y
+
+
+def random_batch(
+    stacks: Sequence[LabelledStack], batch: int, tile: int, context: int, rng: np.random.Generator, augmentation: Optional[Augmentation]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``batch`` random crops: inputs ``(B, T, T, context)`` float32, targets ``(B, T, T, 1)``.
+
+    Stacks are drawn in proportion to their slice area; slices smaller than the tile are
+    padded by reflection.
+    """
+    weights = np.array([s.images.size for s in stacks], np.float64)
+    xs, ys = [], []
+    for _ in range(batch):
+        stack = stacks[int(rng.choice(len(stacks), p=weights / weights.sum()))]
+        z = int(rng.integers(len(stack)))
+        _, height, width = stack.images.shape
+        y0, x0 = int(rng.integers(max(1, height - tile + 1))), int(rng.integers(max(1, width - tile + 1)))
+        rows, cols = reflect_indices(np.arange(y0, y0 + tile), height), reflect_indices(np.arange(x0, x0 + tile), width)
+        x = np.stack([normalise(stack.images[i][np.ix_(rows, cols)], stack.levels) for i in context_indices(z, len(stack), context)], axis=-1)
+        y = stack.masks[z][np.ix_(rows, cols)].astype(np.float32)
+        if augmentation is not None:
+            x, y = augmentation(x, y, rng)
+        xs.append(x)
+        ys.append(y[..., np.newaxis])
+    return np.stack(xs), np.stack(ys)

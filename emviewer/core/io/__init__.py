@@ -1,0 +1,63 @@
+"""Readers and writers for EM image formats. ``open_volume`` picks the reader from the path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from ..errors import InputError, UnreadableFileError
+from ..volume import Volume
+from .common import HDF5_SUFFIXES, MRC_SUFFIXES, PIL_SUFFIXES, TIFF_SUFFIXES, is_zarr
+
+_DATASET_SUFFIXES = HDF5_SUFFIXES + (".zarr", ".zip")
+
+
+def split_dataset(spec: str | Path) -> tuple[Path, Optional[str]]:
+    """Split ``file.h5:/path/to/ds`` into the file and the dataset (``None`` when absent)."""
+    text = str(spec)
+    head, sep, tail = text.rpartition(":")
+    if sep and head.lower().endswith(_DATASET_SUFFIXES) and tail:
+        return Path(head), tail
+    return Path(text), None
+
+
+def open_volume(spec: str | Path) -> Volume:
+    """Open an image or stack lazily as a ``(Z, Y, X)`` :class:`Volume`.
+
+    Accepts a folder of PNG/TIFF/JPEG slices, a TIFF stack, ``file.h5[:/dataset]``, a Zarr /
+    OME-Zarr store, an MRC file, a ``.raw`` with its JSON sidecar, or one 2D image.
+    Raises :class:`InputError` naming the file when it cannot be read.
+    """
+    path, dataset = split_dataset(spec)
+    if not path.exists():
+        raise InputError(path, "no such file or folder")
+    suffix = path.suffix.lower()
+    if is_zarr(path):
+        from .zarr import read_zarr
+
+        return read_zarr(path, dataset)
+    if path.is_dir():
+        from .slices import read_folder
+
+        return read_folder(path)
+    if suffix in HDF5_SUFFIXES:
+        from .hdf5 import read_hdf5
+
+        return read_hdf5(path, dataset)
+    if suffix in TIFF_SUFFIXES:
+        from .tiff import read_tiff
+
+        return read_tiff(path)
+    if suffix in PIL_SUFFIXES:
+        from .slices import read_image
+
+        return read_image(path)
+    if suffix in MRC_SUFFIXES:
+        from .mrc import read_mrc
+
+        return read_mrc(path)
+    if suffix == ".raw":
+        from .raw import read_raw
+
+        return read_raw(path)
+    raise UnreadableFileError(path, f"unknown file type {suffix or '(no extension)'}; expected a folder, TIFF, PNG, JPEG, HDF5, Zarr, MRC or RAW")

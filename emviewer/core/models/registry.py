@@ -1,0 +1,76 @@
+"""Finds model cards: bundled ones in ``models/`` and the user's own in the user data folder."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InputError
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model file with its JSON card (DESIGN.md section 3) and where it came from."""
+
+    name: str
+    path: Path
+    card: dict
+    bundled: bool
+
+
+def read_card(model_path: Path) -> dict:
+    """The JSON card beside ``model.keras`` (``model.json``)."""
+    card_path = model_path.with_suffix(".json")
+    try:
+        return json.loads(card_path.read_text())
+    except FileNotFoundError:
+        raise InputError(model_path, f"no model card {card_path.name} beside the model") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(card_path, f"model card is not valid JSON ({exc})") from None
+
+
+def _scan(folder: Path, bundled: bool) -> list[ModelEntry]:
+    if not folder.is_dir():
+        return []
+    entries = []
+    for model_path in sorted(folder.rglob("*.keras")):
+        if model_path.with_suffix(".json").exists():
+            entries.append(ModelEntry(model_path.stem, model_path, read_card(model_path), bundled))
+    return entries
+
+
+def list_models(bundled_dir: Path, user_dir: Path | None = None) -> list[ModelEntry]:
+    """Bundled models first, then user models, each sorted by path."""
+    return _scan(bundled_dir, True) + (_scan(user_dir, False) if user_dir else [])
+
+
+def find_model(name_or_path: str, entries: list[ModelEntry]) -> Path:
+    """A registered model's file by name, or a ``.keras`` path as given."""
+    for entry in entries:
+        if entry.name == name_or_path:
+            return entry.path
+    path = Path(name_or_path)
+    if path.suffix == ".keras":
+        if not path.is_file():
+            raise InputError(path, "no such model file")
+        return path
+    known = ", ".join(e.name for e in entries) or "none installed"
+    raise InputError(None, f"unknown model {name_or_path!r} (known: {known}); give a registered name or a .keras file")
+
+
+def models_for(object_key: str, mode: str, entries: list[ModelEntry]) -> list[Path]:
+    """Default model files for an object: ``fast`` one model, ``accurate`` the ensemble.
+
+    Cards say which modes they serve (``"modes": ["fast", "accurate"]``); bundled models
+    come before user models.
+    """
+    own = [e for e in entries if e.card.get("object") == object_key]
+    chosen = [e.path for e in own if mode in e.card.get("modes", [])]
+    if mode == "accurate" and not chosen:
+        chosen = models_for(object_key, "fast", entries)
+    if not chosen:
+        raise InputError(
+            None, f"no {mode} model for {object_key!r} is installed; train one with 'emviewer train' or give --model FILE.keras"
+        )
+    return chosen if mode == "accurate" else chosen[:1]

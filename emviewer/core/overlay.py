@@ -1,0 +1,76 @@
+"""The one overlay renderer: grey EM slice + coloured masks -> RGB. Every export and the GUI use it."""
+
+from __future__ import annotations
+
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+
+from .objects import colour_of
+
+
+def display_range(slices: Sequence[np.ndarray], percentiles: tuple[float, float] = (0.5, 99.5)) -> tuple[float, float]:
+    """Contrast limits from percentiles of the given slices (a sample of a stack is enough)."""
+    sample = np.concatenate([np.asarray(s, np.float32).ravel()[:: max(1, s.size // 500_000)] for s in slices])
+    low, high = np.percentile(sample, percentiles)
+    if high <= low:
+        low, high = float(sample.min()), float(sample.max())
+    return float(low), float(high if high > low else low + 1)
+
+
+def to_uint8(image: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Map ``[low, high]`` to ``[0, 255]`` with clipping, for display of any dtype."""
+    scaled = (np.asarray(image, np.float32) - low) * (255.0 / (high - low))
+    return np.clip(scaled + 0.5, 0, 255).astype(np.uint8)
+
+
+def render_overlay(
+    grey: np.ndarray,
+    masks: Mapping[str, np.ndarray],
+    opacity: float | Mapping[str, float] = 0.45,
+    colours: Optional[Mapping[str, tuple[int, int, int]]] = None,
+) -> np.ndarray:
+    """Blend object masks over a display slice.
+
+    Parameters
+    ----------
+    grey
+        ``(Y, X)`` uint8 display image (see :func:`to_uint8`).
+    masks
+        Object key -> ``(Y, X)`` mask, boolean or 0/255; drawn in the given order.
+    opacity
+        0 (invisible) to 1 (opaque), one value or one per object.
+
+    Returns
+    -------
+    ``(Y, X, 3)`` uint8 RGB image.
+    """
+    out = np.repeat(np.asarray(grey, np.uint8)[..., np.newaxis], 3, axis=2).astype(np.float32)
+    for name, mask in masks.items():
+        alpha = opacity.get(name, 0.45) if isinstance(opacity, Mapping) else opacity
+        colour = np.asarray((colours or {}).get(name) or colour_of(name), np.float32)
+        where = np.asarray(mask) > 0
+        out[where] = (1 - alpha) * out[where] + alpha * colour
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+class StackRenderer:
+    """Renders slices of a stack for display with one contrast setting for the whole stack.
+
+    The contrast comes from percentiles of up to ``sample`` evenly spaced slices, so a
+    lazily read stack is not read in full.
+    """
+
+    def __init__(self, volume, masks: Mapping[str, "object"], opacity: float | Mapping[str, float] = 0.45, sample: int = 8) -> None:
+        self.volume, self.masks, self.opacity = volume, masks, opacity
+        picks = np.unique(np.linspace(0, len(volume) - 1, min(len(volume), sample)).astype(int))
+        self.levels = display_range([volume.slice(int(z)) for z in picks])
+
+    def display(self, z: int) -> np.ndarray:
+        """Slice ``z`` as ``(Y, X)`` uint8."""
+        return to_uint8(self.volume.slice(z), *self.levels)
+
+    def overlay(self, z: int, grey: Optional[np.ndarray] = None) -> np.ndarray:
+        """Slice ``z`` with its masks as ``(Y, X, 3)`` uint8 RGB (``grey``: its display, if known)."""
+        grey = self.display(z) if grey is None else grey
+        return render_overlay(grey, {k: m.slice(z) for k, m in self.masks.items()}, self.opacity)

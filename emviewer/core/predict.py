@@ -1,0 +1,194 @@
+"""Prediction: the ``Predictor`` protocol and the local, tiled, test-time-augmented predictor.
+
+The pipeline streams slice by slice and tile by tile: a reader thread cuts normalised
+context tiles for the next batches while the model computes the current one, so memory is
+bounded by a few slices of the input plus one slice of output, whatever the stack size.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Iterator, Mapping, Optional, Protocol, Sequence
+
+import numpy as np
+
+from . import augment
+from .models.loading import LoadedModel
+from .pipeline import prefetch
+from .preprocess import context_indices, input_levels, normalise, reflect_indices
+from .progress import CancelToken, Progress, check, report
+from .tiling import Stitcher, blend_window, tile_grid
+from .volume import Volume
+
+#: Decision threshold after :func:`calibrate`: every model's own threshold maps to it.
+DECISION = 0.5
+
+
+def calibrate(probability: np.ndarray, threshold: float) -> np.ndarray:
+    """Rescale probabilities piecewise-linearly so that ``threshold`` becomes 0.5.
+
+    Models tuned to different thresholds can then be averaged in an ensemble and cut at
+    0.5, which honours each model's own threshold. 0 and 1 are kept.
+    """
+    t = float(np.clip(threshold, 1e-6, 1 - 1e-6))
+    p = np.asarray(probability, np.float32)
+    return np.where(p < t, p * (0.5 / t), 0.5 + (p - t) * (0.5 / (1 - t))).astype(np.float32)
+
+
+@dataclass
+class SliceResult:
+    """Probabilities of each object for one slice, ``(Y, X)`` float32 in [0, 1]."""
+
+    index: int
+    name: str
+    probabilities: dict[str, np.ndarray]
+
+    def masks(self) -> dict[str, np.ndarray]:
+        """``(Y, X)`` boolean masks: probability >= 0.5 (each model's threshold, calibrated)."""
+        return {k: p >= DECISION for k, p in self.probabilities.items()}
+
+
+class Predictor(Protocol):
+    """Anything that turns a Volume into per-slice probabilities: local models or a server."""
+
+    objects: Sequence[str]
+
+    def iter_predict(
+        self, volume: Volume, slices: Optional[Sequence[int]] = None, progress: Optional[Progress] = None, cancel: Optional[CancelToken] = None
+    ) -> Iterator[SliceResult]:
+        """Yield one :class:`SliceResult` per requested slice, in order, as each finishes."""
+        ...
+
+
+def predict_all(predictor: Predictor, volume: Volume, **kwargs) -> dict[str, np.ndarray]:
+    """Collect a predictor's slices into ``{object: (Z, Y, X) float32}`` (for small stacks)."""
+    results = list(predictor.iter_predict(volume, **kwargs))
+    return {obj: np.stack([r.probabilities[obj] for r in results]) for obj in predictor.objects}
+
+
+class _SliceCache:
+    """The last few slices read, in their own dtype, so context neighbours are read once."""
+
+    def __init__(self, volume: Volume, size: int) -> None:
+        self._volume, self._size = volume, size
+        self._slices: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def get(self, z: int) -> np.ndarray:
+        if z not in self._slices:
+            self._slices[z] = self._volume.slice(z)
+            while len(self._slices) > self._size:
+                self._slices.popitem(last=False)
+        self._slices.move_to_end(z)
+        return self._slices[z]
+
+
+@dataclass
+class _Batch:
+    z: int
+    regions: list
+    inputs: np.ndarray  # (N, tile, tile, context) float32
+    last_of_slice: bool
+    padded_shape: tuple = ()
+    crop: tuple = ()
+
+
+@dataclass
+class LocalPredictor:
+    """Predicts with Keras models on this machine (GPU when the backend sees one, else CPU).
+
+    Parameters
+    ----------
+    models
+        Object key -> one model, or several for an ensemble (mean of calibrated probabilities).
+    tta
+        Test-time variants: 1, 8 (rotations and flips) or 16 (also z-flip of the context).
+    tile, overlap
+        Tile side (a multiple of 2**depth of the models) and overlap in pixels.
+    batch_size
+        Tiles per model call.
+    """
+
+    models: Mapping[str, Sequence[LoadedModel]]
+    tta: int = 1
+    tile: int = 512
+    overlap: int = 64
+    batch_size: int = 4
+    objects: Sequence[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.objects = list(self.models)
+        self._context = max(m.context for ms in self.models.values() for m in ms)
+        self._window = blend_window(self.tile)
+
+    # ------------------------------------------------------------------ reading side
+
+    def _tile_input(self, cache: _SliceCache, zs: list[int], rows: np.ndarray, cols: np.ndarray, levels) -> np.ndarray:
+        return np.stack([normalise(cache.get(z)[np.ix_(rows, cols)], levels) for z in zs], axis=-1)
+
+    def _batches(self, volume: Volume, slices: Sequence[int], levels) -> Iterator[_Batch]:
+        cache = _SliceCache(volume, self._context + 1)
+        _, height, width = volume.shape
+        padded = (max(height, self.tile), max(width, self.tile))
+        before = ((padded[0] - height) // 2, (padded[1] - width) // 2)
+        crop = (slice(before[0], before[0] + height), slice(before[1], before[1] + width))
+        grid = tile_grid(padded, self.tile, self.overlap)
+        for z in slices:
+            zs = context_indices(z, len(volume), self._context)
+            for first in range(0, len(grid), self.batch_size):
+                regions = grid[first : first + self.batch_size]
+                inputs = np.stack(
+                    [
+                        self._tile_input(
+                            cache,
+                            zs,
+                            reflect_indices(np.arange(r[0].start, r[0].stop) - before[0], height),
+                            reflect_indices(np.arange(r[1].start, r[1].stop) - before[1], width),
+                            levels,
+                        )
+                        for r in regions
+                    ]
+                )
+                yield _Batch(z, regions, inputs, first + self.batch_size >= len(grid), padded, crop)
+
+    # ------------------------------------------------------------------ model side
+
+    def _predict_model(self, model: LoadedModel, inputs: np.ndarray) -> np.ndarray:
+        """Mean over test-time variants of one model's probabilities, ``(N, T, T)``."""
+        centre = self._context // 2
+        x = inputs[..., centre - model.context // 2 : centre + model.context // 2 + 1]
+        chosen = augment.variants(self.tta)
+        if model.context == 1:  # a z-flip changes nothing for a single slice
+            chosen = [v for v in chosen if not v.zflip]
+        total = np.zeros(x.shape[:3], np.float32)
+        for variant in chosen:
+            out = model.predict(augment.apply(x, variant))
+            total += augment.invert(out, variant)[..., 0]
+        return calibrate(total / len(chosen), model.threshold)
+
+    def iter_predict(
+        self, volume: Volume, slices: Optional[Sequence[int]] = None, progress: Optional[Progress] = None, cancel: Optional[CancelToken] = None
+    ) -> Iterator[SliceResult]:
+        slices = list(range(len(volume))) if slices is None else list(slices)
+        levels = input_levels(volume)
+        n_tiles = len(tile_grid((max(volume.shape[1], self.tile), max(volume.shape[2], self.tile)), self.tile, self.overlap))
+        total, done, finished, stitchers = n_tiles * len(slices), 0, 0, {}
+        batches = prefetch(self._batches(volume, slices, levels), depth=2)
+        try:
+            for batch in batches:
+                check(cancel)
+                if not stitchers:
+                    stitchers = {obj: Stitcher(batch.padded_shape, self._window) for obj in self.objects}
+                for obj, models in self.models.items():
+                    probability = np.mean([self._predict_model(m, batch.inputs) for m in models], axis=0)
+                    for region, tile in zip(batch.regions, probability):
+                        stitchers[obj].add(region, tile)
+                done += len(batch.regions)
+                report(progress, done, total, f"slice {finished + 1} of {len(slices)}")
+                if batch.last_of_slice:
+                    finished += 1
+                    probabilities = {obj: s.result()[batch.crop] for obj, s in stitchers.items()}
+                    stitchers = {}
+                    yield SliceResult(batch.z, volume.slice_names[batch.z], probabilities)
+        finally:
+            batches.close()  # stops the reader thread at once on cancel or error

@@ -1,0 +1,274 @@
+"""Training: random augmented crops, validation F1 every epoch, checkpoints and exact resume.
+
+Everything needed to continue after a kill is in ``<out>.checkpoints/``: the newest epoch's
+model (with optimizer state), the best model so far, and ``state.json`` (epoch counter,
+history, best score). Batches are drawn from a generator seeded by (seed, epoch, step),
+so a resumed run sees exactly the crops an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .dataset import Augmentation, LabelledStack, holdout_split, load_labelled, random_batch
+from .errors import InputError
+from .io.atomic import atomic_path
+from .metrics import best_threshold, score
+from .models.loading import LoadedModel, sha256_of
+from .pipeline import prefetch
+from .predict import LocalPredictor
+from .progress import CancelToken, Progress, check, report
+from .provenance import provenance
+from .volume import from_array
+
+
+@dataclass
+class TrainConfig:
+    """Settings of a training run; saved in the checkpoint state and the model card."""
+
+    object: str = "mito"
+    arch: str = "multiresunet"
+    context: int = 1
+    width: int = 16
+    depth: int = 4
+    tile: int = 256
+    batch_size: int = 8
+    epochs: int = 20
+    steps_per_epoch: int = 100
+    learning_rate: float = 1e-3
+    seed: int = 0
+    precision: str = "auto"  # auto, float32, mixed_bfloat16, mixed_float16
+    augmentation: Augmentation = field(default_factory=Augmentation)
+
+
+@dataclass
+class DataSpec:
+    """Where the labelled slices are and which label value is the object."""
+
+    images: list[str]
+    labels: list[str]
+    val_images: list[str] = field(default_factory=list)
+    val_labels: list[str] = field(default_factory=list)
+    foreground: Optional[list[float]] = None
+    invert: bool = False
+
+
+def checkpoint_dir(out: Path) -> Path:
+    """``model.keras`` -> ``model.checkpoints/``."""
+    return out.with_name(out.stem + ".checkpoints")
+
+
+def choose_precision(requested: str) -> str:
+    """``auto``: bfloat16 on a GPU or on a CPU with bfloat16 instructions, else float32."""
+    if requested != "auto":
+        return requested
+    from .backend import device_summary
+
+    if device_summary()["accelerator"]:
+        return "mixed_bfloat16"
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "float32"
+    return "mixed_bfloat16" if ("amx_bf16" in flags or "avx512_bf16" in flags) else "float32"
+
+
+def _load_sets(images: Sequence[str], labels: Sequence[str], spec: DataSpec) -> list[LabelledStack]:
+    if len(images) != len(labels):
+        raise InputError(None, f"give one labels folder per images folder ({len(images)} images, {len(labels)} labels)")
+    return [load_labelled(i, l, spec.foreground, spec.invert) for i, l in zip(images, labels)]
+
+
+def load_data(spec: DataSpec) -> tuple[list[LabelledStack], list[LabelledStack]]:
+    """Training and validation stacks; without validation data the last 15 % of each set is held out."""
+    train_sets = _load_sets(spec.images, spec.labels, spec)
+    if spec.val_images:
+        return train_sets, _load_sets(spec.val_images, spec.val_labels, spec)
+    pairs = [holdout_split(s) for s in train_sets]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def validate(model, context: int, val_sets: Sequence[LabelledStack], tile: int) -> dict:
+    """Mean per-slice F1 of the model on whole validation slices, at its best threshold."""
+    loaded = LoadedModel("validation", model, context, 0.5)
+    predictor = LocalPredictor({"object": [loaded]}, tta=1, tile=max(tile, 256), overlap=32)
+    probabilities, truths = [], []
+    for stack in val_sets:
+        volume = from_array(stack.images, stack.source, slice_names=stack.names)
+        for result in predictor.iter_predict(volume):
+            probabilities.append(result.probabilities["object"])
+            truths.append(stack.masks[result.index])
+    threshold, f1 = best_threshold(probabilities, truths)
+    per_image = [score(p >= threshold, t) for p, t in zip(probabilities, truths)]
+    mean = {k: float(np.mean([getattr(s, k) for s in per_image])) for k in ("precision", "recall", "iou")}
+    return {"f1": f1, "threshold": threshold, **mean}
+
+
+def _batches(train_sets, config: TrainConfig, epoch: int):
+    """The epoch's batches, each from its own seeded generator (resume-exact)."""
+    for step in range(config.steps_per_epoch):
+        rng = np.random.default_rng([config.seed, epoch, step])
+        yield random_batch(train_sets, config.batch_size, config.tile, config.context, rng, config.augmentation)
+
+
+def _new_model(config: TrainConfig):
+    import keras
+
+    from .models import build_model
+    from .models.losses import bce_dice_loss
+
+    keras.utils.set_random_seed(config.seed)
+    model = build_model(config.arch, config.context, config.width, config.depth)
+    total_steps = max(1, config.epochs * config.steps_per_epoch)
+    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=total_steps, alpha=0.05)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=bce_dice_loss)
+    return model
+
+
+def _save_checkpoint(model, folder: Path, epoch: int, state: dict) -> None:
+    """Newest epoch's model (with optimizer state), then ``state.json``; older epochs removed."""
+    path = folder / f"epoch_{epoch:04d}.keras"
+    with atomic_path(path) as tmp:
+        model.save(tmp.with_suffix(".keras"))
+        os.replace(tmp.with_suffix(".keras"), tmp)
+    state["checkpoint"] = path.name
+    with atomic_path(folder / "state.json") as tmp:
+        tmp.write_text(json.dumps(state, indent=2))
+    for old in folder.glob("epoch_*.keras"):
+        if old != path:
+            old.unlink()
+
+
+def _write_history(out: Path, history: list[dict]) -> None:
+    if not history:
+        return
+    with atomic_path(out.with_suffix(".history.json")) as tmp:
+        tmp.write_text(json.dumps(history, indent=2))
+    keys = list(history[0])
+    lines = [",".join(keys)] + [",".join(str(row[k]) for k in keys) for row in history]
+    with atomic_path(out.with_suffix(".history.csv")) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+
+
+def hardware_description() -> str:
+    from .backend import device_summary
+
+    devices = device_summary()["devices"]
+    return f"{', '.join(devices)}; {platform.processor() or platform.machine()}"
+
+
+def _card(config: TrainConfig, spec: DataSpec, state: dict, out: Path, precision: str) -> dict:
+    best = state["best"]
+    return {
+        "name": out.stem,
+        "object": config.object,
+        "architecture": config.arch,
+        "context": config.context,
+        "width": config.width,
+        "depth": config.depth,
+        "tile": config.tile,
+        "threshold": best["threshold"],
+        "normalisation": "uint8 / 255; other dtypes: stack percentiles 0.1-99.9 to [0, 1]",
+        "training_data": {"images": spec.images, "labels": spec.labels, "foreground": spec.foreground, "invert": spec.invert},
+        "validation_data": {"images": spec.val_images or "last 15 % of each training set", "labels": spec.val_labels},
+        "epochs": state["epoch"],
+        "best_epoch": best["epoch"],
+        "steps_per_epoch": config.steps_per_epoch,
+        "batch_size": config.batch_size,
+        "validation": {k: best[k] for k in ("f1", "precision", "recall", "iou", "threshold")},
+        "pixel_size_nm": None,
+        "precision": precision,
+        "training_time_s": round(state["seconds"], 1),
+        "hardware": hardware_description(),
+        "sha256": sha256_of(out),
+        **provenance(),
+    }
+
+
+def train(
+    spec: DataSpec,
+    config: TrainConfig,
+    out: str | Path,
+    resume: bool = False,
+    progress: Optional[Progress] = None,
+    cancel: Optional[CancelToken] = None,
+) -> dict:
+    """Train a model and write ``out`` (.keras), its card ``out.json`` and the history.
+
+    Parameters
+    ----------
+    resume
+        Continue from the newest checkpoint in ``<out>.checkpoints/`` (epoch counter,
+        optimizer state, history and best model included).
+    progress
+        ``(steps done, total steps, message)``; the message carries loss and validation F1.
+
+    Returns the model card. On cancel the newest checkpoint stays for ``--resume``.
+    """
+    import keras
+
+    out = Path(out)
+    if out.suffix != ".keras":
+        raise InputError(out, "the model file must end in .keras")
+    folder = checkpoint_dir(out)
+    state_path = folder / "state.json"
+    if resume and not state_path.exists():
+        raise InputError(folder, "nothing to resume: no checkpoint state found")
+    train_sets, val_sets = load_data(spec)
+    precision = choose_precision(config.precision)
+    previous_policy = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        if resume:
+            state = json.loads(state_path.read_text())
+            model = keras.saving.load_model(folder / state["checkpoint"])
+        else:
+            folder.mkdir(parents=True, exist_ok=True)
+            state = {"epoch": 0, "history": [], "best": {"f1": -1.0}, "seconds": 0.0, "config": asdict(config)}
+            model = _new_model(config)
+        _run_epochs(model, config, train_sets, val_sets, folder, state, progress, cancel)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+    with atomic_path(out) as tmp:
+        shutil.copyfile(folder / "best.keras", tmp)
+    card = _card(config, spec, state, out, precision)
+    with atomic_path(out.with_suffix(".json")) as tmp:
+        tmp.write_text(json.dumps(card, indent=2, default=str))
+    return card
+
+
+def _run_epochs(model, config: TrainConfig, train_sets, val_sets, folder: Path, state: dict, progress, cancel) -> None:
+    import keras
+
+    total = config.epochs * config.steps_per_epoch
+    for epoch in range(state["epoch"], config.epochs):
+        keras.utils.set_random_seed(config.seed + epoch)
+        start, losses = time.perf_counter(), []
+        for step, (x, y) in enumerate(prefetch(_batches(train_sets, config, epoch), depth=2)):
+            check(cancel)
+            losses.append(float(model.train_on_batch(x, y)))
+            done = epoch * config.steps_per_epoch + step + 1
+            report(progress, done, total, f"epoch {epoch + 1}/{config.epochs} loss {np.mean(losses):.4f}")
+        metrics = validate(model, config.context, val_sets, config.tile)
+        row = {"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 5), **{f"val_{k}": round(v, 5) for k, v in metrics.items()}}
+        row["seconds"] = round(time.perf_counter() - start, 1)
+        state["history"].append(row)
+        state["seconds"] += row["seconds"]
+        state["epoch"] = epoch + 1
+        if metrics["f1"] > state["best"]["f1"]:
+            state["best"] = {"epoch": epoch + 1, **metrics}
+            with atomic_path(folder / "best.keras") as tmp:
+                model.save(tmp.with_suffix(".keras"))
+                os.replace(tmp.with_suffix(".keras"), tmp)
+        _save_checkpoint(model, folder, epoch + 1, state)
+        _write_history(folder.parent / (folder.name.removesuffix(".checkpoints") + ".keras"), state["history"])
+        report(progress, (epoch + 1) * config.steps_per_epoch, total, f"epoch {epoch + 1}: loss {row['loss']:.4f}, validation F1 {metrics['f1']:.3f}")

@@ -1,0 +1,110 @@
+"""The data rules: images are not binary, labels are binary, shapes match, pairing by number.
+
+Each rule raises an :class:`InputError` subclass whose message names the file and says
+what to do, so a biologist can fix the input without reading code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .errors import ImageContentError, PairingError, ShapeMismatchError
+from .io.common import numbers_in
+from .tiling import pad_to_at_least as pad_to_tile  # noqa: F401  (the padding rule lives with the tiles)
+
+
+def distinct_values(array: np.ndarray, limit: int = 10) -> np.ndarray:
+    """Up to ``limit`` distinct values of ``array``, sorted (cheap for 8-bit images)."""
+    if array.dtype == np.uint8:
+        return np.flatnonzero(np.bincount(array.ravel(), minlength=256))[:limit].astype(np.uint8)
+    return np.unique(array)[:limit]
+
+
+def _format_values(values: np.ndarray, limit: int = 8) -> str:
+    shown = ", ".join(f"{v:g}" for v in values[:limit])
+    return shown + (", ..." if len(values) > limit else "")
+
+
+def check_image(image: np.ndarray, source) -> None:
+    """Refuse an image with two values or fewer: it is a mask, not an EM image."""
+    values = distinct_values(image, limit=3)
+    if len(values) <= 2:
+        raise ImageContentError(
+            source, f"the image is binary (values {_format_values(values)}): give the raw EM image here, not a mask or label"
+        )
+
+
+def label_to_mask(
+    label: np.ndarray, source, foreground: Optional[Sequence[float]] = None, invert: bool = False, what: str = "label"
+) -> np.ndarray:
+    """Turn a label image into a boolean object mask, ``(Y, X)`` or ``(Z, Y, X)``.
+
+    With ``foreground`` the listed values are the object and everything else background.
+    Without it the label must hold at most two values, and the larger one is the object
+    (0/1 and 0/255 both work). ``invert`` swaps object and background afterwards, for sets
+    such as ISBI 2012 where the object (membrane) is the dark value.
+    """
+    if foreground:
+        mask = np.isin(label, np.asarray(foreground, dtype=label.dtype))
+    else:
+        values = distinct_values(label, limit=10)
+        if len(values) > 2:
+            advice = "say which value is the object with --foreground V[,V]" if what == "label" else "give masks (0/255 or 0/1), not images or probabilities"
+            raise ImageContentError(source, f"{what} is not binary: it holds values {_format_values(values)}; {advice}")
+        mask = label > values[0] if len(values) == 2 else label > 0
+    return ~mask if invert else mask
+
+
+def check_same_shape(image_shape: Sequence[int], label_shape: Sequence[int], image_source, label_source) -> None:
+    """Image and label must have the same ``(Y, X)`` (or ``(Z, Y, X)``) shape."""
+    if tuple(image_shape) != tuple(label_shape):
+        raise ShapeMismatchError(
+            label_source, f"has shape {tuple(label_shape)} but {image_source} has shape {tuple(image_shape)}; they must match"
+        )
+
+
+@dataclass
+class Pairing:
+    """Result of :func:`pair_by_number`: index pairs and what stayed unpaired."""
+
+    pairs: list[tuple[int, int]]
+    unpaired_a: list[str]
+    unpaired_b: list[str]
+
+
+def _keys(names: Sequence[str], n_numbers: int, source) -> dict[tuple, int]:
+    keys: dict[tuple, int] = {}
+    for i, name in enumerate(names):
+        numbers = numbers_in(name)
+        key = numbers[-n_numbers:] if numbers and n_numbers else (name,)
+        if key in keys:
+            raise PairingError(source, f"{names[keys[key]]!r} and {name!r} carry the same number {key}; pairing is ambiguous")
+        keys[key] = i
+    return keys
+
+
+def pair_by_number(names_a: Sequence[str], names_b: Sequence[str], source_a="images", source_b="labels") -> Pairing:
+    """Pair two lists of file stems by the numbers at the end of their names.
+
+    ``images.010`` pairs with ``mitos_3D.010`` and ``Hela_Data_Slice_100_Sample_7`` with
+    ``Hela_Label_Slice100_Sample_7``: the key is the last *k* numbers of each name, where
+    *k* is the fewest numbers any name carries (names without a number pair by equal stem).
+    Raises :class:`PairingError` when nothing pairs.
+    """
+    counts = [len(numbers_in(n)) for n in list(names_a) + list(names_b)]
+    n_numbers = min(counts) if counts else 0
+    keys_a, keys_b = _keys(names_a, n_numbers, source_a), _keys(names_b, n_numbers, source_b)
+    pairs = [(i, keys_b[key]) for key, i in keys_a.items() if key in keys_b]
+    if not pairs:
+        raise PairingError(
+            source_b, f"no file pairs with {source_a} by the number in its name (e.g. {names_a[0] if names_a else '-'!r} vs {names_b[0] if names_b else '-'!r})"
+        )
+    paired_b = {j for _, j in pairs}
+    return Pairing(
+        pairs=sorted(pairs),
+        unpaired_a=[names_a[i] for key, i in keys_a.items() if key not in keys_b],
+        unpaired_b=[names_b[j] for j in range(len(names_b)) if j not in paired_b],
+    )

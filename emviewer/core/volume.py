@@ -1,0 +1,127 @@
+"""The lazy ``(Z, Y, X)`` image stack every reader returns and every consumer takes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+import numpy as np
+
+from .errors import ImageContentError
+
+#: Pixel kinds we segment: unsigned and signed integers, floats and booleans.
+SUPPORTED_KINDS = "uifb"
+
+
+@dataclass
+class Volume:
+    """A lazily read image stack.
+
+    Parameters
+    ----------
+    data
+        Array-like of shape ``(Z, Y, X)`` (numpy memmap, h5py or zarr dataset, or a lazy
+        slice reader) that reads only what is indexed.
+    source
+        Where it came from, used in messages (a path, or ``path:/dataset``).
+    slice_names
+        One name per slice: the file stem for a folder of slices, ``slice_NNNN`` otherwise.
+        Output files are named after these.
+    pixel_size
+        ``(z, y, x)`` in nanometres where the file says so, else ``None``.
+    """
+
+    data: Any
+    source: str
+    slice_names: Sequence[str] = ()
+    pixel_size: Optional[tuple[float, float, float]] = None
+    metadata: dict = field(default_factory=dict)
+    closer: Optional[Callable[[], None]] = None
+
+    def __post_init__(self) -> None:
+        if len(self.data.shape) != 3:
+            raise ImageContentError(self.source, f"expected a 2D image or 3D stack, found shape {tuple(self.data.shape)}")
+        dtype = np.dtype(self.data.dtype)
+        if dtype.kind not in SUPPORTED_KINDS:
+            raise ImageContentError(self.source, f"unsupported pixel type {dtype} (use 8/16-bit integers or floats)")
+        if not self.slice_names:
+            self.slice_names = [f"slice_{z:04d}" for z in range(self.shape[0])]
+        if len(self.slice_names) != self.shape[0]:
+            raise ValueError("one slice name per slice is required")
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(int(n) for n in self.data.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.data.dtype)
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape)) * self.dtype.itemsize
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def slice(self, z: int) -> np.ndarray:
+        """Read slice ``z`` as a ``(Y, X)`` array of the volume's dtype."""
+        if not -len(self) <= z < len(self):
+            raise IndexError(f"slice {z} out of range for {len(self)} slices")
+        return np.asarray(self.data[z % len(self)])
+
+    def __getitem__(self, key) -> np.ndarray:
+        return np.asarray(self.data[key])
+
+    def iter_slices(self, indices: Optional[Sequence[int]] = None) -> Iterator[np.ndarray]:
+        for z in range(len(self)) if indices is None else indices:
+            yield self.slice(z)
+
+    def read(self) -> np.ndarray:
+        """Read the whole stack into memory as ``(Z, Y, X)``."""
+        return np.stack([self.slice(z) for z in range(len(self))]) if len(self) else np.asarray(self.data[:])
+
+    def close(self) -> None:
+        if self.closer is not None:
+            self.closer()
+            self.closer = None
+
+    def __enter__(self) -> "Volume":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def from_array(array: np.ndarray, source: str = "<array>", **kwargs) -> Volume:
+    """Wrap an in-memory ``(Y, X)`` or ``(Z, Y, X)`` array as a Volume."""
+    array = np.asarray(array)
+    if array.ndim == 2:
+        array = array[np.newaxis]
+    return Volume(array, source, **kwargs)
+
+
+class _MappedSlices:
+    """Lazy ``(Z, Y', X'[, C])`` array applying ``fn`` to each slice of a Volume when read."""
+
+    def __init__(self, volume: Volume, indices: Sequence[int], fn: Callable[[np.ndarray], np.ndarray], shape_yx: tuple, dtype) -> None:
+        self._volume, self._indices, self._fn = volume, list(indices), fn
+        self.shape = (len(self._indices),) + tuple(shape_yx)
+        self.dtype = np.dtype(dtype)
+
+    def __getitem__(self, key):
+        key = key if isinstance(key, tuple) else (key,)
+        z, rest = key[0], key[1:]
+        if isinstance(z, (int, np.integer)):
+            return self._fn(self._volume.slice(self._indices[z]))[rest]
+        return np.stack([self._fn(self._volume.slice(self._indices[i])) for i in range(*z.indices(self.shape[0]))])[(slice(None),) + rest]
+
+
+def map_slices(volume: Volume, fn: Optional[Callable[[np.ndarray], np.ndarray]] = None, dtype=None, indices: Optional[Sequence[int]] = None) -> Volume:
+    """A lazy Volume of ``fn(slice)`` for the chosen slices (all by default, identity by default).
+
+    ``fn`` must keep the ``(Y, X)`` shape and return ``dtype`` (the volume's by default).
+    """
+    indices = list(range(len(volume))) if indices is None else [int(i) for i in indices]
+    data = _MappedSlices(volume, indices, fn or (lambda s: s), volume.shape[1:], dtype or volume.dtype)
+    return Volume(data, volume.source, slice_names=[volume.slice_names[i] for i in indices], pixel_size=volume.pixel_size, metadata=dict(volume.metadata))

@@ -1,0 +1,130 @@
+"""Each export format read back with an independent library, on real SBEM slices and labels."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+from pypdf import PdfReader
+
+from emviewer.core.errors import InputError
+from emviewer.core.export import export, parse_slices
+from emviewer.core.io import open_volume
+from emviewer.core.objects import OBJECTS
+from emviewer.core.progress import CancelToken, Cancelled
+from emviewer.core.volume import from_array
+
+
+@pytest.fixture
+def real(cdeep3m):
+    """Three validation slices and their mitochondria labels (0/1 on disk)."""
+    images = open_volume(cdeep3m / "validation" / "images")
+    labels = open_volume(cdeep3m / "validation" / "labels")
+    return images, labels
+
+
+def _pick(volume, n=3):
+    return from_array(volume[0:n], volume.source, slice_names=list(volume.slice_names[:n]))
+
+
+def test_hdf5_holds_raw_masks_probabilities_and_provenance(tmp_path, real):
+    images, labels = _pick(real[0]), _pick(real[1])
+    probs = from_array(labels.read().astype(np.float32) * 0.9)
+    export(tmp_path / "out.h5", images, masks={"mito": labels}, probabilities={"mito": probs}, provenance={"model": "tiny", "threshold": 0.5})
+    with h5py.File(tmp_path / "out.h5", "r") as h5:
+        np.testing.assert_array_equal(h5["raw"][:], images.read())
+        assert set(np.unique(h5["masks/mito"][:])) == {0, 255}
+        np.testing.assert_array_equal(h5["masks/mito"][:] > 0, labels.read() > 0)
+        assert h5["probabilities/mito"].dtype == np.float32
+        assert h5["raw"].compression == "gzip" and h5["raw"].chunks is not None
+        assert h5.attrs["model"] == "tiny" and h5.attrs["threshold"] == 0.5
+
+
+def test_png_and_jpeg_per_slice_overlay_and_mask(tmp_path, real):
+    images, labels = _pick(real[0]), _pick(real[1])
+    written = export(tmp_path / "fig.png", images, masks={"mito": labels})
+    assert [p.name for p in written] == ["fig_images.050.png", "fig_images.051.png", "fig_images.052.png"]
+    overlay = np.asarray(Image.open(written[0]))
+    assert overlay.shape == (1024, 1024, 3)
+    inside = labels.slice(0) > 0
+    colour = np.array(OBJECTS["mito"].colour)
+    # Object pixels are pulled towards the object colour, background stays grey.
+    assert np.abs(overlay[inside].mean(0) - colour).sum() < np.abs(overlay[~inside].mean(0) - colour).sum()
+    assert np.all(overlay[~inside][:, 0] == overlay[~inside][:, 1])
+
+    masks = export(tmp_path / "m.png", images, masks={"mito": labels}, content="mask")
+    np.testing.assert_array_equal(np.asarray(Image.open(masks[1])), np.where(labels.slice(1) > 0, 255, 0))
+
+    jpgs = export(tmp_path / "raw.jpg", images, content="raw")
+    decoded = np.asarray(Image.open(jpgs[2])).astype(int)
+    assert decoded.shape == (1024, 1024) and np.corrcoef(decoded.ravel(), images.slice(2).ravel())[0, 1] > 0.98
+
+
+def test_tiff_is_imagej_multipage(tmp_path, real):
+    images = _pick(real[0])
+    export(tmp_path / "stack.tif", images)
+    with tifffile.TiffFile(tmp_path / "stack.tif") as tif:
+        assert tif.is_imagej and len(tif.pages) == 3
+        assert tif.imagej_metadata["images"] == 3
+        np.testing.assert_array_equal(tif.asarray(), images.read())
+
+
+def test_raw_with_json_sidecar(tmp_path, real):
+    images = _pick(real[0])
+    export(tmp_path / "stack.raw", images)
+    meta = json.loads((tmp_path / "stack.raw.json").read_text())
+    assert meta["shape"] == [3, 1024, 1024] and meta["axis_order"] == "ZYX" and meta["byte_order"] == "little"
+    data = np.fromfile(tmp_path / "stack.raw", dtype=np.dtype(meta["dtype"]).newbyteorder("<")).reshape(meta["shape"])
+    np.testing.assert_array_equal(data, images.read())
+    np.testing.assert_array_equal(open_volume(tmp_path / "stack.raw").read(), images.read())
+
+
+def test_pdf_report_pages_and_text(tmp_path, real):
+    images, labels = _pick(real[0], 2), _pick(real[1], 2)
+    metrics = {"per_image": [{"name": "images.050", "precision": 0.9, "recall": 0.8, "f1": 0.847, "iou": 0.73}], "mean": {"precision": 0.9, "recall": 0.8, "f1": 0.847, "iou": 0.73}}
+    provenance = {"software": {"emviewer": "0.1.0"}, "model": {"name": "mito-1fm", "sha256": "abc123"}, "threshold": 0.5}
+    export(tmp_path / "report.pdf", images, masks={"mito": labels}, metrics=metrics, provenance=provenance)
+    reader = PdfReader(tmp_path / "report.pdf")
+    assert len(reader.pages) == 1 + 2  # summary, then one page per slice
+    summary = reader.pages[0].extract_text()
+    for text in ("mitochondria", "F1", "0.847", "mito-1fm", "abc123", "emviewer"):
+        assert text in summary
+    assert "images.051" in reader.pages[2].extract_text()
+    assert len(reader.pages[1].images) == 2  # raw and overlay side by side
+
+
+def test_slice_selection_and_float_stack(tmp_path):
+    stack = np.random.default_rng(0).random((5, 40, 50)).astype(np.float32)
+    export(tmp_path / "sel.tif", from_array(stack), slices=parse_slices("1-2,4", 5))
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "sel.tif"), stack[[1, 2, 4]])
+    written = export(tmp_path / "f.png", from_array(stack), slices=[0])
+    assert np.asarray(Image.open(written[0])).dtype == np.uint8
+
+
+def test_bad_requests_write_nothing(tmp_path, real):
+    images, labels = _pick(real[0]), _pick(real[1], 2)
+    with pytest.raises(InputError, match="shape"):
+        export(tmp_path / "x.tif", images, masks={"mito": labels})
+    with pytest.raises(InputError, match="extension|cannot export"):
+        export(tmp_path / "x.bmp", images)
+    with pytest.raises(InputError, match="out of range"):
+        parse_slices("0-9", 3)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["c.h5", "c.png", "c.tif", "c.raw", "c.pdf"])
+def test_cancel_midway_leaves_no_file(tmp_path, real, name):
+    images, labels = _pick(real[0]), _pick(real[1])
+    token = CancelToken()
+
+    def cancel_after_first(done, total, message):
+        if done >= 1:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        export(tmp_path / name, images, masks={"mito": labels}, progress=cancel_after_first, cancel=token)
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,115 @@
+"""The local predictor: tiled equals untiled (seams included), TTA, ensembles, cancel, reload."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from emviewer.core.models import build_model
+from emviewer.core.models.loading import LoadedModel, load_model
+from emviewer.core.predict import LocalPredictor, calibrate, predict_all
+from emviewer.core.progress import CancelToken, Cancelled
+from emviewer.core.volume import from_array
+
+
+@pytest.fixture(scope="module")
+def em_slices(request):
+    """Two real SBEM slices (uint8), 400 x 560 crops, as a stack."""
+    from PIL import Image
+
+    root = request.getfixturevalue("cdeep3m")
+    files = [root / "training" / "images" / f"images.0{n}.png" for n in (10, 11)]
+    return np.stack([np.asarray(Image.open(f))[100:500, 200:760] for f in files])
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    """An untrained but non-trivial model: random weights give a spatially varying output."""
+    import keras
+
+    keras.utils.set_random_seed(1)
+    return LoadedModel("tiny", build_model("deepem3d", context=1, width=4, depth=2), 1, 0.5)
+
+
+def test_tiled_matches_untiled_including_seams(em_slices, tiny_model):
+    volume = from_array(em_slices)
+    whole = predict_all(LocalPredictor({"mito": [tiny_model]}, tile=576, overlap=0), volume)["mito"]
+    tiled = predict_all(LocalPredictor({"mito": [tiny_model]}, tile=128, overlap=48), volume)["mito"]
+    assert tiled.shape == whole.shape == em_slices.shape
+    difference = np.abs(tiled - whole)
+    # Seams would show as lines of large error along tile borders; blending keeps all small.
+    assert difference.max() < 0.05, difference.max()
+    assert difference.mean() < 0.005
+
+
+def test_small_image_is_padded_and_cropped_back(em_slices, tiny_model):
+    small = from_array(em_slices[:, :37, :50])
+    result = predict_all(LocalPredictor({"mito": [tiny_model]}, tile=64, overlap=16), small)["mito"]
+    assert result.shape == (2, 37, 50)
+    assert 0 <= result.min() and result.max() <= 1
+
+
+def test_tta_averages_inverted_variants(em_slices, tiny_model):
+    volume = from_array(em_slices[:1, :128, :128])
+    plain = predict_all(LocalPredictor({"mito": [tiny_model]}, tta=1, tile=128, overlap=0), volume)["mito"][0]
+    by_hand = np.mean([np.rot90(tiny_model.predict(np.rot90(volume.slice(0)[None, ..., None] / 255.0, k, axes=(1, 2)))[0, ..., 0], -k) for k in range(4)] +
+                      [np.fliplr(np.rot90(tiny_model.predict(np.rot90(np.fliplr(volume.slice(0))[None, ..., None] / 255.0, k, axes=(1, 2)))[0, ..., 0], -k)) for k in range(4)], axis=0)
+    eight = predict_all(LocalPredictor({"mito": [tiny_model]}, tta=8, tile=128, overlap=0), volume)["mito"][0]
+    np.testing.assert_allclose(eight, by_hand, atol=1e-3)
+    assert np.abs(eight - plain).max() > 1e-3  # the variants really differ
+
+
+def test_ensemble_uses_each_models_threshold(em_slices, tiny_model):
+    volume = from_array(em_slices[:1, :128, :128])
+    strict = LoadedModel("strict", tiny_model.model, 1, 0.9)
+    alone = predict_all(LocalPredictor({"mito": [tiny_model]}, tile=128, overlap=0), volume)["mito"]
+    both = predict_all(LocalPredictor({"mito": [tiny_model, strict]}, tile=128, overlap=0), volume)["mito"]
+    np.testing.assert_allclose(both, (alone + calibrate(alone, 0.9)) / 2, atol=1e-6)
+
+
+def test_calibrate_maps_threshold_to_half():
+    p = np.array([0.0, 0.15, 0.3, 0.65, 1.0], np.float32)
+    out = calibrate(p, 0.3)
+    np.testing.assert_allclose(out, [0.0, 0.25, 0.5, 0.75, 1.0], atol=1e-6)
+
+
+def test_context_models_get_their_neighbours(em_slices):
+    import keras
+
+    keras.utils.set_random_seed(2)
+    model = LoadedModel("ctx3", build_model("deepem3d", context=3, width=4, depth=2), 3, 0.5)
+    volume = from_array(em_slices)
+    out = predict_all(LocalPredictor({"mito": [model]}, tile=128, overlap=32), volume)["mito"]
+    x = np.stack([em_slices[1], em_slices[0], em_slices[1]], axis=-1)[None, :128, :128] / 255.0  # slice 0, mirrored
+    np.testing.assert_allclose(out[0, 40:80, 40:80], model.predict(x)[0, 40:80, 40:80, 0], atol=0.05)
+
+
+def test_cancel_stops_within_one_batch(em_slices, tiny_model):
+    token = CancelToken()
+    seen = []
+
+    def progress(done, total, message):
+        seen.append(done)
+        token.cancel()
+
+    predictor = LocalPredictor({"mito": [tiny_model]}, tile=64, overlap=16, batch_size=1)
+    with pytest.raises(Cancelled):
+        predict_all(predictor, from_array(em_slices), progress=progress, cancel=token)
+    assert seen == [1]
+
+
+def test_saved_model_reloads_and_predicts_the_same(tmp_path, em_slices, tiny_model):
+    import json
+
+    from emviewer.core.models.loading import sha256_of
+
+    path = tmp_path / "tiny.keras"
+    tiny_model.model.save(path)
+    path.with_suffix(".json").write_text(json.dumps({"context": 1, "threshold": 0.4, "sha256": sha256_of(path)}))
+    loaded = load_model(path)
+    x = em_slices[:1, :64, :64, None] / 255.0
+    np.testing.assert_array_equal(loaded.predict(x), tiny_model.predict(x))
+    assert loaded.threshold == 0.4
+    path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(Exception, match="SHA-256"):
+        load_model(path)
