@@ -37,10 +37,24 @@ def _object_keys(text: str) -> list[str]:
 
 
 def _progress_bar(desc: str):
-    """A tqdm-backed ``progress(done, total, message)`` callback, silent when not on a terminal."""
+    """``progress(done, total, message)`` as a tqdm bar on a terminal, else a log line every 30 s.
+
+    Long jobs run under ``nohup`` then still leave a readable trace in their log.
+    """
+    if not sys.stderr.isatty():
+        import time
+
+        last = [time.monotonic()]
+
+        def log(done: int, total: int, message: str) -> None:
+            if time.monotonic() - last[0] >= 30:
+                last[0] = time.monotonic()
+                print(f"{desc}: {done}/{total} {message}", file=sys.stderr, flush=True)
+
+        return log
     from tqdm import tqdm
 
-    bar = tqdm(desc=desc, unit="step", disable=None, leave=False)
+    bar = tqdm(desc=desc, unit="step", leave=False)
 
     def progress(done: int, total: int, message: str) -> None:
         bar.total = total

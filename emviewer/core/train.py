@@ -160,10 +160,16 @@ def _write_history(out: Path, history: list[dict]) -> None:
 
 
 def hardware_description() -> str:
+    """Compute devices and the CPU model, for the model card."""
     from .backend import device_summary
 
-    devices = device_summary()["devices"]
-    return f"{', '.join(devices)}; {platform.processor() or platform.machine()}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    return f"{', '.join(device_summary()['devices'])}; {cpu}"
 
 
 def _card(config: TrainConfig, spec: DataSpec, state: dict, out: Path, precision: str) -> dict:
@@ -230,7 +236,9 @@ def train(
     try:
         if resume:
             state = json.loads(state_path.read_text())
-            model = keras.saving.load_model(folder / state["checkpoint"])
+            from .models.losses import bce_dice_loss
+
+            model = keras.saving.load_model(folder / state["checkpoint"], custom_objects={"bce_dice_loss": bce_dice_loss})
         else:
             folder.mkdir(parents=True, exist_ok=True)
             state = {"epoch": 0, "history": [], "best": {"f1": -1.0}, "seconds": 0.0, "config": asdict(config)}

@@ -104,7 +104,7 @@ def from_array(array: np.ndarray, source: str = "<array>", **kwargs) -> Volume:
 class _MappedSlices:
     """Lazy ``(Z, Y', X'[, C])`` array applying ``fn`` to each slice of a Volume when read."""
 
-    def __init__(self, volume: Volume, indices: Sequence[int], fn: Callable[[np.ndarray], np.ndarray], shape_yx: tuple, dtype) -> None:
+    def __init__(self, volume: Volume, indices: Sequence[int], fn: Callable[[np.ndarray, int], np.ndarray], shape_yx: tuple, dtype) -> None:
         self._volume, self._indices, self._fn = volume, list(indices), fn
         self.shape = (len(self._indices),) + tuple(shape_yx)
         self.dtype = np.dtype(dtype)
@@ -113,15 +113,23 @@ class _MappedSlices:
         key = key if isinstance(key, tuple) else (key,)
         z, rest = key[0], key[1:]
         if isinstance(z, (int, np.integer)):
-            return self._fn(self._volume.slice(self._indices[z]))[rest]
-        return np.stack([self._fn(self._volume.slice(self._indices[i])) for i in range(*z.indices(self.shape[0]))])[(slice(None),) + rest]
+            return self._read(int(z))[rest]
+        return np.stack([self._read(i) for i in range(*z.indices(self.shape[0]))])[(slice(None),) + rest]
+
+    def _read(self, i: int) -> np.ndarray:
+        source = self._indices[i]
+        return self._fn(self._volume.slice(source), source)
 
 
-def map_slices(volume: Volume, fn: Optional[Callable[[np.ndarray], np.ndarray]] = None, dtype=None, indices: Optional[Sequence[int]] = None) -> Volume:
+def map_slices(
+    volume: Volume, fn: Optional[Callable[[np.ndarray], np.ndarray]] = None, dtype=None, indices: Optional[Sequence[int]] = None, with_index: bool = False
+) -> Volume:
     """A lazy Volume of ``fn(slice)`` for the chosen slices (all by default, identity by default).
 
-    ``fn`` must keep the ``(Y, X)`` shape and return ``dtype`` (the volume's by default).
+    ``fn`` must keep the ``(Y, X)`` shape and return ``dtype`` (the volume's by default);
+    with ``with_index`` it is called as ``fn(slice, z)`` with the slice's index in ``volume``.
     """
     indices = list(range(len(volume))) if indices is None else [int(i) for i in indices]
-    data = _MappedSlices(volume, indices, fn or (lambda s: s), volume.shape[1:], dtype or volume.dtype)
+    call = fn if with_index else (lambda s, z: s) if fn is None else (lambda s, z: fn(s))
+    data = _MappedSlices(volume, indices, call, volume.shape[1:], dtype or volume.dtype)
     return Volume(data, volume.source, slice_names=[volume.slice_names[i] for i in indices], pixel_size=volume.pixel_size, metadata=dict(volume.metadata))

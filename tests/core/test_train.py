@@ -1,0 +1,114 @@
+"""Training on real SBEM crops: a tiny model learns, checkpoints resume exactly after a kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from emviewer.core.dataset import load_labelled
+from emviewer.core.metrics import score
+from emviewer.core.models.loading import load_model
+from emviewer.core.predict import LocalPredictor, predict_all
+from emviewer.core.train import DataSpec, TrainConfig, checkpoint_dir, train
+from emviewer.core.volume import from_array
+
+TINY = dict(arch="deepem3d", width=8, depth=3, tile=128, batch_size=4, learning_rate=3e-3, precision="float32")
+
+
+@pytest.fixture(scope="module")
+def crops(cdeep3m, tmp_path_factory):
+    """Training crops of slices 010-017, validation crops of 018-019, a held-out test crop of 029."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("crops")
+
+    def crop(numbers, folder, box):
+        for kind, stem in (("images", "images"), ("labels", "mitos_3D")):
+            (root / folder / kind).mkdir(parents=True, exist_ok=True)
+            for n in numbers:
+                array = np.asarray(Image.open(cdeep3m / "training" / kind / f"{stem}.{n:03d}.png"))
+                Image.fromarray(array[box]).save(root / folder / kind / f"{stem}.{n:03d}.png")
+        return str(root / folder / "images"), str(root / folder / "labels")
+
+    return {
+        "train": crop(range(10, 18), "train", np.s_[:512, :512]),
+        "val": crop([18, 19], "val", np.s_[512:768, 512:768]),
+        "test": crop([29], "test", np.s_[256:768, 256:768]),
+    }
+
+
+def test_tiny_model_beats_trivial_baselines(crops, tmp_path):
+    spec = DataSpec([crops["train"][0]], [crops["train"][1]], [crops["val"][0]], [crops["val"][1]])
+    card = train(spec, TrainConfig(epochs=4, steps_per_epoch=20, **TINY), tmp_path / "tiny.keras")
+    assert (tmp_path / "tiny.json").exists() and card["epochs"] == 4
+    model = load_model(tmp_path / "tiny.keras")  # also checks the card's SHA-256
+    test = load_labelled(*crops["test"])
+    probability = predict_all(LocalPredictor({"mito": [model]}, tile=128, overlap=32), from_array(test.images))["mito"][0]
+    truth = test.masks[0]
+    learned = score(probability >= 0.5, truth).f1
+    all_foreground = score(np.ones_like(truth), truth).f1
+    all_background = score(np.zeros_like(truth), truth).f1
+    assert learned > all_foreground + 0.05 and learned > all_background, (learned, all_foreground)
+    history = json.loads((tmp_path / "tiny.history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4]
+
+
+def _train_command(crops, out, epochs, resume=False):
+    cmd = [sys.executable, "-m", "emviewer", "train", "--object", "mito", "--images", crops["train"][0], "--labels", crops["train"][1]]
+    cmd += ["--val-images", crops["val"][0], "--val-labels", crops["val"][1], "--out", str(out), "--epochs", str(epochs)]
+    cmd += ["--arch", "deepem3d", "--width", "8", "--tile", "128", "--batch-size", "2", "--steps", "3", "--precision", "float32"]
+    return cmd + (["--resume"] if resume else [])
+
+
+def test_killed_training_resumes_from_its_checkpoint(crops, tmp_path):
+    out = tmp_path / "run.keras"
+    state_file = checkpoint_dir(out) / "state.json"
+    process = subprocess.Popen(_train_command(crops, out, epochs=50), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while not (state_file.exists() and json.loads(state_file.read_text())["epoch"] >= 2):
+        assert process.poll() is None and time.monotonic() < deadline, "training did not reach epoch 2"
+        time.sleep(0.5)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = json.loads(state_file.read_text())["epoch"]
+    assert not out.exists()
+
+    finished = subprocess.run(_train_command(crops, out, epochs=killed_at + 1, resume=True), capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    state = json.loads(state_file.read_text())
+    assert state["epoch"] == killed_at + 1
+    assert [row["epoch"] for row in state["history"]] == list(range(1, killed_at + 2))
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["epochs"] == killed_at + 1
+
+
+def test_resume_restores_optimizer_state(crops, tmp_path):
+    import keras
+
+    from emviewer.core.models.losses import bce_dice_loss
+
+    spec = DataSpec([crops["train"][0]], [crops["train"][1]], [crops["val"][0]], [crops["val"][1]])
+    config = TrainConfig(epochs=1, steps_per_epoch=3, **TINY)
+    train(spec, config, tmp_path / "m.keras")
+    state = json.loads((tmp_path / "m.checkpoints" / "state.json").read_text())
+    model = keras.saving.load_model(tmp_path / "m.checkpoints" / state["checkpoint"], custom_objects={"bce_dice_loss": bce_dice_loss})
+    assert int(model.optimizer.iterations.numpy()) == 3
+    config.epochs = 2
+    train(spec, config, tmp_path / "m.keras", resume=True)
+    state = json.loads((tmp_path / "m.checkpoints" / "state.json").read_text())
+    assert state["epoch"] == 2 and len(state["history"]) == 2
+
+
+def test_resume_without_checkpoint_is_a_clear_error(crops, tmp_path):
+    from emviewer.core.errors import InputError
+
+    spec = DataSpec([crops["train"][0]], [crops["train"][1]])
+    with pytest.raises(InputError, match="nothing to resume"):
+        train(spec, TrainConfig(**TINY), tmp_path / "none.keras", resume=True)
