@@ -7,7 +7,10 @@ the accurate mode (ensemble + 16x augmentation) on the CDeep3M test images (five
 in a fresh process so peaks do not mix.
 
     python benchmarks/predict_speed.py --model models/mito/mito-1fm.keras \
-        [--ensemble a.keras,b.keras,c.keras] [--backends tensorflow,jax]
+        [--ensemble a.keras,b.keras,c.keras] [--backends tensorflow,jax,onnx]
+
+JAX needs ``pip install jax``; ONNX needs ``pip install onnxruntime onnx tf2onnx``; neither is
+a dependency of EMViewer.
 """
 
 from __future__ import annotations
@@ -31,7 +34,29 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_case(models: list[str], tta: int, image: str) -> dict:
+class OnnxModel:
+    """A Keras model exported to ONNX (float32) and run by ONNX Runtime, for comparison only."""
+
+    def __init__(self, loaded) -> None:
+        import keras
+        import onnxruntime
+
+        from emviewer.core.models import build_model
+
+        card, path = loaded.card, Path(tempfile.mkdtemp()) / "model.onnx"
+        keras.mixed_precision.set_global_policy("float32")  # ONNX Runtime has no bfloat16 convolutions
+        model = build_model(card["architecture"], card["context"], card.get("width", 16), card.get("depth", 4))
+        model.set_weights(loaded.model.get_weights())
+        model.predict_on_batch(np.zeros((1, 64, 64, card["context"]), np.float32))
+        model.export(str(path), format="onnx")
+        self.session = onnxruntime.InferenceSession(str(path))
+        self.input = self.session.get_inputs()[0].name
+
+    def predict_on_batch(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input: batch})[0]
+
+
+def run_case(models: list[str], tta: int, image: str, runtime: str = "keras") -> dict:
     """One measurement in this process: load, warm up, predict every slice of ``image``."""
     from emviewer.core.backend import device_summary
     from emviewer.core.io import open_volume
@@ -40,9 +65,13 @@ def run_case(models: list[str], tta: int, image: str) -> dict:
     from emviewer.core.volume import from_array
 
     loaded = [load_model(m) for m in models]
+    if runtime == "onnx":
+        for entry in loaded:
+            entry.model = OnnxModel(entry)
     predictor = LocalPredictor({"mito": loaded}, tta=tta)
     volume = open_volume(image)
-    list(predictor.iter_predict(from_array(volume.slice(0)[:512, :512])))  # compile before timing
+    # Compile for the tile shape before timing (a crop as large as one tile).
+    list(predictor.iter_predict(from_array(volume.slice(0)[: predictor.tile, : predictor.tile])))
     base = _peak_rss_mb()
     start = time.perf_counter()
     for _ in predictor.iter_predict(volume):
@@ -50,14 +79,18 @@ def run_case(models: list[str], tta: int, image: str) -> dict:
     seconds = time.perf_counter() - start
     pixels = int(np.prod(volume.shape))
     info = device_summary()
+    if runtime == "onnx":
+        info["backend"] = "onnxruntime"
     return {"seconds": seconds, "mpx_per_s": pixels / seconds / 1e6, "pixels": pixels, "peak_mb": _peak_rss_mb(), "base_mb": base,
             "backend": info["backend"], "device": ", ".join(info["devices"])}
 
 
 def measure(models: list[str], tta: int, image: str, backend: str = "tensorflow") -> dict:
-    """Run :func:`run_case` in a fresh process with the given Keras backend."""
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-    code = f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import predict_speed as p; print('RESULT' + json.dumps(p.run_case({models!r}, {tta}, {image!r})))"
+    """Run :func:`run_case` in a fresh process with the given Keras backend (or ``onnx``)."""
+    runtime = "onnx" if backend == "onnx" else "keras"
+    env = dict(os.environ, KERAS_BACKEND="tensorflow" if runtime == "onnx" else backend, TF_CPP_MIN_LOG_LEVEL="3")
+    call = f"p.run_case({models!r}, {tta}, {image!r}, {runtime!r})"
+    code = f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import predict_speed as p; print('RESULT' + json.dumps({call}))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     for line in out.stdout.splitlines():
         if line.startswith("RESULT"):
@@ -81,15 +114,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="the fast-mode model (.keras with its card)")
     parser.add_argument("--ensemble", help="comma list of models for the accurate mode (default: --model alone)")
-    parser.add_argument("--backends", default="tensorflow", help="comma list of Keras backends to compare (tensorflow, jax, torch)")
+    parser.add_argument("--backends", default="tensorflow", help="comma list to compare: tensorflow, jax, torch (Keras backends) and onnx (ONNX Runtime)")
     parser.add_argument("--big", type=int, default=8192, help="side of the large slice (default 8192)")
     args = parser.parse_args()
     ensemble = args.ensemble.split(",") if args.ensemble else [args.model]
 
     print(f"test set: {DATA} (5 x 1024 x 1024)")
+    speeds = {}
     for backend in args.backends.split(","):
-        fast = measure([args.model], 1, str(DATA), backend)
-        print(f"[{backend} on {fast['device']}] fast mode: {fast['mpx_per_s']:.2f} Mpx/s ({fast['seconds']:.1f} s)")
+        result = measure([args.model], 1, str(DATA), backend)
+        speeds[backend] = result["mpx_per_s"]
+        print(f"[{result['backend']} on {result['device']}] fast mode: {result['mpx_per_s']:.2f} Mpx/s ({result['seconds']:.1f} s)")
+    if len(speeds) > 1:
+        first = next(iter(speeds))
+        print("speed relative to " + first + ": " + ", ".join(f"{b} {v / speeds[first]:.2f}x" for b, v in speeds.items()))
+    fast = measure([args.model], 1, str(DATA))
     accurate = measure(ensemble, 16, str(DATA))
     print(f"accurate mode ({len(ensemble)} model(s), 16x TTA): {accurate['mpx_per_s']:.3f} Mpx/s ({accurate['seconds']:.1f} s); "
           f"fast / accurate time ratio {accurate['seconds'] / fast['seconds']:.1f}")

@@ -103,3 +103,10 @@ def test_default_model_missing_is_a_clear_error(env, tmp_path, run_cli, monkeypa
     code, _, err = run_cli("predict", env / "val" / "images", "-o", tmp_path / "x", "--object", "nuclei")
     assert code == 2 and "no fast model for 'nuclei'" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
+
+
+def test_trained_model_is_the_default_for_its_object(trained, env, tmp_path, run_cli):
+    for mode in ("fast", "accurate"):
+        code, _, err = run_cli("predict", env / "val" / "images" / "images.050.png", "-o", tmp_path / mode, "--object", "mito", "--mode", mode)
+        assert code == 0, err
+        assert (tmp_path / mode / "images.050.png").exists()

@@ -104,22 +104,30 @@ class LocalPredictor:
     tta
         Test-time variants: 1, 8 (rotations and flips) or 16 (also z-flip of the context).
     tile, overlap
-        Tile side (a multiple of 2**depth of the models) and overlap in pixels.
+        Largest tile side (a multiple of 32, so every model depth fits) and tile overlap in
+        pixels. Slices up to ``tile`` are predicted in one piece (padded to a multiple of
+        32); larger ones in overlapping tiles. Large tiles waste least on overlap.
     batch_size
-        Tiles per model call.
+        Tiles per model call; cancel takes effect between calls.
     """
 
     models: Mapping[str, Sequence[LoadedModel]]
     tta: int = 1
-    tile: int = 512
+    tile: int = 1024
     overlap: int = 64
-    batch_size: int = 4
+    batch_size: int = 1
     objects: Sequence[str] = field(init=False)
 
     def __post_init__(self) -> None:
         self.objects = list(self.models)
         self._context = max(m.context for ms in self.models.values() for m in ms)
-        self._window = blend_window(self.tile)
+
+    def _layout(self, height: int, width: int) -> tuple[list, tuple[int, int], tuple[int, int]]:
+        """Tile regions, padded slice shape and the padding before Y and X for one slice size."""
+        tile = min(self.tile, -(-max(height, width) // 32) * 32)
+        padded = (max(height, tile), max(width, tile))
+        grid = tile_grid(padded, tile, min(self.overlap, tile // 2))
+        return grid, padded, ((padded[0] - height) // 2, (padded[1] - width) // 2)
 
     # ------------------------------------------------------------------ reading side
 
@@ -129,10 +137,8 @@ class LocalPredictor:
     def _batches(self, volume: Volume, slices: Sequence[int], levels) -> Iterator[_Batch]:
         cache = _SliceCache(volume, self._context + 1)
         _, height, width = volume.shape
-        padded = (max(height, self.tile), max(width, self.tile))
-        before = ((padded[0] - height) // 2, (padded[1] - width) // 2)
+        grid, padded, before = self._layout(height, width)
         crop = (slice(before[0], before[0] + height), slice(before[1], before[1] + width))
-        grid = tile_grid(padded, self.tile, self.overlap)
         for z in slices:
             zs = context_indices(z, len(volume), self._context)
             for first in range(0, len(grid), self.batch_size):
@@ -171,14 +177,15 @@ class LocalPredictor:
     ) -> Iterator[SliceResult]:
         slices = list(range(len(volume))) if slices is None else list(slices)
         levels = input_levels(volume)
-        n_tiles = len(tile_grid((max(volume.shape[1], self.tile), max(volume.shape[2], self.tile)), self.tile, self.overlap))
+        n_tiles = len(self._layout(*volume.shape[1:])[0])
         total, done, finished, stitchers = n_tiles * len(slices), 0, 0, {}
         batches = prefetch(self._batches(volume, slices, levels), depth=2)
         try:
             for batch in batches:
                 check(cancel)
                 if not stitchers:
-                    stitchers = {obj: Stitcher(batch.padded_shape, self._window) for obj in self.objects}
+                    window = blend_window(batch.inputs.shape[1])
+                    stitchers = {obj: Stitcher(batch.padded_shape, window) for obj in self.objects}
                 for obj, models in self.models.items():
                     probability = np.mean([self._predict_model(m, batch.inputs) for m in models], axis=0)
                     for region, tile in zip(batch.regions, probability):

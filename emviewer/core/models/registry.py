@@ -62,15 +62,20 @@ def find_model(name_or_path: str, entries: list[ModelEntry]) -> Path:
 def models_for(object_key: str, mode: str, entries: list[ModelEntry]) -> list[Path]:
     """Default model files for an object: ``fast`` one model, ``accurate`` the ensemble.
 
-    Cards say which modes they serve (``"modes": ["fast", "accurate"]``); bundled models
-    come before user models.
+    Cards say which modes they serve (``"modes": ["fast", "accurate"]``; bundled models
+    do). Without such cards, ``fast`` takes the object's model with the best validation F1
+    and ``accurate`` uses it too (with 16x test-time augmentation).
     """
     own = [e for e in entries if e.card.get("object") == object_key]
-    chosen = [e.path for e in own if mode in e.card.get("modes", [])]
-    if mode == "accurate" and not chosen:
-        chosen = models_for(object_key, "fast", entries)
-    if not chosen:
+    if not own:
         raise InputError(
             None, f"no {mode} model for {object_key!r} is installed; train one with 'emviewer train' or give --model FILE.keras"
         )
-    return chosen if mode == "accurate" else chosen[:1]
+    chosen = [e.path for e in own if mode in e.card.get("modes", [])]
+    if mode == "accurate" and chosen:
+        return chosen
+    if mode == "fast" and chosen:
+        return chosen[:1]
+    fast = [e.path for e in own if "fast" in e.card.get("modes", [])]
+    best = max(own, key=lambda e: e.card.get("validation", {}).get("f1", 0.0))
+    return fast[:1] or [best.path]
