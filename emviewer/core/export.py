@@ -59,7 +59,7 @@ def slice_paths(out: Path, names: Sequence[str]) -> list[Path]:
 
 
 def _check_inputs(volume: Volume, masks: Mapping[str, Volume], content: str, fmt: str) -> None:
-    for name, mask in masks.items():
+    for mask in masks.values():
         check_same_shape(volume.shape, mask.shape, volume.source, mask.source)
     if content not in CONTENTS:
         raise InputError(None, f"unknown content {content!r}; choose from {', '.join(CONTENTS)}")

@@ -22,7 +22,7 @@ import numpy as np
 from .dataset import Augmentation, LabelledStack, holdout_split, load_labelled, random_batch
 from .errors import InputError
 from .io.atomic import atomic_path
-from .metrics import best_threshold, score
+from .metrics import best_threshold, mean_scores, score
 from .models.loading import LoadedModel, sha256_of
 from .pipeline import prefetch
 from .predict import LocalPredictor
@@ -107,10 +107,9 @@ def validate(model, context: int, val_sets: Sequence[LabelledStack], tile: int) 
         for result in predictor.iter_predict(volume):
             probabilities.append(result.probabilities["object"])
             truths.append(stack.masks[result.index])
-    threshold, f1 = best_threshold(probabilities, truths)
-    per_image = [score(p >= threshold, t) for p, t in zip(probabilities, truths)]
-    mean = {k: float(np.mean([getattr(s, k) for s in per_image])) for k in ("precision", "recall", "iou")}
-    return {"f1": f1, "threshold": threshold, **mean}
+    threshold, _ = best_threshold(probabilities, truths)
+    mean = mean_scores([score(p >= threshold, t) for p, t in zip(probabilities, truths)])
+    return {"f1": mean.f1, "threshold": threshold, "precision": mean.precision, "recall": mean.recall, "iou": mean.iou}
 
 
 def _batches(train_sets, config: TrainConfig, epoch: int):

@@ -101,20 +101,36 @@ def from_array(array: np.ndarray, source: str = "<array>", **kwargs) -> Volume:
     return Volume(array, source, **kwargs)
 
 
-class _MappedSlices:
-    """Lazy ``(Z, Y', X'[, C])`` array applying ``fn`` to each slice of a Volume when read."""
+class LazySlices:
+    """Base of array-likes that read one ``(Y, X[, C])`` slice at a time with ``_read(z)``.
 
-    def __init__(self, volume: Volume, indices: Sequence[int], fn: Callable[[np.ndarray, int], np.ndarray], shape_yx: tuple, dtype) -> None:
-        self._volume, self._indices, self._fn = volume, list(indices), fn
-        self.shape = (len(self._indices),) + tuple(shape_yx)
-        self.dtype = np.dtype(dtype)
+    Subclasses set ``shape`` and ``dtype``; indexing with an integer or a slice on Z (and
+    anything numpy accepts on the other axes) reads only the slices asked for.
+    """
+
+    shape: tuple
+    dtype: np.dtype
+
+    def _read(self, z: int) -> np.ndarray:
+        raise NotImplementedError
 
     def __getitem__(self, key):
         key = key if isinstance(key, tuple) else (key,)
         z, rest = key[0], key[1:]
         if isinstance(z, (int, np.integer)):
             return self._read(int(z))[rest]
-        return np.stack([self._read(i) for i in range(*z.indices(self.shape[0]))])[(slice(None),) + rest]
+        if isinstance(z, slice):
+            return np.stack([self._read(i) for i in range(*z.indices(self.shape[0]))])[(slice(None),) + rest]
+        raise TypeError(f"unsupported index {key!r}")
+
+
+class _MappedSlices(LazySlices):
+    """Lazy ``(Z, Y', X'[, C])`` array applying ``fn`` to each slice of a Volume when read."""
+
+    def __init__(self, volume: Volume, indices: Sequence[int], fn: Callable[[np.ndarray, int], np.ndarray], shape_yx: tuple, dtype) -> None:
+        self._volume, self._indices, self._fn = volume, list(indices), fn
+        self.shape = (len(self._indices),) + tuple(shape_yx)
+        self.dtype = np.dtype(dtype)
 
     def _read(self, i: int) -> np.ndarray:
         source = self._indices[i]

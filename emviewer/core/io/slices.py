@@ -10,7 +10,7 @@ import tifffile
 from PIL import Image
 
 from ..errors import ImageContentError, InputError, ShapeMismatchError, UnreadableFileError
-from ..volume import Volume
+from ..volume import LazySlices, Volume
 from .atomic import atomic_paths
 from .common import MAX_SLICE_PIXELS, check_slice_size, image_files, is_colour, to_grey
 
@@ -66,7 +66,7 @@ def read_2d(path: Path) -> np.ndarray:
     return array
 
 
-class SliceFiles:
+class SliceFiles(LazySlices):
     """Lazy ``(Z, Y, X)`` array over a list of same-sized 2D image files."""
 
     def __init__(self, paths: list[Path], shape_yx: tuple[int, int], dtype: np.dtype) -> None:
@@ -82,16 +82,6 @@ class SliceFiles:
         if array.dtype != self.dtype:
             raise ImageContentError(path, f"pixel type {array.dtype} differs from the other slices ({self.dtype})")
         return array
-
-    def __getitem__(self, key):
-        key = key if isinstance(key, tuple) else (key,)
-        z, rest = key[0], key[1:]
-        if isinstance(z, (int, np.integer)):
-            return self._read(int(z))[rest]
-        if isinstance(z, slice):
-            stack = np.stack([self._read(i) for i in range(*z.indices(self.shape[0]))])
-            return stack[(slice(None),) + rest]
-        raise TypeError(f"unsupported index {key!r}")
 
 
 def read_image(path: Path) -> Volume:

@@ -9,7 +9,7 @@ import numpy as np
 import tifffile
 
 from ..errors import ImageContentError, UnreadableFileError
-from ..volume import Volume
+from ..volume import LazySlices, Volume
 from .atomic import atomic_path
 from .common import GreyView, check_slice_size
 
@@ -19,7 +19,7 @@ def _samples_last(array: np.ndarray, axes: str) -> np.ndarray:
     return np.moveaxis(array, axes.index("S"), -1) if "S" in axes else array
 
 
-class TiffPages:
+class TiffPages(LazySlices):
     """Lazy ``(Z, Y, X[, S])`` array over the pages of an open TIFF, decoding one page at a time."""
 
     def __init__(self, tif: tifffile.TiffFile, path: Path, n_pages: int) -> None:
@@ -34,13 +34,6 @@ class TiffPages:
             return _samples_last(self._pages[z].asarray(), self._axes)
         except Exception as exc:  # codecs raise their own kinds (zlib.error, ...) on damaged data
             raise UnreadableFileError(self._path, f"cannot decode page {z} ({exc})") from None
-
-    def __getitem__(self, key):
-        key = key if isinstance(key, tuple) else (key,)
-        z, rest = key[0], key[1:]
-        if isinstance(z, (int, np.integer)):
-            return self._read(int(z))[rest]
-        return np.stack([self._read(i) for i in range(*z.indices(self.shape[0]))])[(slice(None),) + rest]
 
 
 def _declared_slices(tif: tifffile.TiffFile) -> Optional[int]:
