@@ -175,33 +175,22 @@ def cmd_models(args) -> int:
     return 0
 
 
-def _model_files(args, object_key: str) -> list:
-    from .core.models.registry import find_model, models_for
-
-    entries = _registry()
-    if args.model:
-        return [find_model(name.strip(), entries) for name in args.model.split(",")]
-    return models_for(object_key, args.mode, entries)
-
-
 def cmd_predict(args) -> int:
     from .core.io import open_volume
-    from .core.models.loading import load_model
-    from .core.predict import LocalPredictor
+    from .core.models.registry import resolve_models
+    from .core.predict import predictor_for
     from .core.prediction_output import PredictionWriter, write_predictions
     from .core.provenance import provenance
 
     volume = open_volume(args.input)
-    files = {obj: _model_files(args, obj) for obj in args.object}
-    models = {obj: [load_model(f) for f in paths] for obj, paths in files.items()}
-    tta = args.tta or (16 if args.mode == "accurate" else 1)
-    predictor = LocalPredictor(models, tta=tta)
+    files = resolve_models({obj: args.model for obj in args.object}, args.mode, _registry())
+    predictor = predictor_for(files, args.mode, args.tta)
     record = provenance(
         command="predict",
         input=args.input,
         mode=args.mode,
-        tta=tta,
-        models={obj: [{"name": m.name, "sha256": (m.card or {}).get("sha256"), "threshold": m.threshold} for m in ms] for obj, ms in models.items()},
+        tta=predictor.tta,
+        models={obj: [{"name": m.name, "sha256": (m.card or {}).get("sha256"), "threshold": m.threshold} for m in ms] for obj, ms in predictor.models.items()},
     )
     writer = PredictionWriter(Path(args.output), args.object, args.format, args.save_probabilities, record)
     results = predictor.iter_predict(volume, progress=_progress_bar("predict"))
@@ -238,6 +227,12 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_gui(args) -> int:
+    from .gui.app import run
+
+    return run(args.path, args.object or (), args.predict, args.screenshot)
+
+
 # ---------------------------------------------------------------------------- parser
 
 
@@ -250,6 +245,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emviewer", description="Segment organelles in electron-microscopy stacks.")
     parser.add_argument("--version", action="version", version=f"emviewer {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    gui = sub.add_parser("gui", help="the desktop app (also what 'emviewer' alone starts)")
+    gui.add_argument("path", nargs="?", help="stack to open (default: the bundled sample stack)")
+    gui.add_argument("--object", type=_object_keys, help="objects to select, e.g. mito or mito,membrane")
+    gui.add_argument("--predict", action="store_true", help="predict the selected objects at once")
+    gui.add_argument("--screenshot", metavar="FILE", help="render the window (after predicting with --predict), save FILE as PNG and exit")
+    gui.set_defaults(run=cmd_gui)
 
     info = sub.add_parser("info", help="version, Keras backend, compute device, installed models")
     info.add_argument("--json", action="store_true", help="print one JSON object")
@@ -316,9 +318,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.getLogger("tifffile").setLevel(logging.ERROR)  # damaged files are reported by us, once
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not getattr(args, "run", None):
-        parser.print_help()
-        return 0
+    if not getattr(args, "run", None):  # no command: start the app on the sample stack
+        args = parser.parse_args(["gui"])
     from .core.errors import InputError
     from .core.progress import Cancelled
 

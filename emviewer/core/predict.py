@@ -199,3 +199,14 @@ class LocalPredictor:
                     yield SliceResult(batch.z, volume.slice_names[batch.z], probabilities)
         finally:
             batches.close()  # stops the reader thread at once on cancel or error
+
+
+def predictor_for(files: Mapping[str, Sequence], mode: str = "fast", tta: Optional[int] = None) -> LocalPredictor:
+    """Load each object's model files (once) into a predictor for the mode.
+
+    ``fast``: no test-time augmentation; ``accurate``: 16 variants, unless ``tta`` is given.
+    """
+    from .models.loading import load_model
+
+    models = {obj: [load_model(f) for f in paths] for obj, paths in files.items()}
+    return LocalPredictor(models, tta=tta or (16 if mode == "accurate" else 1))

@@ -79,3 +79,14 @@ def models_for(object_key: str, mode: str, entries: list[ModelEntry]) -> list[Pa
     fast = [e.path for e in own if "fast" in e.card.get("modes", [])]
     best = max(own, key=lambda e: e.card.get("validation", {}).get("f1", 0.0))
     return fast[:1] or [best.path]
+
+
+def resolve_models(choices: dict, mode: str, entries: list[ModelEntry]) -> dict[str, list[Path]]:
+    """Model files per object: the user's choice (name, path or comma list) or the mode's default."""
+    files = {}
+    for object_key, choice in choices.items():
+        if choice:
+            files[object_key] = [find_model(part.strip(), entries) for part in str(choice).split(",")]
+        else:
+            files[object_key] = models_for(object_key, mode, entries)
+    return files

@@ -1,0 +1,64 @@
+"""Starting the app, and the screenshot mode used for docs and bug reports."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+
+def run(path: Optional[str] = None, objects: Sequence[str] = (), predict: bool = False, screenshot: Optional[str] = None) -> int:
+    """Open the main window on ``path`` (the sample stack when none); returns the exit code.
+
+    With ``screenshot`` the window is rendered (after predicting when ``predict``), saved
+    as a PNG and the app exits: 0 on success, 2 when opening or predicting failed.
+    """
+    if not _has_screen() and screenshot is None:
+        print("emviewer: error: no screen to show the app on (no DISPLAY or WAYLAND_DISPLAY); "
+              "the commands work without one: see 'emviewer --help'", file=sys.stderr)
+        return 2
+    if screenshot is not None and not _has_screen():
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # a screenshot needs no screen
+    from PySide6.QtWidgets import QApplication
+
+    from .. import config
+    from .main_window import MainWindow
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    window = MainWindow()
+    window.show()
+    opened = window.open_path(path or config.sample_stack())
+    if objects:
+        window.panel.select_only(list(objects))
+    if screenshot is None:
+        if predict and opened:
+            window.panel.predict_button.click()
+        return app.exec()
+    if not opened:
+        print(f"emviewer: error: {window.last_error}", file=sys.stderr)
+        return 2
+    outcome = {"error": None}
+    if predict:
+        window.predictionStopped.connect(lambda message: outcome.update(error=message))
+        window.predictionFinished.connect(app.quit)
+        window.predictionStopped.connect(lambda _m: app.quit())
+        window.panel.predict_button.click()
+        if window.job is not None:
+            app.exec()
+        else:
+            outcome["error"] = window.last_error
+    window.viewer.fit()
+    app.processEvents()
+    window.grab().save(str(Path(screenshot)))
+    if outcome["error"]:
+        print(f"emviewer: error: {outcome['error']}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _has_screen() -> bool:
+    """True where Qt can open a window: a display server, another OS, or a chosen Qt platform."""
+    if os.environ.get("QT_QPA_PLATFORM") or not sys.platform.startswith("linux"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))

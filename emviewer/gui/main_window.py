@@ -1,0 +1,217 @@
+"""The main window: wires the session, the viewer, the segmentation panel and the jobs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QToolBar, QVBoxLayout, QWidget
+
+from .. import config
+from ..core.errors import InputError
+from ..core.io import open_volume
+from ..core.models.registry import list_models, resolve_models
+from .predict_panel import PredictPanel
+from .session import Session
+from .viewer.panes import SideBySideView
+from .viewer.slice_slider import SliceSlider
+from .workers import Job, start
+
+MAX_RECENT = 8
+
+
+class MainWindow(QMainWindow):
+    """Open a stack, look at it raw | overlay, predict, and see results slice by slice."""
+
+    predictionFinished = Signal()
+    predictionStopped = Signal(str)  # "cancelled" or the error message
+    errorShown = Signal(str)
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("EMViewer")
+        self.resize(1400, 800)
+        self.setAcceptDrops(True)
+        self.session = Session(self)
+        self.settings = QSettings("EMViewer", "EMViewer")
+        self.job: Optional[Job] = None
+        self.last_error = ""
+        self.models = list_models(config.bundled_models_dir(), config.user_data_dir() / "models")
+        self.viewer = SideBySideView(self.session)
+        self.slider = SliceSlider(self.session)
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.addWidget(self.viewer, 1)
+        layout.addWidget(self.slider)
+        self.setCentralWidget(central)
+        self.panel = PredictPanel(self.session, self.models)
+        dock = QDockWidget("Segment", self)
+        dock.setWidget(self.panel)
+        dock.setFeatures(QDockWidget.DockWidgetMovable)
+        self.addDockWidget(Qt.RightDockWidgetArea, dock)
+        self._build_menus()
+        self._build_status_bar()
+        self.panel.predictRequested.connect(self._on_predict_requested)
+        self.panel.cancelRequested.connect(self._on_cancel_requested)
+        self.viewer.cursorMoved.connect(self._on_cursor_moved)
+        self.session.volumeChanged.connect(self._on_volume_changed)
+
+    # ------------------------------------------------------------------ building
+
+    def _action(self, menu, text: str, slot, shortcut=None) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self._action(file_menu, "Open &file...", self._on_open_file, QKeySequence.Open)
+        self._action(file_menu, "Open f&older of slices...", self._on_open_folder, "Ctrl+Shift+O")
+        self._action(file_menu, "Open &sample stack", lambda: self.open_path(config.sample_stack()))
+        self.recent_menu = file_menu.addMenu("&Recent files")
+        self._refresh_recent()
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", self.close, QKeySequence.Quit)
+        view = QToolBar("View")
+        self.addToolBar(view)
+        self._action(view, "Zoom in", self.viewer.zoom_in, QKeySequence.ZoomIn)
+        self._action(view, "Zoom out", self.viewer.zoom_out, QKeySequence.ZoomOut)
+        self._action(view, "Fit", self.viewer.fit, "F")
+        self._action(view, "1:1", self.viewer.one_to_one, "1")
+
+    def _build_status_bar(self) -> None:
+        self.device_label = QLabel(f"Keras backend: {config.keras_backend()} (device shown once a model runs)")
+        self.size_label = QLabel("")
+        self.pixel_label = QLabel("")
+        for widget in (self.pixel_label, self.size_label, self.device_label):
+            self.statusBar().addPermanentWidget(widget)
+
+    # ------------------------------------------------------------------ files
+
+    def open_path(self, path) -> bool:
+        """Open a stack; a problem is shown in a dialog and the current stack stays."""
+        try:
+            volume = open_volume(path)
+        except InputError as exc:
+            self.show_error(str(exc))
+            return False
+        self.session.open(volume)
+        self._remember(str(path))
+        return True
+
+    def _on_open_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open image or stack", "", "Images and stacks (*.tif *.tiff *.png *.jpg *.jpeg *.h5 *.hdf5 *.mrc *.raw *.zip);;All files (*)")
+        if path:
+            self.open_path(path)
+
+    def _on_open_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open a folder of slices or a Zarr store")
+        if path:
+            self.open_path(path)
+
+    def _remember(self, path: str) -> None:
+        recent = [p for p in (self.settings.value("recent", []) or []) if p != path]
+        self.settings.setValue("recent", [path] + recent[: MAX_RECENT - 1])
+        self._refresh_recent()
+
+    def _refresh_recent(self) -> None:
+        self.recent_menu.clear()
+        for path in self.settings.value("recent", []) or []:
+            self._action(self.recent_menu, path, lambda checked=False, p=path: self.open_path(p))
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        urls = event.mimeData().urls()
+        if urls:
+            self.open_path(urls[0].toLocalFile())
+
+    # ------------------------------------------------------------------ prediction
+
+    def _on_predict_requested(self, objects: dict, mode: str) -> None:
+        volume = self.session.volume
+        if volume is None:
+            self.show_error("Open a stack first (File > Open, or drop a file here).")
+            return
+        try:
+            files = resolve_models({k: (str(v) if v else None) for k, v in objects.items()}, mode, self.models)
+        except InputError as exc:
+            self.show_error(str(exc))
+            return
+
+        def work(progress, cancel, emit):
+            from ..core.backend import device_summary
+            from ..core.predict import predictor_for
+
+            predictor = predictor_for(files, mode)
+            emit(("device", device_summary()))
+            for result in predictor.iter_predict(volume, progress=progress, cancel=cancel):
+                emit(result)
+
+        self.session.clear_masks()
+        self.job = Job(work)
+        self.job.signals.progressed.connect(self.panel.show_progress)
+        self.job.signals.itemFinished.connect(self._on_prediction_item)
+        self.job.signals.finished.connect(self._on_prediction_finished)
+        self.job.signals.failed.connect(self._on_prediction_failed)
+        self.job.signals.cancelled.connect(self._on_prediction_cancelled)
+        self.panel.set_running(True)
+        start(self.job)
+
+    def _on_prediction_item(self, item) -> None:
+        if isinstance(item, tuple) and item[0] == "device":
+            info = item[1]
+            self.device_label.setText(f"Keras {info['keras']} ({info['backend']}) on {', '.join(info['devices'])}")
+            return
+        self.session.set_result(item.index, item.probabilities)
+
+    def _on_prediction_finished(self, _result) -> None:
+        self.panel.set_running(False)
+        self.panel.eta.setText("done")
+        self.predictionFinished.emit()
+
+    def _on_prediction_failed(self, message: str) -> None:
+        self.panel.set_running(False)
+        self.panel.eta.setText("failed")
+        self.show_error(message)
+        self.predictionStopped.emit(message)
+
+    def _on_prediction_cancelled(self) -> None:
+        self.panel.set_running(False)
+        self.panel.eta.setText("cancelled; finished slices are kept")
+        self.predictionStopped.emit("cancelled")
+
+    def _on_cancel_requested(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+
+    # ------------------------------------------------------------------ status and errors
+
+    def _on_volume_changed(self) -> None:
+        volume = self.session.volume
+        z, y, x = volume.shape
+        self.size_label.setText(f"{x} x {y} px, {z} slice{'s' if z != 1 else ''}, {volume.dtype}")
+        self.setWindowTitle(f"EMViewer - {Path(volume.source).name}")
+
+    def _on_cursor_moved(self, x: int, y: int, value: float) -> None:
+        self.pixel_label.setText(f"x {x}, y {y}: {value:g}")
+
+    def show_error(self, message: str) -> None:
+        """A modal dialog with the message (core errors name the file and the problem)."""
+        self.last_error = message
+        self.errorShown.emit(message)
+        box = QMessageBox(QMessageBox.Warning, "EMViewer", message, QMessageBox.Ok, self)
+        box.open()
+        self._error_box = box
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        if self.job is not None:
+            self.job.cancel()
+        super().closeEvent(event)

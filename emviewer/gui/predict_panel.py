@@ -1,0 +1,137 @@
+"""The segmentation panel: object selector (show, colour, opacity, model), mode, Predict/Cancel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.models.registry import ModelEntry
+from ..core.objects import OBJECTS
+from .session import Session
+
+AUTOMATIC = "automatic"
+
+
+def card_tooltip(entry: ModelEntry) -> str:
+    """The card's figures, shown when hovering a model in the picker."""
+    card = entry.card
+    validation = card.get("validation", {})
+    lines = [
+        f"{entry.name} ({'bundled' if entry.bundled else 'your model'})",
+        f"{card.get('architecture', '?')}, {card.get('context', 1)}-slice context",
+        f"validation F1 {validation.get('f1', float('nan')):.3f}, IoU {validation.get('iou', float('nan')):.3f}",
+        f"threshold {card.get('threshold', 0.5):.2f}",
+        str(entry.path),
+    ]
+    return "\n".join(lines)
+
+
+class ObjectRow:
+    """One object's controls: show check box, colour swatch, opacity slider, model picker."""
+
+    def __init__(self, key: str, session: Session, models: list[ModelEntry]) -> None:
+        kind = OBJECTS[key]
+        self.key = key
+        self.check = QCheckBox(kind.label)
+        self.check.setChecked(key == "mito")
+        self.swatch = QLabel()
+        self.swatch.setFixedSize(14, 14)
+        self.swatch.setStyleSheet("background-color: rgb(%d, %d, %d); border: 1px solid #444;" % kind.colour)
+        self.opacity = QSlider(Qt.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(int(session.opacity[key] * 100))
+        self.opacity.setToolTip(f"opacity of the {kind.label} overlay")
+        self.model = QComboBox()
+        self.model.addItem(AUTOMATIC, None)
+        for entry in models:
+            if entry.card.get("object") == key:
+                self.model.addItem(entry.name, str(entry.path))
+                self.model.setItemData(self.model.count() - 1, card_tooltip(entry), Qt.ToolTipRole)
+        self.check.toggled.connect(lambda on: session.set_visible(key, on))
+        self.opacity.valueChanged.connect(lambda v: session.set_opacity(key, v / 100))
+
+    def chosen_model(self) -> Optional[Path]:
+        data = self.model.currentData()
+        return Path(data) if data else None
+
+
+class PredictPanel(QWidget):
+    """Emits ``predictRequested`` with ``{object: model path or None}`` and the mode."""
+
+    predictRequested = Signal(dict, str)
+    cancelRequested = Signal()
+
+    def __init__(self, session: Session, models: list[ModelEntry], parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        box = QGroupBox("Objects")
+        grid = QGridLayout(box)
+        self.rows = {key: ObjectRow(key, session, models) for key in OBJECTS}
+        for i, row in enumerate(self.rows.values()):
+            grid.addWidget(row.check, 2 * i, 0)
+            grid.addWidget(row.swatch, 2 * i, 1)
+            grid.addWidget(row.opacity, 2 * i, 2)
+            grid.addWidget(row.model, 2 * i + 1, 0, 1, 3)
+        self.mode = QComboBox()
+        self.mode.addItem("fast: one model", "fast")
+        self.mode.addItem("accurate: ensemble + 16x augmentation", "accurate")
+        self.predict_button = QPushButton("Predict")
+        self.predict_button.setToolTip("Segment the checked objects in the whole stack")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
+        self.eta = QLabel("")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.predict_button)
+        buttons.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(box)
+        layout.addWidget(QLabel("Mode"))
+        layout.addWidget(self.mode)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.eta)
+        layout.addStretch(1)
+        self.predict_button.clicked.connect(self._on_predict_clicked)
+        self.cancel_button.clicked.connect(self.cancelRequested)
+
+    def selected_objects(self) -> dict:
+        return {key: row.chosen_model() for key, row in self.rows.items() if row.check.isChecked()}
+
+    def select_only(self, keys: list[str]) -> None:
+        for key, row in self.rows.items():
+            row.check.setChecked(key in keys)
+
+    def _on_predict_clicked(self) -> None:
+        objects = self.selected_objects()
+        if objects:
+            self.predictRequested.emit(objects, self.mode.currentData())
+
+    def set_running(self, running: bool) -> None:
+        self.predict_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+        if running:
+            self.progress.setValue(0)
+            self.eta.setText("starting (loading models)...")
+
+    def show_progress(self, done: int, total: int, message: str, seconds_left: float) -> None:
+        self.progress.setMaximum(max(total, 1))
+        self.progress.setValue(done)
+        left = f", about {seconds_left:.0f} s left" if seconds_left >= 0 else ""
+        self.eta.setText(f"{message}{left}")

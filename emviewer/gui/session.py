@@ -1,0 +1,97 @@
+"""The app's one state object: the open stack, the predicted masks and what is shown.
+
+Widgets receive the session, observe its signals and change it only through its methods
+(one direction of truth), so the viewer, the object panel and the export dialog agree.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from ..core.objects import OBJECTS
+from ..core.overlay import display_range
+from ..core.volume import Volume
+
+
+class Session(QObject):
+    """Open volume, per-object probabilities/masks, visibility, opacity and the current slice.
+
+    Masks are kept per slice as they arrive (``{object: {z: (Y, X) bool}}``), so a stack
+    predicted slice by slice shows each slice as soon as it is done.
+    """
+
+    volumeChanged = Signal()  # a new stack was opened (or closed)
+    sliceChanged = Signal(int)
+    masksChanged = Signal(int)  # z whose masks changed; -1 for all
+    displayChanged = Signal()  # visibility, opacity or contrast changed
+
+    def __init__(self, parent: Optional[QObject] = None) -> None:
+        super().__init__(parent)
+        self.volume: Optional[Volume] = None
+        self.z = 0
+        self.levels: tuple[float, float] = (0.0, 255.0)
+        self.masks: dict[str, dict[int, np.ndarray]] = {}
+        self.probabilities: dict[str, dict[int, np.ndarray]] = {}
+        self.visible = {key: True for key in OBJECTS}
+        self.opacity = {key: 0.45 for key in OBJECTS}
+
+    # ------------------------------------------------------------------ volume
+
+    def open(self, volume: Volume) -> None:
+        """Show a new stack; earlier masks are dropped (the caller asked the user first)."""
+        if self.volume is not None:
+            self.volume.close()
+        self.volume = volume
+        self.masks, self.probabilities = {}, {}
+        self.z = 0
+        picks = np.unique(np.linspace(0, len(volume) - 1, min(len(volume), 8)).astype(int))
+        self.levels = display_range([volume.slice(int(z)) for z in picks])
+        self.volumeChanged.emit()
+        self.sliceChanged.emit(0)
+
+    def current_slice(self) -> Optional[np.ndarray]:
+        return None if self.volume is None else self.volume.slice(self.z)
+
+    def set_slice(self, z: int) -> None:
+        if self.volume is None:
+            return
+        z = int(np.clip(z, 0, len(self.volume) - 1))
+        if z != self.z:
+            self.z = z
+            self.sliceChanged.emit(z)
+
+    def set_levels(self, low: float, high: float) -> None:
+        self.levels = (float(low), float(max(high, low + 1e-6)))
+        self.displayChanged.emit()
+
+    # ------------------------------------------------------------------ objects
+
+    def set_result(self, z: int, probabilities: dict[str, np.ndarray], threshold: float = 0.5) -> None:
+        """Store one predicted slice (probabilities in [0, 1]; object = probability >= threshold)."""
+        for key, probability in probabilities.items():
+            self.probabilities.setdefault(key, {})[z] = probability
+            self.masks.setdefault(key, {})[z] = probability >= threshold
+        self.masksChanged.emit(z)
+
+    def clear_masks(self) -> None:
+        self.masks, self.probabilities = {}, {}
+        self.masksChanged.emit(-1)
+
+    def slice_masks(self, z: Optional[int] = None) -> dict[str, np.ndarray]:
+        """Visible objects' masks of slice ``z`` (the current one by default)."""
+        z = self.z if z is None else z
+        return {k: per_slice[z] for k, per_slice in self.masks.items() if self.visible.get(k, True) and z in per_slice}
+
+    def set_visible(self, key: str, visible: bool) -> None:
+        self.visible[key] = bool(visible)
+        self.displayChanged.emit()
+
+    def set_opacity(self, key: str, opacity: float) -> None:
+        self.opacity[key] = float(np.clip(opacity, 0.0, 1.0))
+        self.displayChanged.emit()
+
+    def predicted_slices(self, key: str) -> list[int]:
+        return sorted(self.masks.get(key, {}))

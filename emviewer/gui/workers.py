@@ -1,0 +1,71 @@
+"""Background jobs: core functions run on a thread pool and report through Qt signals.
+
+Nothing heavy runs on the GUI thread. Each job gets a :class:`CancelToken`; the core checks
+it between tiles or steps, so Cancel takes effect within about one tile.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from typing import Any, Callable, Optional
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+from ..core.errors import InputError
+from ..core.progress import CancelToken, Cancelled
+
+
+class JobSignals(QObject):
+    """What a job tells the GUI; emitted from the worker thread, delivered in the GUI thread."""
+
+    progressed = Signal(int, int, str, float)  # done, total, message, seconds left (-1 unknown)
+    itemFinished = Signal(object)  # one result of a streaming job (e.g. a predicted slice)
+    finished = Signal(object)  # the job's return value
+    failed = Signal(str)  # a one-line message for a dialog
+    cancelled = Signal()
+
+
+class Job(QRunnable):
+    """Runs ``work(progress, cancel, emit_item)`` on the thread pool.
+
+    ``work`` may call ``emit_item(x)`` for each partial result; its return value goes to
+    ``finished``. :class:`InputError` becomes ``failed`` with its message; a cancel
+    becomes ``cancelled``; anything else ``failed`` with a short internal-error line.
+    """
+
+    def __init__(self, work: Callable[[Callable, CancelToken, Callable[[Any], None]], Any]) -> None:
+        super().__init__()
+        self.setAutoDelete(False)
+        self.work = work
+        self.signals = JobSignals()
+        self.token = CancelToken()
+        self._started = 0.0
+
+    def cancel(self) -> None:
+        self.token.cancel()
+
+    def _progress(self, done: int, total: int, message: str) -> None:
+        elapsed = time.monotonic() - self._started
+        left = elapsed * (total - done) / done if done > 0 and total >= done else -1.0
+        self.signals.progressed.emit(int(done), int(total), message, float(left))
+
+    def run(self) -> None:
+        self._started = time.monotonic()
+        try:
+            result = self.work(self._progress, self.token, self.signals.itemFinished.emit)
+        except Cancelled:
+            self.signals.cancelled.emit()
+        except InputError as exc:
+            self.signals.failed.emit(str(exc))
+        except Exception as exc:  # a bug: keep the app alive and say what happened
+            traceback.print_exc()
+            self.signals.failed.emit(f"internal error: {type(exc).__name__}: {exc}")
+        else:
+            self.signals.finished.emit(result)
+
+
+def start(job: Job, pool: Optional[QThreadPool] = None) -> Job:
+    """Queue ``job`` on ``pool`` (the global pool by default) and return it."""
+    (pool or QThreadPool.globalInstance()).start(job)
+    return job

@@ -1,0 +1,110 @@
+"""The main window on real data: open, predict with a small trained model, cancel, errors, screenshot."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from emviewer.core.train import DataSpec, TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def user_models(cdeep3m, tmp_path_factory):
+    """A user folder holding one tiny mito model trained on real crops (about 20 s)."""
+    root = tmp_path_factory.mktemp("gui_models")
+    for kind, stem in (("images", "images"), ("labels", "mitos_3D")):
+        (root / "data" / kind).mkdir(parents=True)
+        for n in range(10, 14):
+            array = np.asarray(Image.open(cdeep3m / "training" / kind / f"{stem}.{n:03d}.png"))[:256, :256]
+            Image.fromarray(array).save(root / "data" / kind / f"{stem}.{n:03d}.png")
+    out = root / "user" / "models" / "mito" / "tiny.keras"
+    out.parent.mkdir(parents=True)
+    spec = DataSpec([str(root / "data" / "images")], [str(root / "data" / "labels")])
+    train(spec, TrainConfig(arch="deepem3d", width=8, depth=3, tile=128, batch_size=2, epochs=1, steps_per_epoch=4, precision="float32"), out)
+    (root / "bundled").mkdir()
+    return root
+
+
+@pytest.fixture
+def window(qtbot, user_models, monkeypatch, tmp_path):
+    monkeypatch.setenv("EMVIEWER_USER_DIR", str(user_models / "user"))
+    monkeypatch.setenv("EMVIEWER_MODELS_DIR", str(user_models / "bundled"))
+    from PySide6.QtCore import QSettings
+
+    QSettings.setDefaultFormat(QSettings.IniFormat)
+    QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, str(tmp_path / "settings"))
+    from emviewer.gui.main_window import MainWindow
+
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.show()
+    return win
+
+
+def test_opens_real_stack_and_shows_its_size(window, cdeep3m):
+    assert window.open_path(cdeep3m / "validation" / "images")
+    assert window.session.volume.shape == (10, 1024, 1024)
+    assert "1024 x 1024 px, 10 slices" in window.size_label.text()
+
+
+def test_model_picker_lists_the_trained_model_with_its_figures(window):
+    combo = window.panel.rows["mito"].model
+    assert combo.itemText(1) == "tiny"
+    assert "validation F1" in combo.itemData(1, 3)  # Qt.ToolTipRole
+
+
+def test_predict_fills_the_overlay_slice_by_slice(window, qtbot, cdeep3m, tmp_path):
+    folder = tmp_path / "stack"
+    folder.mkdir()
+    for n in (50, 51):
+        array = np.asarray(Image.open(cdeep3m / "validation" / "images" / f"images.0{n}.png"))[:256, :256]
+        Image.fromarray(array).save(folder / f"images.0{n}.png")
+    window.open_path(folder)
+    finished = []
+    window.session.masksChanged.connect(finished.append)
+    with qtbot.waitSignal(window.predictionFinished, timeout=120_000):
+        window.panel.predict_button.click()
+    assert [z for z in finished if z >= 0] == [0, 1]  # -1: the old masks were cleared first
+    assert set(window.session.masks["mito"]) == {0, 1}
+    assert window.session.masks["mito"][0].shape == (256, 256)
+    assert window.panel.predict_button.isEnabled() and not window.panel.cancel_button.isEnabled()
+    assert "CPU" in window.device_label.text() or "GPU" in window.device_label.text()
+
+
+def test_cancel_mid_prediction_keeps_the_app_usable(window, qtbot, cdeep3m):
+    window.open_path(cdeep3m / "validation" / "images")
+    window.panel.progress.valueChanged.connect(lambda _v: window.panel.cancel_button.click())
+    with qtbot.waitSignal(window.predictionStopped, timeout=120_000) as stopped:
+        window.panel.predict_button.click()
+    assert stopped.args == ["cancelled"]
+    assert len(window.session.masks.get("mito", {})) < 10
+    assert window.panel.predict_button.isEnabled()
+    window.session.set_slice(3)
+    assert window.session.z == 3
+
+
+def test_bad_file_shows_an_error_dialog_and_keeps_the_stack(window, qtbot, tmp_path, cdeep3m):
+    window.open_path(cdeep3m / "validation" / "images" / "images.050.png")
+    bad = tmp_path / "broken.tif"
+    bad.write_bytes(b"not a tiff at all")
+    with qtbot.waitSignal(window.errorShown) as shown:
+        assert not window.open_path(bad)
+    assert "broken.tif" in shown.args[0]
+    assert window.session.volume.shape == (1, 1024, 1024)
+
+
+def test_screenshot_after_predicting(user_models, tmp_path, cdeep3m):
+    out = tmp_path / "shot.png"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", EMVIEWER_USER_DIR=str(user_models / "user"), EMVIEWER_MODELS_DIR=str(user_models / "bundled"))
+    image = cdeep3m / "validation" / "images" / "images.050.png"
+    result = subprocess.run([sys.executable, "-m", "emviewer", "gui", str(image), "--object", "mito", "--predict", "--screenshot", str(out)], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    shot = np.asarray(Image.open(out).convert("RGB"))
+    assert shot.shape[0] > 300 and shot.shape[1] > 600
+    magenta = (shot[..., 0] > 150) & (shot[..., 1] < 120) & (shot[..., 2] > 150)
+    assert magenta.sum() > 100  # the overlay pane shows predicted mitochondria
