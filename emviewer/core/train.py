@@ -15,7 +15,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -206,6 +206,7 @@ def train(
     resume: bool = False,
     progress: Optional[Progress] = None,
     cancel: Optional[CancelToken] = None,
+    on_epoch: Optional[Callable[[dict], None]] = None,
 ) -> dict:
     """Train a model and write ``out`` (.keras), its card ``out.json`` and the history.
 
@@ -216,6 +217,9 @@ def train(
         optimizer state, history and best model included).
     progress
         ``(steps done, total steps, message)``; the message carries loss and validation F1.
+    on_epoch
+        Called with each epoch's history row (epoch, loss, val_f1, val_threshold, ...),
+        e.g. to draw live curves.
 
     Returns the model card. On cancel the newest checkpoint stays for ``--resume``.
     """
@@ -242,7 +246,7 @@ def train(
             folder.mkdir(parents=True, exist_ok=True)
             state = {"epoch": 0, "history": [], "best": {"f1": -1.0}, "seconds": 0.0, "config": asdict(config)}
             model = _new_model(config)
-        _run_epochs(model, config, train_sets, val_sets, folder, state, progress, cancel)
+        _run_epochs(model, config, train_sets, val_sets, folder, state, progress, cancel, on_epoch)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     with atomic_path(out) as tmp:
@@ -253,7 +257,7 @@ def train(
     return card
 
 
-def _run_epochs(model, config: TrainConfig, train_sets, val_sets, folder: Path, state: dict, progress, cancel) -> None:
+def _run_epochs(model, config: TrainConfig, train_sets, val_sets, folder: Path, state: dict, progress, cancel, on_epoch) -> None:
     import keras
 
     total = config.epochs * config.steps_per_epoch
@@ -278,4 +282,6 @@ def _run_epochs(model, config: TrainConfig, train_sets, val_sets, folder: Path, 
                 os.replace(tmp.with_suffix(".keras"), tmp)
         _save_checkpoint(model, folder, epoch + 1, state)
         _write_history(folder.parent / (folder.name.removesuffix(".checkpoints") + ".keras"), state["history"])
+        if on_epoch is not None:
+            on_epoch(row)
         report(progress, (epoch + 1) * config.steps_per_epoch, total, f"epoch {epoch + 1}: loss {row['loss']:.4f}, validation F1 {metrics['f1']:.3f}")
