@@ -25,7 +25,10 @@ def run(path: Optional[str] = None, objects: Sequence[str] = (), predict: bool =
     from .. import config
     from .main_window import MainWindow
 
+    from PySide6.QtGui import QIcon
+
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setWindowIcon(QIcon(str(config.resources_dir() / "icons" / "emviewer.png")))
     window = MainWindow()
     window.show()
     opened = window.open_path(path or config.sample_stack())
