@@ -17,10 +17,13 @@ EXIT_INPUT_ERROR = 2
 
 
 def _values(text: str) -> list[float]:
+    from .core.errors import InputError
+    from .core.validate import parse_values
+
     try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+        return parse_values(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _object_key(text: str) -> str:

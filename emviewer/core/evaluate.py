@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -11,7 +11,8 @@ from .errors import ImageContentError
 from .io import open_volume
 from .metrics import Scores, mean_scores, score
 from .progress import CancelToken, Progress, check, report
-from .validate import check_same_shape, label_to_mask, pair_by_number
+from .validate import Pairing, check_same_shape, label_to_mask, pair_by_number
+from .volume import Volume
 
 
 @dataclass
@@ -35,6 +36,53 @@ class Evaluation:
         }
 
 
+def truth_masks(
+    labels: Volume,
+    pairing: Pairing,
+    shape: Sequence[int],
+    source: str,
+    names: Sequence[str],
+    foreground: Optional[Sequence[float]] = None,
+    invert: bool = False,
+    progress: Optional[Progress] = None,
+    cancel: Optional[CancelToken] = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """For each pair ``(i, j)``, yield ``i`` and label slice ``j`` as a ``(Y, X)`` bool mask.
+
+    Checks each label's shape against ``shape`` (the slices of ``source``, named ``names``
+    in pairing order) and, with ``foreground``, that at least one label holds one of them.
+    """
+    found, n = False, len(pairing.pairs)
+    for done, (i, j) in enumerate(pairing.pairs):
+        check(cancel)
+        report(progress, done, n, f"scoring {labels.slice_names[j]}")
+        label, name = labels.slice(j), f"{labels.source} ({labels.slice_names[j]})"
+        check_same_shape(tuple(shape), label.shape, f"{source} ({names[i]})", name)
+        found |= bool(foreground) and bool(np.isin(label, foreground).any())
+        yield i, label_to_mask(label, name, foreground, invert)
+    if foreground and not found:
+        raise ImageContentError(labels.source, f"no label holds the --foreground value(s) {', '.join(f'{v:g}' for v in foreground)}")
+    report(progress, n, n, "done")
+
+
+def evaluate_volumes(
+    pred: Volume,
+    truth: Volume,
+    foreground: Optional[Sequence[float]] = None,
+    invert: bool = False,
+    progress: Optional[Progress] = None,
+    cancel: Optional[CancelToken] = None,
+) -> Evaluation:
+    """Score a prediction stack (masks, any two values) against a label stack, paired by number."""
+    pairing = pair_by_number(pred.slice_names, truth.slice_names, pred.source, truth.source)
+    names, per_image = [], []
+    for i, truth_mask in truth_masks(truth, pairing, pred.shape[1:], pred.source, pred.slice_names, foreground, invert, progress, cancel):
+        where = f"{pred.source} ({pred.slice_names[i]})"
+        per_image.append(score(label_to_mask(pred.slice(i), where, what="prediction"), truth_mask))
+        names.append(pred.slice_names[i])
+    return Evaluation(names, per_image, pairing.unpaired_a, pairing.unpaired_b)
+
+
 def evaluate(
     predictions: str,
     labels: str,
@@ -50,19 +98,4 @@ def evaluate(
     ``slice 010`` of the prediction meets ``mitos_3D.010`` of the labels.
     """
     with open_volume(predictions) as pred, open_volume(labels) as truth:
-        pairing = pair_by_number(pred.slice_names, truth.slice_names, pred.source, truth.source)
-        names, per_image, found_foreground = [], [], False
-        for done, (i, j) in enumerate(pairing.pairs):
-            check(cancel)
-            report(progress, done, len(pairing.pairs), f"scoring {pred.slice_names[i]}")
-            p, t = pred.slice(i), truth.slice(j)
-            p_name, t_name = f"{pred.source} ({pred.slice_names[i]})", f"{truth.source} ({truth.slice_names[j]})"
-            check_same_shape(p.shape, t.shape, p_name, t_name)
-            truth_mask = label_to_mask(t, t_name, foreground, invert)
-            found_foreground |= bool(foreground) and bool(np.isin(t, foreground).any())
-            per_image.append(score(label_to_mask(p, p_name, what="prediction"), truth_mask))
-            names.append(pred.slice_names[i])
-        if foreground and not found_foreground:
-            raise ImageContentError(truth.source, f"no label holds the --foreground value(s) {', '.join(f'{v:g}' for v in foreground)}")
-        report(progress, len(pairing.pairs), len(pairing.pairs), "done")
-    return Evaluation(names, per_image, pairing.unpaired_a, pairing.unpaired_b)
+        return evaluate_volumes(pred, truth, foreground, invert, progress, cancel)

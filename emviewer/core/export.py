@@ -37,9 +37,12 @@ def parse_slices(text: Optional[str], n_slices: int) -> list[int]:
     try:
         for part in text.split(","):
             first, _, last = part.strip().partition("-")
-            chosen += range(int(first), int(last or first) + 1)
+            first, last = int(first), int(last or first)
+            if last < first:
+                raise ValueError
+            chosen += [z for z in range(first, last + 1) if z not in chosen]
     except ValueError:
-        raise InputError(None, f"slices {text!r} are not like '0-4,9'") from None
+        raise InputError(None, f"slices {text!r} are not like '0-4,9' (0-based, ranges low to high)") from None
     bad = [z for z in chosen if not 0 <= z < n_slices]
     if bad:
         raise InputError(None, f"slice {bad[0]} is out of range: the stack has slices 0-{n_slices - 1}")
@@ -64,7 +67,7 @@ def _check_inputs(volume: Volume, masks: Mapping[str, Volume], content: str, fmt
     if content not in CONTENTS:
         raise InputError(None, f"unknown content {content!r}; choose from {', '.join(CONTENTS)}")
     if content in ("mask", "overlay") and not masks and fmt not in ("hdf5", "pdf"):
-        raise InputError(None, f"content {content!r} needs masks (give --mask)")
+        raise InputError(None, f"content {content!r} needs masks, and none were given")
     if content == "mask" and len(masks) > 1 and fmt != "hdf5":
         raise InputError(None, "mask export to image files takes one object at a time")
 
@@ -78,7 +81,7 @@ def export(
     slices: Optional[Sequence[int]] = None,
     metrics: Optional[Mapping] = None,
     provenance: Optional[Mapping] = None,
-    opacity: float = 0.45,
+    opacity: float | Mapping[str, float] = 0.45,
     progress: Optional[Progress] = None,
     cancel: Optional[CancelToken] = None,
 ) -> list[Path]:
@@ -105,7 +108,9 @@ def export(
     masks = {k: binary_mask_volume(m) for k, m in (masks or {}).items()}
     content = content or ("overlay" if masks else "raw")
     _check_inputs(volume, masks, content, fmt)
-    indices = list(range(len(volume))) if slices is None else list(slices)
+    indices = list(range(len(volume))) if slices is None else list(dict.fromkeys(slices))
+    if not indices:
+        raise InputError(None, "no slices chosen to export")
     volume = map_slices(volume, indices=indices)
     masks = {k: map_slices(m, indices=indices) for k, m in masks.items()}
     probabilities = {k: map_slices(p, indices=indices) for k, p in (probabilities or {}).items()}

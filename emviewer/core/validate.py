@@ -11,9 +11,19 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .errors import ImageContentError, PairingError, ShapeMismatchError
+from .errors import ImageContentError, InputError, PairingError, ShapeMismatchError
 from .io.common import numbers_in
 from .tiling import pad_to_at_least as pad_to_tile  # noqa: F401  (the padding rule lives with the tiles)
+
+
+def parse_values(text: Optional[str], what: str = "foreground") -> Optional[list[float]]:
+    """``"2"`` -> ``[2.0]``, ``"1, 2"`` -> ``[1.0, 2.0]``; empty -> ``None`` (use the default rule)."""
+    if text is None or not str(text).strip():
+        return None
+    try:
+        return [float(part) for part in str(text).split(",") if part.strip()]
+    except ValueError:
+        raise InputError(None, f"{what} {text!r} is not a value or a list of values like 2 or 1,2") from None
 
 
 def distinct_values(array: np.ndarray, limit: int = 10) -> np.ndarray:

@@ -7,14 +7,16 @@ from typing import Optional
 
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QToolBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget, QToolBar, QVBoxLayout, QWidget
 
 from .. import config
 from ..core.errors import InputError
 from ..core.io import open_volume
 from ..core.models.registry import list_models, resolve_models
+from .export_dialog import ExportDialog
 from .predict_panel import PredictPanel
 from .session import Session
+from .tabs import EvaluateTab
 from .viewer.panes import SideBySideView
 from .viewer.slice_slider import SliceSlider
 from .workers import Job, start
@@ -47,12 +49,18 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.slider)
         self.setCentralWidget(central)
         self.panel = PredictPanel(self.session, self.models)
-        dock = QDockWidget("Segment", self)
-        dock.setWidget(self.panel)
+        self.evaluate_tab = EvaluateTab(self.session, predictor_factory=self._predictor_for)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.panel, "Segment")
+        self.tabs.addTab(self.evaluate_tab, "Evaluate")
+        dock = QDockWidget("", self)
+        dock.setWidget(self.tabs)
         dock.setFeatures(QDockWidget.DockWidgetMovable)
         self.addDockWidget(Qt.RightDockWidgetArea, dock)
         self._build_menus()
         self._build_status_bar()
+        self.evaluate_tab.evaluationFailed.connect(self.show_error)
+        self.evaluate_tab.robustnessFailed.connect(self.show_error)
         self.panel.predictRequested.connect(self._on_predict_requested)
         self.panel.cancelRequested.connect(self._on_cancel_requested)
         self.viewer.cursorMoved.connect(self._on_cursor_moved)
@@ -75,6 +83,7 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "Open &sample stack", lambda: self.open_path(config.sample_stack()))
         self.recent_menu = file_menu.addMenu("&Recent files")
         self._refresh_recent()
+        self._action(file_menu, "&Export...", self._on_export, "Ctrl+E")
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.Quit)
         view = QToolBar("View")
@@ -133,7 +142,23 @@ class MainWindow(QMainWindow):
         if urls:
             self.open_path(urls[0].toLocalFile())
 
+    def _on_export(self) -> ExportDialog:
+        if self.session.volume is None:
+            self.show_error("Open a stack first (File > Open, or drop a file here).")
+            return None
+        dialog = ExportDialog(self.session, metrics_provider=self.evaluate_tab.last_metrics, parent=self)
+        dialog.setAttribute(Qt.WA_DeleteOnClose)  # it stays open until a running export stops
+        dialog.exportFinished.connect(lambda paths: self.statusBar().showMessage(f"exported {len(paths)} file(s) to {Path(paths[0]).parent}", 8000))
+        dialog.open()
+        return dialog
+
     # ------------------------------------------------------------------ prediction
+
+    def _predictor_for(self, key: str):
+        """A fast predictor for one object; called by the evaluate tab inside its worker thread."""
+        from ..core.predict import predictor_for
+
+        return predictor_for(resolve_models({key: None}, "fast", self.models), "fast")
 
     def _on_predict_requested(self, objects: dict, mode: str) -> None:
         volume = self.session.volume

@@ -128,3 +128,9 @@ def test_cancel_midway_leaves_no_file(tmp_path, real, name):
     with pytest.raises(Cancelled):
         export(tmp_path / name, images, masks={"mito": labels}, progress=cancel_after_first, cancel=token)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_slice_ranges_must_run_low_to_high_and_repeat_nothing():
+    assert parse_slices("3,1-2,2", 5) == [3, 1, 2]
+    with pytest.raises(InputError, match="low to high"):
+        parse_slices("4-2", 5)

@@ -108,3 +108,17 @@ def test_screenshot_after_predicting(user_models, tmp_path, cdeep3m):
     assert shot.shape[0] > 300 and shot.shape[1] > 600
     magenta = (shot[..., 0] > 150) & (shot[..., 1] < 120) & (shot[..., 2] > 150)
     assert magenta.sum() > 100  # the overlay pane shows predicted mitochondria
+
+
+def test_predict_then_export_a_pdf_report(window, qtbot, cdeep3m, tmp_path):
+    from pypdf import PdfReader
+
+    window.open_path(cdeep3m / "validation" / "images" / "images.051.png")
+    with qtbot.waitSignal(window.predictionFinished, timeout=120_000):
+        window.panel.predict_button.click()
+    dialog = window._on_export()
+    with qtbot.waitSignal(dialog.exportFinished, timeout=60_000):
+        dialog.export_to(tmp_path / "report.pdf", "report")
+    pages = PdfReader(tmp_path / "report.pdf").pages
+    assert len(pages) == 2 and len(pages[1].images) == 2  # summary, then raw | overlay
+    assert "mitochondria" in pages[0].extract_text()

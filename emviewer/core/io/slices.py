@@ -117,7 +117,7 @@ def write_slices(paths: list[Path], images, quality: int = 95) -> None:
     PNG keeps 8- and 16-bit grey values; JPEG needs 8-bit data.
     """
     with atomic_paths(paths) as temps:
-        for tmp, path, image in zip(temps, paths, images):
+        for image, tmp, path in zip(images, temps, paths):  # images first: its generator runs to the end
             fmt = "JPEG" if path.suffix.lower() in (".jpg", ".jpeg") else "PNG"
             options = {"quality": quality} if fmt == "JPEG" else {"compress_level": 6}
             Image.fromarray(np.ascontiguousarray(image)).save(tmp, format=fmt, **options)
