@@ -61,7 +61,7 @@ def truth_masks(
         found |= bool(foreground) and bool(np.isin(label, foreground).any())
         yield i, label_to_mask(label, name, foreground, invert)
     if foreground and not found:
-        raise ImageContentError(labels.source, f"no label holds the --foreground value(s) {', '.join(f'{v:g}' for v in foreground)}")
+        raise ImageContentError(labels.source, f"no label holds the foreground value(s) {', '.join(f'{v:g}' for v in foreground)}")
     report(progress, n, n, "done")
 
 

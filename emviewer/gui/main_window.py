@@ -57,6 +57,7 @@ class MainWindow(QMainWindow):
         dock.setWidget(self.tabs)
         dock.setFeatures(QDockWidget.DockWidgetMovable)
         self.addDockWidget(Qt.RightDockWidgetArea, dock)
+        self.resizeDocks([dock], [400], Qt.Horizontal)  # the images get the rest of the window
         self._build_menus()
         self._build_status_bar()
         self.evaluate_tab.evaluationFailed.connect(self.show_error)

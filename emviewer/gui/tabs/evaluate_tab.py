@@ -110,20 +110,23 @@ class EvaluateTab(QWidget):
     def _build(self) -> None:
         self.labels_edit = QLineEdit(placeholderText="folder (or stack) of label images")
         self.browse_button = QPushButton("Browse...")
-        self.foreground_edit = QLineEdit(placeholderText="e.g. 1 or 1,2; empty: the larger of two values")
+        self.foreground_edit = QLineEdit(placeholderText="e.g. 2 or 1,2 (empty: the larger value)")
         self.invert_check = QCheckBox("invert (object is the background value)")
         self.object_box = QComboBox()
         self.evaluate_button, self.robustness_button, self.cancel_button = QPushButton("Evaluate"), QPushButton("Robustness"), QPushButton("Cancel")
         self.robustness_button.setToolTip("F1 as salt-and-pepper noise grows (runs the model several times)")
         self.progress, self.status = QProgressBar(), QLabel("")
-        grid = QGridLayout()
+        grid = QGridLayout()  # narrow: one control per row, the panel sits beside the images
         for row, (label, *widgets) in enumerate((
-            ("Labels", self.labels_edit, self.browse_button), ("Foreground", self.foreground_edit, self.invert_check),
-            ("Object", self.object_box, self.evaluate_button, self.robustness_button, self.cancel_button),
+            ("Labels", self.labels_edit, self.browse_button), ("Foreground", self.foreground_edit), ("", self.invert_check), ("Object", self.object_box),
         )):
             grid.addWidget(QLabel(label), row, 0)
             for column, widget in enumerate(widgets, 1):
                 grid.addWidget(widget, row, column)
+        buttons = QHBoxLayout()
+        for button in (self.evaluate_button, self.robustness_button, self.cancel_button):
+            buttons.addWidget(button)
+        grid.addLayout(buttons, 4, 0, 1, 3)
         self.f1_plot, self.f1_curve = _plot("F1 per slice", "slice")
         self.robustness_plot, self.robustness_line = _plot("Robustness", "salt-and-pepper noise (% of pixels)")
         self.table = QTableWidget(0, len(COLUMNS))
@@ -131,7 +134,7 @@ class EvaluateTab(QWidget):
         self.table.setEditTriggers(QTableWidget.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
-        charts = QHBoxLayout()
+        charts = QVBoxLayout()  # stacked: the panel stays narrow beside the images
         charts.addWidget(self.f1_plot)
         charts.addWidget(self.robustness_plot)
         layout = QVBoxLayout(self)
