@@ -67,6 +67,22 @@ def checkpoint_dir(out: Path) -> Path:
     return out.with_name(out.stem + ".checkpoints")
 
 
+def load_state(out: str | Path) -> Optional[dict]:
+    """The checkpoint state of ``out`` (epoch, history, best, config), or ``None`` if there is none."""
+    try:
+        return json.loads((checkpoint_dir(Path(out)) / "state.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def config_from_state(state: dict, epochs: int) -> TrainConfig:
+    """The settings a checkpointed run was started with; only the number of epochs may change."""
+    saved = dict(state["config"])
+    saved["augmentation"] = Augmentation(**saved.get("augmentation", {}))
+    saved["epochs"] = epochs
+    return TrainConfig(**saved)
+
+
 def choose_precision(requested: str) -> str:
     """``auto``: bfloat16 on a GPU or on a CPU with bfloat16 instructions, else float32."""
     if requested != "auto":
@@ -229,16 +245,18 @@ def train(
     if out.suffix != ".keras":
         raise InputError(out, "the model file must end in .keras")
     folder = checkpoint_dir(out)
-    state_path = folder / "state.json"
-    if resume and not state_path.exists():
+    state = load_state(out) if resume else None
+    if resume and state is None:
         raise InputError(folder, "nothing to resume: no checkpoint state found")
+    if state is not None:
+        config = config_from_state(state, config.epochs)  # the card must describe the run as it was
     train_sets, val_sets = load_data(spec)
+    check(cancel)
     precision = choose_precision(config.precision)
     previous_policy = keras.mixed_precision.global_policy().name
     keras.mixed_precision.set_global_policy(precision)
     try:
-        if resume:
-            state = json.loads(state_path.read_text())
+        if state is not None:
             from .models.losses import bce_dice_loss
 
             model = keras.saving.load_model(folder / state["checkpoint"], custom_objects={"bce_dice_loss": bce_dice_loss})
@@ -246,6 +264,7 @@ def train(
             folder.mkdir(parents=True, exist_ok=True)
             state = {"epoch": 0, "history": [], "best": {"f1": -1.0}, "seconds": 0.0, "config": asdict(config)}
             model = _new_model(config)
+        check(cancel)
         _run_epochs(model, config, train_sets, val_sets, folder, state, progress, cancel, on_epoch)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)

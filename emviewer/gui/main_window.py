@@ -16,7 +16,7 @@ from ..core.models.registry import list_models, resolve_models
 from .export_dialog import ExportDialog
 from .predict_panel import PredictPanel
 from .session import Session
-from .tabs import EvaluateTab
+from .tabs import EvaluateTab, TrainTab
 from .viewer.panes import SideBySideView
 from .viewer.slice_slider import SliceSlider
 from .workers import Job, start
@@ -31,13 +31,13 @@ class MainWindow(QMainWindow):
     predictionStopped = Signal(str)  # "cancelled" or the error message
     errorShown = Signal(str)
 
-    def __init__(self, parent: Optional[QWidget] = None) -> None:
+    def __init__(self, settings: Optional[QSettings] = None, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("EMViewer")
         self.resize(1400, 800)
         self.setAcceptDrops(True)
         self.session = Session(self)
-        self.settings = QSettings("EMViewer", "EMViewer")
+        self.settings = settings if settings is not None else QSettings("EMViewer", "EMViewer")
         self.job: Optional[Job] = None
         self.last_error = ""
         self.models = list_models(config.bundled_models_dir(), config.user_data_dir() / "models")
@@ -52,6 +52,8 @@ class MainWindow(QMainWindow):
         self.evaluate_tab = EvaluateTab(self.session, predictor_factory=self._predictor_for)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.panel, "Segment")
+        self.train_tab = TrainTab(self.settings)
+        self.tabs.addTab(self.train_tab, "Train")
         self.tabs.addTab(self.evaluate_tab, "Evaluate")
         dock = QDockWidget("", self)
         dock.setWidget(self.tabs)
@@ -60,6 +62,7 @@ class MainWindow(QMainWindow):
         self.resizeDocks([dock], [400], Qt.Horizontal)  # the images get the rest of the window
         self._build_menus()
         self._build_status_bar()
+        self.train_tab.modelTrained.connect(self._on_model_trained)
         self.evaluate_tab.evaluationFailed.connect(self.show_error)
         self.evaluate_tab.robustnessFailed.connect(self.show_error)
         self.panel.predictRequested.connect(self._on_predict_requested)
@@ -218,6 +221,12 @@ class MainWindow(QMainWindow):
         if self.job is not None:
             self.job.cancel()
 
+    def _on_model_trained(self, path: str) -> None:
+        """A model trained in the Train tab joins the model pickers at once."""
+        self.models = list_models(config.bundled_models_dir(), config.user_data_dir() / "models")
+        self.panel.set_models(self.models)
+        self.statusBar().showMessage(f"trained {Path(path).name}; it is in the model picker", 8000)
+
     # ------------------------------------------------------------------ status and errors
 
     def _on_volume_changed(self) -> None:
@@ -240,4 +249,5 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
         if self.job is not None:
             self.job.cancel()
+        self.train_tab.stop()
         super().closeEvent(event)

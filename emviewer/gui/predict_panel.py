@@ -57,13 +57,20 @@ class ObjectRow:
         self.opacity.setValue(int(session.opacity[key] * 100))
         self.opacity.setToolTip(f"opacity of the {kind.label} overlay")
         self.model = QComboBox()
-        self.model.addItem(AUTOMATIC, None)
-        for entry in models:
-            if entry.card.get("object") == key:
-                self.model.addItem(entry.name, str(entry.path))
-                self.model.setItemData(self.model.count() - 1, card_tooltip(entry), Qt.ToolTipRole)
+        self.set_models(models)
         self.check.toggled.connect(lambda on: session.set_visible(key, on))
         self.opacity.valueChanged.connect(lambda v: session.set_opacity(key, v / 100))
+
+    def set_models(self, models: list[ModelEntry]) -> None:
+        """Fill the picker with this object's models, keeping the current choice if it is still there."""
+        current = self.model.currentData()
+        self.model.clear()
+        self.model.addItem(AUTOMATIC, None)
+        for entry in models:
+            if entry.card.get("object") == self.key:
+                self.model.addItem(entry.name, str(entry.path))
+                self.model.setItemData(self.model.count() - 1, card_tooltip(entry), Qt.ToolTipRole)
+        self.model.setCurrentIndex(max(0, self.model.findData(current)))
 
     def chosen_model(self) -> Optional[Path]:
         data = self.model.currentData()
@@ -110,6 +117,10 @@ class PredictPanel(QWidget):
         layout.addStretch(1)
         self.predict_button.clicked.connect(self._on_predict_clicked)
         self.cancel_button.clicked.connect(self.cancelRequested)
+
+    def set_models(self, models: list[ModelEntry]) -> None:
+        for row in self.rows.values():
+            row.set_models(models)
 
     def selected_objects(self) -> dict:
         return {key: row.chosen_model() for key, row in self.rows.items() if row.check.isChecked()}

@@ -6,6 +6,7 @@ it between tiles or steps, so Cancel takes effect within about one tile.
 
 from __future__ import annotations
 
+import threading
 import time
 import traceback
 from typing import Any, Callable, Optional
@@ -51,6 +52,14 @@ class Job(QRunnable):
         self.signals.progressed.emit(int(done), int(total), message, float(left))
 
     def run(self) -> None:
+        # The work runs on a new Python thread, never a reused one: TensorFlow caches the Python
+        # thread state of each OS thread it is called from, and a Qt pool thread gets a new state
+        # for every job, so TensorFlow in a second job on a reused pool thread would crash.
+        thread = threading.Thread(target=self._run_work, name="emviewer-job", daemon=True)
+        thread.start()
+        thread.join()
+
+    def _run_work(self) -> None:
         self._started = time.monotonic()
         try:
             result = self.work(self._progress, self.token, self.signals.itemFinished.emit)

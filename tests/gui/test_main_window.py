@@ -36,11 +36,9 @@ def window(qtbot, user_models, monkeypatch, tmp_path):
     monkeypatch.setenv("EMVIEWER_MODELS_DIR", str(user_models / "bundled"))
     from PySide6.QtCore import QSettings
 
-    QSettings.setDefaultFormat(QSettings.IniFormat)
-    QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, str(tmp_path / "settings"))
     from emviewer.gui.main_window import MainWindow
 
-    win = MainWindow()
+    win = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat))  # never the user's own settings
     qtbot.addWidget(win)
     win.show()
     return win
@@ -122,3 +120,18 @@ def test_predict_then_export_a_pdf_report(window, qtbot, cdeep3m, tmp_path):
     pages = PdfReader(tmp_path / "report.pdf").pages
     assert len(pages) == 2 and len(pages[1].images) == 2  # summary, then raw | overlay
     assert "mitochondria" in pages[0].extract_text()
+
+
+def test_a_model_trained_in_the_app_joins_the_picker(window, user_models, qtbot):
+    import shutil
+
+    new = user_models / "user" / "models" / "mito" / "tiny_copy.keras"
+    shutil.copyfile(user_models / "user" / "models" / "mito" / "tiny.keras", new)
+    shutil.copyfile(user_models / "user" / "models" / "mito" / "tiny.json", new.with_suffix(".json"))
+    try:
+        window.train_tab.modelTrained.emit(str(new))
+        combo = window.panel.rows["mito"].model
+        assert [combo.itemText(i) for i in range(combo.count())] == ["automatic", "tiny", "tiny_copy"]
+    finally:
+        new.unlink()
+        new.with_suffix(".json").unlink()

@@ -1,5 +1,6 @@
-"""The app's tabs: evaluate (and, as they are built, predict and train)."""
+"""The app's side-panel tabs: evaluate and train (the segment panel is in predict_panel.py)."""
 
 from .evaluate_tab import EvaluateTab
+from .train_tab import TrainTab
 
-__all__ = ["EvaluateTab"]
+__all__ = ["EvaluateTab", "TrainTab"]

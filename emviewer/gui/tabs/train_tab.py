@@ -1,0 +1,416 @@
+"""The Train tab: labelled folders and settings in, a user model out, with live curves.
+
+Training runs in a :class:`~emviewer.gui.workers.Job`; each epoch's history row comes back
+through the job's ``itemFinished`` signal and is drawn on the GUI thread. Stop leaves the
+newest checkpoint in ``<model>.checkpoints/``; Resume continues from it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Optional
+
+import pyqtgraph as pg
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
+                               QLabel, QLineEdit, QMessageBox, QProgressBar, QPushButton, QScrollArea, QSpinBox, QSplitter,
+                               QVBoxLayout, QWidget)
+
+from ... import config
+from ...core.errors import InputError
+from ...core.models import ARCHITECTURES
+from ...core.objects import OBJECTS, colour_of
+from ...core.train import DataSpec, TrainConfig, checkpoint_dir, config_from_state, load_state, train
+from ...core.validate import parse_values
+from ..workers import Job, start
+
+FOLDERS = {"images": "Images", "labels": "Labels", "val_images": "Validation images", "val_labels": "Validation labels"}
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+#: Settings a checkpoint keeps; Resume restores them so the run goes on as it started.
+RESUMED_SETTINGS = ("arch", "context", "width", "depth", "tile", "batch_size", "steps_per_epoch", "learning_rate", "precision")
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def _combo(items, default) -> QComboBox:
+    """A combo box of ``(text, data)`` items with ``default`` (a data value) chosen."""
+    combo = QComboBox()
+    for text, data in items:
+        combo.addItem(text, data)
+    combo.setCurrentIndex(combo.findData(default))
+    return combo
+
+
+def _spin(low, high, value, step=1, decimals=0):
+    spin = QDoubleSpinBox() if decimals else QSpinBox()
+    if decimals:
+        spin.setDecimals(decimals)
+    spin.setRange(low, high)
+    spin.setSingleStep(step)
+    spin.setValue(value)
+    return spin
+
+
+class TrainTab(QWidget):
+    """Train a model on labelled folders; the result lands in the user's model folder.
+
+    ``start_training(**fields)`` and ``resume_training(**fields)`` fill the fields (the
+    folder keys of ``FOLDERS``, ``foreground``, ``invert``, ``name`` and the
+    :class:`TrainConfig` names ``object``, ``arch``, ``context``, ``epochs``,
+    ``steps_per_epoch``, ``width``, ``depth``, ``tile``, ``batch_size``, ``learning_rate``,
+    ``precision``) and press the button. ``settings`` keeps the last folders (the app's
+    settings by default).
+    """
+
+    modelTrained = Signal(str)  # the new .keras file
+    trainingFailed = Signal(str)  # the message shown in the dialog
+    trainingStopped = Signal(int)  # the epoch Resume continues from
+    epochFinished = Signal(dict)  # a history row, after it is drawn
+
+    def __init__(self, settings: Optional[QSettings] = None, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.settings = settings if settings is not None else QSettings("EMViewer", "EMViewer")  # last folders
+        self.job: Optional[Job] = None
+        self.history: list[dict] = []
+        self._out: Optional[Path] = None
+        self._stopped_out: Optional[Path] = None
+        self._name_edited = False
+        self._first_step: Optional[tuple[float, int]] = None
+        self._error_box: Optional[QMessageBox] = None
+        self._make_fields()
+        fields = QWidget()
+        form = QVBoxLayout(fields)
+        form.addWidget(self._build_data_box())
+        form.addWidget(self._form_box("Model", (("Object", "object"), ("Architecture", "arch"), ("Context", "context"),
+                                                ("Epochs", "epochs"), ("Steps per epoch", "steps_per_epoch"),
+                                                ("Width", "width"), ("Model name", "name"))))
+        self.advanced = self._form_box("Advanced", (("Tile (px)", "tile"), ("Batch size", "batch_size"), ("Depth", "depth"),
+                                                    ("Learning rate", "learning_rate"), ("Precision", "precision")))
+        self.advanced.setCheckable(True)
+        self.advanced.setChecked(False)  # greyed out until ticked: the defaults suit most data
+        form.addWidget(self.advanced)
+        form.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(fields)
+        running = QWidget()
+        run_layout = QVBoxLayout(running)
+        run_layout.addLayout(self._build_run_controls())
+        run_layout.addLayout(self._build_plots(), 1)
+        splitter = QSplitter(Qt.Vertical)  # narrow: the tab sits in the side panel beside the images
+        splitter.addWidget(scroll)
+        splitter.addWidget(running)
+        QVBoxLayout(self).addWidget(splitter)
+        self._refresh_default_name()
+
+    # ------------------------------------------------------------------ building
+
+    def _make_fields(self) -> None:
+        defaults = TrainConfig()
+        self.combos = {
+            "object": _combo([(kind.label, key) for key, kind in OBJECTS.items()], defaults.object),
+            "arch": _combo([(arch, arch) for arch in ARCHITECTURES], defaults.arch),
+            "context": _combo([(f"{n} slice{'s' if n > 1 else ''}", n) for n in (1, 3, 5)], defaults.context),
+            "precision": _combo([(p, p) for p in PRECISIONS], defaults.precision),
+        }
+        self.spins = {
+            "epochs": _spin(1, 100000, defaults.epochs),
+            "steps_per_epoch": _spin(1, 1000000, defaults.steps_per_epoch),
+            "width": _spin(2, 256, defaults.width),
+            "tile": _spin(32, 2048, defaults.tile, step=32),
+            "batch_size": _spin(1, 512, defaults.batch_size),
+            "depth": _spin(1, 8, defaults.depth),
+            "learning_rate": _spin(1e-5, 1.0, defaults.learning_rate, step=1e-4, decimals=5),
+        }
+        self.name = QLineEdit(toolTip="File name of the model in your model folder")
+        for key in ("object", "arch", "context"):
+            self.combos[key].currentIndexChanged.connect(self._refresh_default_name)
+        self.name.textEdited.connect(self._on_name_edited)
+        self.name.textChanged.connect(self._update_buttons)
+
+    def _form_box(self, title: str, rows) -> QGroupBox:
+        box = QGroupBox(title)
+        form = QFormLayout(box)
+        widgets = {**self.combos, **self.spins, "name": self.name}
+        for label, key in rows:
+            form.addRow(label, widgets[key])
+        return box
+
+    def _build_data_box(self) -> QGroupBox:
+        box = QGroupBox("Labelled data")
+        form = QFormLayout(box)
+        self.folders: dict[str, QLineEdit] = {}
+        for key, title in FOLDERS.items():
+            edit = QLineEdit(self.settings.value(f"train/{key}", "") or "",
+                             placeholderText="optional: else the last 15 % of the slices" if key.startswith("val") else "folder or stack")
+            browse = QPushButton("Browse...")
+            browse.clicked.connect(lambda checked=False, k=key: self._on_browse(k))
+            row = QHBoxLayout()
+            row.addWidget(edit, 1)
+            row.addWidget(browse)
+            form.addRow(title, row)
+            self.folders[key] = edit
+        self.foreground = QLineEdit(placeholderText="e.g. 2 or 1,2 (empty: the larger of two values)")
+        self.invert = QCheckBox("invert (object is the background value)")
+        form.addRow("Foreground", self.foreground)
+        form.addRow("", self.invert)
+        return box
+
+    def _build_run_controls(self) -> QVBoxLayout:
+        self.start_button = QPushButton("Start", toolTip="Train a new model with these settings")
+        self.stop_button = QPushButton("Stop", toolTip="Stop; the newest checkpoint stays and Resume continues from it")
+        self.resume_button = QPushButton("Resume", toolTip="Continue this model's run from its newest checkpoint")
+        self.start_button.clicked.connect(lambda: self._launch(resume=False))
+        self.resume_button.clicked.connect(lambda: self._launch(resume=True))
+        self.stop_button.clicked.connect(self.stop)
+        self.progress, self.status = QProgressBar(format="%v / %m steps"), QLabel("", wordWrap=True)
+        buttons = QHBoxLayout()
+        for button in (self.start_button, self.stop_button, self.resume_button):
+            buttons.addWidget(button)
+        layout = QVBoxLayout()
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        return layout
+
+    def _build_plots(self) -> QVBoxLayout:
+        layout = QVBoxLayout()
+        curves = []
+        for title, label, colour in (("Training loss", "loss", (60, 60, 60)), ("Validation F1", "F1", colour_of("mito"))):
+            plot = pg.PlotWidget(background="w", title=title)
+            plot.setLabel("bottom", "epoch")
+            plot.setLabel("left", label)
+            plot.showGrid(x=True, y=True, alpha=0.3)
+            curves.append(plot.plot([], [], pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=6, symbolBrush=colour))
+            layout.addWidget(plot)
+        self.loss_curve, self.f1_curve = curves
+        self.f1_curve.getViewBox().setYRange(0, 1.05)
+        return layout
+
+    # ------------------------------------------------------------------ fields
+
+    def set_fields(self, **fields) -> None:
+        """Fill fields by name (see the class docstring); unknown names raise TypeError."""
+        for key, value in fields.items():
+            if key in self.folders:
+                self.folders[key].setText(str(value or ""))
+            elif key in self.combos:
+                index = self.combos[key].findData(value)
+                if index < 0:
+                    raise ValueError(f"{key}: {value!r} is not one of the choices")
+                self.combos[key].setCurrentIndex(index)
+            elif key in self.spins:
+                self.spins[key].setValue(value)
+            elif key == "foreground":
+                self.foreground.setText(value if isinstance(value, str) else ",".join(f"{v:g}" for v in value or []))
+            elif key == "invert":
+                self.invert.setChecked(bool(value))
+            elif key == "name":
+                self.name.setText(value)
+                self._on_name_edited(value)
+            else:
+                raise TypeError(f"unknown training field {key!r}")
+
+    def data_spec(self) -> DataSpec:
+        """The labelled data the fields name; raises InputError when a folder is missing."""
+        paths = {key: edit.text().strip() for key, edit in self.folders.items()}
+        for key in ("images", "labels"):
+            if not paths[key]:
+                raise InputError(None, f"choose the {FOLDERS[key].lower()} folder (or stack) to train on")
+        if bool(paths["val_images"]) != bool(paths["val_labels"]):
+            raise InputError(None, "give both validation images and validation labels, or neither")
+        lists = {key: [path] if path else [] for key, path in paths.items()}
+        return DataSpec(lists["images"], lists["labels"], lists["val_images"], lists["val_labels"],
+                        parse_values(self.foreground.text(), "foreground"), self.invert.isChecked())
+
+    def train_config(self) -> TrainConfig:
+        values = {key: combo.currentData() for key, combo in self.combos.items()}
+        values.update({key: spin.value() for key, spin in self.spins.items()})
+        return TrainConfig(**values)
+
+    def output_path(self) -> Path:
+        """``<user data>/models/<object>/<name>.keras``; raises InputError for a bad name."""
+        name = self.name.text().strip()
+        if not re.fullmatch(r"\w[\w.-]*", name):
+            raise InputError(None, f"model name {name!r}: use letters, digits, '-', '_' and '.' only")
+        return config.user_data_dir() / "models" / self.combos["object"].currentData() / f"{name}.keras"
+
+    def _on_name_edited(self, text: str) -> None:
+        self._name_edited = bool(text.strip())
+        if not self._name_edited:
+            self._refresh_default_name()
+
+    def _refresh_default_name(self) -> None:
+        """``<object>-<arch>-<context>fm``, numbered past finished models of that name."""
+        if self._name_edited:
+            return
+        base = "-".join((self.combos["object"].currentData(), self.combos["arch"].currentData(), f"{self.combos['context'].currentData()}fm"))
+        folder = config.user_data_dir() / "models" / self.combos["object"].currentData()
+        name, number = base, 1
+        while (folder / f"{name}.keras").exists():
+            number += 1
+            name = f"{base}-{number}"
+        self.name.setText(name)
+        self._update_buttons()
+
+    def _on_browse(self, key: str) -> None:
+        current = self.folders[key].text() or self.settings.value(f"train/{key}", "") or ""
+        path = QFileDialog.getExistingDirectory(self, f"{FOLDERS[key]} folder", current)
+        if path:
+            self.folders[key].setText(path)
+
+    # ------------------------------------------------------------------ running
+
+    def start_training(self, **fields) -> Optional[Job]:
+        """Fill ``fields`` and start a new run; returns its job, or None when refused."""
+        self.set_fields(**fields)
+        return self._launch(resume=False)
+
+    def resume_training(self, **fields) -> Optional[Job]:
+        """Fill ``fields`` and continue the named model's run from its newest checkpoint."""
+        self.set_fields(**fields)
+        return self._launch(resume=True)
+
+    def is_running(self) -> bool:
+        return self.job is not None
+
+    def stop(self) -> None:
+        """Ask the running job to stop at its next step; the newest checkpoint stays."""
+        if self.job is not None:
+            self.job.cancel()
+            self.status.setText("stopping after this step...")
+
+    def _launch(self, resume: bool) -> Optional[Job]:
+        if self.is_running():
+            return None
+        try:
+            spec, out = self.data_spec(), self.output_path()
+            state = self._resume_state(out) if resume else self._check_new(out)
+            train_config = self._resumed_config(state, out) if state else self.train_config()
+        except InputError as exc:
+            self._fail(str(exc))
+            return None
+        self._remember_folders()
+        colour = colour_of(train_config.object)
+        self.f1_curve.setPen(pg.mkPen(colour, width=2))
+        self.f1_curve.setSymbolBrush(colour)
+        self.history = list(state["history"]) if state else []
+        self._redraw()
+        self._out, self._first_step = out, None
+
+        def work(progress, cancel, emit_item):
+            out.parent.mkdir(parents=True, exist_ok=True)
+            return train(spec, train_config, out, resume=state is not None, progress=progress, cancel=cancel, on_epoch=emit_item)
+
+        self.job = Job(work)
+        self.job.signals.progressed.connect(self._on_progressed)
+        self.job.signals.itemFinished.connect(self._on_epoch_finished)
+        self.job.signals.finished.connect(self._on_finished)
+        self.job.signals.failed.connect(self._on_failed)
+        self.job.signals.cancelled.connect(self._on_cancelled)
+        self._set_running(True, f"{'resuming' if state else 'starting'} {out.stem} (loading data and building the model)...")
+        start(self.job)
+        return self.job
+
+    def _check_new(self, out: Path) -> None:
+        """A new run must not overwrite a finished model or an unfinished run's checkpoint."""
+        if out.exists():
+            raise InputError(out, "a model of this name exists; choose another name, or press Resume to train it longer")
+        state = load_state(out)
+        if state is not None:
+            raise InputError(checkpoint_dir(out), f"holds an unfinished run (epoch {state['epoch']}); press Resume to continue it, or choose another name")
+
+    def _resume_state(self, out: Path) -> Optional[dict]:
+        """The checkpoint state to continue from; None starts over (stopped before one was saved)."""
+        state = load_state(out)
+        if state is None:
+            if out == self._stopped_out:
+                return None
+            raise InputError(checkpoint_dir(out), "nothing to resume: no checkpoint for this model name")
+        epochs = self.spins["epochs"].value()
+        if out.exists() and state["epoch"] >= epochs:
+            raise InputError(out, f"already trained for {state['epoch']} epochs; set Epochs above {state['epoch']} to train longer")
+        return state
+
+    def _resumed_config(self, state: dict, out: Path) -> TrainConfig:
+        """The run's saved settings (shown in the fields again) with the Epochs field's count."""
+        saved = state["config"]
+        self.set_fields(**{key: saved[key] for key in RESUMED_SETTINGS if key in saved}, name=out.stem)
+        return config_from_state(state, self.spins["epochs"].value())
+
+    def _remember_folders(self) -> None:
+        for key, edit in self.folders.items():
+            self.settings.setValue(f"train/{key}", edit.text().strip())
+
+    def _set_running(self, running: bool, message: str) -> None:
+        if not running:
+            self.job = None
+        self.status.setText(message)
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        running = self.is_running()
+        self.start_button.setEnabled(not running)
+        self.stop_button.setEnabled(running)
+        try:
+            out = self.output_path()
+        except InputError:
+            out = None
+        resumable = out is not None and (out == self._stopped_out or load_state(out) is not None)
+        self.resume_button.setEnabled(not running and resumable)
+
+    # ------------------------------------------------------------------ job signals
+
+    def _on_progressed(self, done: int, total: int, message: str, _job_estimate: float) -> None:
+        """Steps done and the time left, measured from this run's first step (so resumes estimate right)."""
+        now = time.monotonic()
+        if self._first_step is None:
+            self._first_step = (now, done)
+        start_time, start_done = self._first_step
+        self.progress.setMaximum(max(total, 1))
+        self.progress.setValue(done)
+        left = f", about {format_duration((now - start_time) * (total - done) / (done - start_done))} left" if done > start_done else ""
+        self.status.setText(f"{message}{left}")
+
+    def _on_epoch_finished(self, row: dict) -> None:
+        self.history.append(row)
+        self._redraw()
+        self.epochFinished.emit(row)
+
+    def _redraw(self) -> None:
+        epochs = [row["epoch"] for row in self.history]
+        self.loss_curve.setData(epochs, [row["loss"] for row in self.history])
+        self.f1_curve.setData(epochs, [row["val_f1"] for row in self.history])
+
+    def _on_finished(self, card: dict) -> None:
+        out, self._stopped_out = self._out, None
+        validation = card.get("validation", {})
+        self._set_running(False, f"done: {out} (best epoch {card.get('best_epoch')}, validation F1 {validation.get('f1', float('nan')):.3f})")
+        self._refresh_default_name()
+        self.modelTrained.emit(str(out))
+
+    def _on_failed(self, message: str) -> None:
+        self._set_running(False, "")
+        self._fail(message)
+
+    def _on_cancelled(self) -> None:
+        self._stopped_out = self._out
+        state = load_state(self._out)
+        epoch = (state["epoch"] if state else 0) + 1
+        self._set_running(False, f"stopped; Resume continues from epoch {epoch}")
+        self.trainingStopped.emit(epoch)
+
+    def _fail(self, message: str) -> None:
+        """Say what went wrong in the status line and a dialog; fields and checkpoints stay."""
+        self.status.setText(f"failed: {message}")
+        self._update_buttons()
+        self.trainingFailed.emit(message)
+        box = QMessageBox(QMessageBox.Warning, "EMViewer - training", message, QMessageBox.Ok, self)
+        box.open()
+        self._error_box = box

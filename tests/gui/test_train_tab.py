@@ -1,0 +1,159 @@
+"""The Train tab on real SBEM crops: a tiny run with live curves, Stop and Resume, bad labels."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from emviewer.core.models.registry import list_models
+
+TIMEOUT_MS = 120_000
+#: A run small enough for a CI core: a few 128 px steps of a width-8, depth-1 DeepEM3D (tracing
+#: its training step dominates: about 12 s on a busy 2-core machine, 20 s at depth 3).
+TINY = dict(arch="deepem3d", width=8, depth=1, tile=128, batch_size=2, steps_per_epoch=3, precision="float32", epochs=1)
+
+
+@pytest.fixture(scope="module")
+def labelled(cdeep3m, tmp_path_factory) -> dict[str, Path]:
+    """Four 256x256 crops of cdeep3m training slices 010-013 and their 0/1 labels."""
+    root = tmp_path_factory.mktemp("train_tab_data")
+    folders = {}
+    for kind, stem in (("images", "images"), ("labels", "mitos_3D")):
+        folders[kind] = root / kind
+        folders[kind].mkdir()
+        for n in range(10, 14):
+            array = np.asarray(Image.open(cdeep3m / "training" / kind / f"{stem}.{n:03d}.png"))[:256, :256]
+            Image.fromarray(array).save(folders[kind] / f"{stem}.{n:03d}.png")
+    return folders
+
+
+@pytest.fixture
+def settings(tmp_path):
+    """Settings in a file of the test's own, never the user's."""
+    from PySide6.QtCore import QSettings
+
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
+
+
+@pytest.fixture
+def tab(qtbot, monkeypatch, tmp_path, settings):
+    monkeypatch.setenv("EMVIEWER_USER_DIR", str(tmp_path / "user"))
+    from emviewer.gui.tabs.train_tab import TrainTab
+
+    widget = TrainTab(settings)
+    qtbot.addWidget(widget)
+    widget.show()
+    return widget
+
+
+def points(curve) -> list[float]:
+    _, y = curve.getData()
+    return [] if y is None else list(y)
+
+
+def test_one_tiny_epoch_draws_curves_and_registers_the_model(tab, qtbot, labelled, tmp_path):
+    assert tab.name.text() == "mito-multiresunet-1fm"
+    with qtbot.waitSignal(tab.modelTrained, timeout=TIMEOUT_MS) as trained:
+        assert tab.start_training(images=labelled["images"], labels=labelled["labels"], **TINY) is not None
+        assert tab.is_running() and not tab.start_button.isEnabled() and tab.stop_button.isEnabled()
+    out = tmp_path / "user" / "models" / "mito" / "mito-deepem3d-1fm.keras"
+    assert trained.args == [str(out)]
+    assert out.is_file() and out.with_suffix(".json").is_file()
+    assert json.loads(out.with_suffix(".json").read_text())["architecture"] == "deepem3d"
+    assert len(points(tab.loss_curve)) == 1 and len(points(tab.f1_curve)) == 1
+    assert 0.0 <= points(tab.f1_curve)[0] <= 1.0
+    assert tab.progress.value() == tab.progress.maximum() == 3
+    assert "done" in tab.status.text() and tab.start_button.isEnabled()
+    assert [e.name for e in list_models(tmp_path / "none", tmp_path / "user" / "models")] == ["mito-deepem3d-1fm"]
+    assert tab.name.text() == "mito-deepem3d-1fm-2", "the default name moves past the finished model"
+    with qtbot.waitSignal(tab.trainingFailed) as refused:
+        assert tab.start_training(name="mito-deepem3d-1fm") is None
+    assert "exists" in refused.args[0] and "Resume" in refused.args[0]
+
+    # Resume (to train it longer) first draws the saved epoch and restores the saved settings;
+    # stopped before its first step, it keeps the checkpoint and the finished model. (A second
+    # TensorFlow job on a reused Qt pool thread used to crash the process here.)
+    with qtbot.waitSignal(tab.trainingStopped, timeout=TIMEOUT_MS) as stopped:
+        assert tab.resume_training(epochs=2, width=16) is not None
+        assert points(tab.loss_curve) == [pytest.approx(tab.history[0]["loss"])]
+        assert tab.spins["width"].value() == 8, "a resumed run keeps the settings its checkpoint was made with"
+        tab.stop()
+    assert stopped.args == [2]
+    assert tab.status.text() == "stopped; Resume continues from epoch 2"
+    assert out.is_file() and tab.resume_button.isEnabled()
+
+
+def test_stop_during_first_epoch_then_resume_completes(tab, qtbot, labelled, tmp_path):
+    tab.progress.valueChanged.connect(lambda value: value > 0 and tab.stop_button.click())
+    with qtbot.waitSignal(tab.trainingStopped, timeout=TIMEOUT_MS) as stopped:
+        tab.start_training(images=labelled["images"], labels=labelled["labels"], name="stopped", **{**TINY, "steps_per_epoch": 4})
+    assert stopped.args == [1]
+    assert tab.status.text() == "stopped; Resume continues from epoch 1"
+    assert not tab.is_running() and tab.start_button.isEnabled() and tab.resume_button.isEnabled()
+    assert not tab.stop_button.isEnabled()
+    assert tab.folders["images"].text() == str(labelled["images"]), "nothing typed is lost"
+    assert not (tmp_path / "user" / "models" / "mito" / "stopped.keras").exists()
+
+    tab.progress.valueChanged.disconnect()
+    with qtbot.waitSignal(tab.modelTrained, timeout=TIMEOUT_MS) as trained:
+        tab.resume_button.click()
+    assert Path(trained.args[0]).name == "stopped.keras" and Path(trained.args[0]).is_file()
+    assert len(points(tab.loss_curve)) == 1 and len(points(tab.f1_curve)) == 1
+    assert tab.progress.value() == 4 and "done" in tab.status.text()
+
+
+def test_images_given_as_labels_fail_naming_the_file(tab, qtbot, labelled):
+    with qtbot.waitSignal(tab.trainingFailed, timeout=TIMEOUT_MS) as failed:
+        tab.start_training(images=labelled["images"], labels=labelled["images"], name="bad", **TINY)
+    message = failed.args[0]
+    assert "images.010" in message and "not binary" in message
+    assert tab.status.text() == f"failed: {message}"
+    assert not tab.is_running() and tab.start_button.isEnabled()
+    assert tab._error_box is not None and tab._error_box.text() == message
+    assert tab.folders["labels"].text() == str(labelled["images"])
+
+
+def test_last_folders_are_remembered(tab, qtbot, labelled, settings):
+    from emviewer.gui.tabs.train_tab import TrainTab
+
+    with qtbot.waitSignal(tab.trainingFailed, timeout=TIMEOUT_MS):
+        tab.start_training(images=labelled["images"], labels=labelled["images"], name="bad", **TINY)
+    again = TrainTab(settings)
+    qtbot.addWidget(again)
+    assert again.folders["images"].text() == str(labelled["images"])
+    assert again.folders["val_images"].text() == ""
+
+
+def test_missing_folders_and_bad_fields_are_refused_before_training(tab, qtbot, labelled):
+    with qtbot.waitSignal(tab.trainingFailed) as failed:
+        assert tab.start_training(images="", labels="") is None
+    assert "images folder" in failed.args[0]
+    with qtbot.waitSignal(tab.trainingFailed) as failed:
+        tab.start_training(images=labelled["images"], labels=labelled["labels"], val_images=labelled["images"])
+    assert "validation labels" in failed.args[0]
+    with qtbot.waitSignal(tab.trainingFailed) as failed:
+        tab.start_training(val_images="", foreground="one")
+    assert "foreground 'one'" in failed.args[0]
+    with qtbot.waitSignal(tab.trainingFailed) as failed:
+        tab.start_training(foreground="1", name="../escape")
+    assert "model name" in failed.args[0]
+    with qtbot.waitSignal(tab.trainingFailed) as failed:
+        tab.resume_training(name="never-trained")
+    assert "nothing to resume" in failed.args[0]
+    assert not tab.is_running()
+
+
+def test_fields_follow_object_architecture_and_context(tab):
+    tab.set_fields(object="nuclei", arch="deepem3d", context=5)
+    assert tab.name.text() == "nuclei-deepem3d-5fm"
+    config = tab.train_config()
+    assert (config.object, config.arch, config.context) == ("nuclei", "deepem3d", 5)
+    tab.set_fields(name="my-model", context=3)
+    assert tab.name.text() == "my-model"
+    assert tab.output_path().name == "my-model.keras" and tab.output_path().parent.name == "nuclei"
+    with pytest.raises(TypeError):
+        tab.set_fields(colour="red")
