@@ -73,13 +73,12 @@ def _progress_bar(desc: str):
 def cmd_info(args) -> int:
     from . import config
     from .core.backend import device_summary
-    from .core.models.registry import list_models
 
     info = {
         "emviewer": __version__,
         "python": sys.version.split()[0],
         **device_summary(),
-        "models": [str(m.path) for m in list_models(config.bundled_models_dir(), config.user_data_dir() / "models")],
+        "models": [str(m.path) for m in config.installed_models()],
         "sample_stack": str(config.sample_stack()),
     }
     if args.json:
@@ -156,9 +155,8 @@ def cmd_evaluate(args) -> int:
 
 def _registry():
     from . import config
-    from .core.models.registry import list_models
 
-    return list_models(config.bundled_models_dir(), config.user_data_dir() / "models")
+    return config.installed_models()
 
 
 def cmd_models(args) -> int:
@@ -208,7 +206,7 @@ def cmd_train(args) -> int:
     from . import config
     from .core.train import DataSpec, TrainConfig, train
 
-    out = Path(args.out) if args.out else config.user_data_dir() / "models" / args.object / f"{args.object}-{args.arch}-{args.context}fm-{date.today():%Y%m%d}.keras"
+    out = Path(args.out) if args.out else config.user_models_dir() / args.object / f"{args.object}-{args.arch}-{args.context}fm-{date.today():%Y%m%d}.keras"
     out.parent.mkdir(parents=True, exist_ok=True)
     spec = DataSpec(args.images, args.labels, args.val_images or [], args.val_labels or [], args.foreground, args.invert)
     settings = TrainConfig(

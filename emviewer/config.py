@@ -31,6 +31,18 @@ def user_data_dir() -> Path:
     return Path(os.environ.get("EMVIEWER_USER_DIR", platformdirs.user_data_path(APP_NAME)))
 
 
+def user_models_dir() -> Path:
+    """Where models trained by the user go, one sub-folder per object."""
+    return user_data_dir() / "models"
+
+
+def installed_models() -> list:
+    """Bundled models first, then the user's, each with its card (reads the cards now)."""
+    from .core.models.registry import list_models
+
+    return list_models(bundled_models_dir(), user_models_dir())
+
+
 def keras_backend() -> str:
     """The Keras backend that will be used, read without importing Keras."""
     return os.environ.get("KERAS_BACKEND", "tensorflow")

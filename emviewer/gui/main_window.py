@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMe
 from .. import config
 from ..core.errors import InputError
 from ..core.io import open_volume
-from ..core.models.registry import list_models, resolve_models
+from ..core.models.registry import resolve_models
 from .export_dialog import ExportDialog
 from .predict_panel import PredictPanel
 from .session import Session
@@ -40,7 +40,7 @@ class MainWindow(QMainWindow):
         self.settings = settings if settings is not None else QSettings("EMViewer", "EMViewer")
         self.job: Optional[Job] = None
         self.last_error = ""
-        self.models = list_models(config.bundled_models_dir(), config.user_data_dir() / "models")
+        self.models = config.installed_models()
         self.viewer = SideBySideView(self.session)
         self.slider = SliceSlider(self.session)
         central = QWidget()
@@ -223,7 +223,7 @@ class MainWindow(QMainWindow):
 
     def _on_model_trained(self, path: str) -> None:
         """A model trained in the Train tab joins the model pickers at once."""
-        self.models = list_models(config.bundled_models_dir(), config.user_data_dir() / "models")
+        self.models = config.installed_models()
         self.panel.set_models(self.models)
         self.statusBar().showMessage(f"trained {Path(path).name}; it is in the model picker", 8000)
 

@@ -239,7 +239,7 @@ class TrainTab(QWidget):
         name = self.name.text().strip()
         if not re.fullmatch(r"\w[\w.-]*", name):
             raise InputError(None, f"model name {name!r}: use letters, digits, '-', '_' and '.' only")
-        return config.user_data_dir() / "models" / self.combos["object"].currentData() / f"{name}.keras"
+        return config.user_models_dir() / self.combos["object"].currentData() / f"{name}.keras"
 
     def _on_name_edited(self, text: str) -> None:
         self._name_edited = bool(text.strip())
@@ -251,7 +251,7 @@ class TrainTab(QWidget):
         if self._name_edited:
             return
         base = "-".join((self.combos["object"].currentData(), self.combos["arch"].currentData(), f"{self.combos['context'].currentData()}fm"))
-        folder = config.user_data_dir() / "models" / self.combos["object"].currentData()
+        folder = config.user_models_dir() / self.combos["object"].currentData()
         name, number = base, 1
         while (folder / f"{name}.keras").exists():
             number += 1
