@@ -18,6 +18,12 @@ def display_range(slices: Sequence[np.ndarray], percentiles: tuple[float, float]
     return float(low), float(high if high > low else low + 1)
 
 
+def sample_slices(volume, count: int = 8) -> list[np.ndarray]:
+    """Up to ``count`` evenly spaced slices of a stack, enough for intensity statistics."""
+    picks = np.unique(np.linspace(0, len(volume) - 1, min(len(volume), count)).astype(int))
+    return [volume.slice(int(z)) for z in picks]
+
+
 def to_uint8(image: np.ndarray, low: float, high: float) -> np.ndarray:
     """Map ``[low, high]`` to ``[0, 255]`` with clipping, for display of any dtype."""
     image = np.asarray(image)
@@ -75,8 +81,7 @@ class StackRenderer:
 
     def __init__(self, volume, masks: Mapping[str, "object"], opacity: float | Mapping[str, float] = 0.45, sample: int = 8) -> None:
         self.volume, self.masks, self.opacity = volume, masks, opacity
-        picks = np.unique(np.linspace(0, len(volume) - 1, min(len(volume), sample)).astype(int))
-        self.levels = display_range([volume.slice(int(z)) for z in picks])
+        self.levels = display_range(sample_slices(volume, sample))
 
     def display(self, z: int) -> np.ndarray:
         """Slice ``z`` as ``(Y, X)`` uint8."""

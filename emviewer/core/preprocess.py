@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .overlay import display_range
+from .overlay import display_range, sample_slices
 
 #: Percentiles mapped to 0 and 1 for images that are not 8-bit.
 INPUT_PERCENTILES = (0.1, 99.9)
@@ -20,8 +20,7 @@ def input_levels(volume, sample: int = 8) -> tuple[float, float]:
     """
     if volume.dtype == np.uint8:
         return 0.0, 255.0
-    picks = np.unique(np.linspace(0, len(volume) - 1, min(len(volume), sample)).astype(int))
-    return display_range([volume.slice(int(z)) for z in picks], INPUT_PERCENTILES)
+    return display_range(sample_slices(volume, sample), INPUT_PERCENTILES)
 
 
 def normalise(image: np.ndarray, levels: tuple[float, float]) -> np.ndarray:

@@ -12,7 +12,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from ..core.objects import OBJECTS
-from ..core.overlay import display_range
+from ..core.overlay import display_range, sample_slices
 from ..core.volume import Volume
 
 
@@ -47,8 +47,7 @@ class Session(QObject):
         self.volume = volume
         self.masks, self.probabilities = {}, {}
         self.z = 0
-        picks = np.unique(np.linspace(0, len(volume) - 1, min(len(volume), 8)).astype(int))
-        self.levels = display_range([volume.slice(int(z)) for z in picks])
+        self.levels = display_range(sample_slices(volume))
         self.volumeChanged.emit()
         self.sliceChanged.emit(0)
 
