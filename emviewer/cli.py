@@ -176,27 +176,55 @@ def cmd_models(args) -> int:
     return 0
 
 
+def _predictor(args):
+    """The local predictor with installed models, or the server's with ``--server``."""
+    if args.server:
+        from .core.errors import InputError
+        from .remote.client import RemotePredictor
+        from .server.settings import TOKEN_ENV
+
+        token = args.token or os.environ.get(TOKEN_ENV, "")
+        if args.model and args.model.endswith(".keras"):
+            raise InputError(args.model, "online mode uses the server's models: give a name from the server's model list")
+        names = {obj: args.model.split(",") for obj in args.object} if args.model else {}
+        predictor = RemotePredictor(args.server, token, args.object, names, args.mode, args.tta)
+        return predictor, {"server": args.server, "models": names or "server defaults"}
+    from .core.models.registry import resolve_models
+    from .core.predict import models_record, predictor_for
+
+    files = resolve_models({obj: args.model for obj in args.object}, args.mode, _registry())
+    predictor = predictor_for(files, args.mode, args.tta)
+    return predictor, {"tta": predictor.tta, "models": models_record(predictor.models)}
+
+
 def cmd_predict(args) -> int:
     from .core.io import open_volume
-    from .core.models.registry import resolve_models
-    from .core.predict import predictor_for
     from .core.prediction_output import PredictionWriter, write_predictions
     from .core.provenance import provenance
 
     volume = open_volume(args.input)
-    files = resolve_models({obj: args.model for obj in args.object}, args.mode, _registry())
-    predictor = predictor_for(files, args.mode, args.tta)
-    record = provenance(
-        command="predict",
-        input=args.input,
-        mode=args.mode,
-        tta=predictor.tta,
-        models={obj: [{"name": m.name, "sha256": (m.card or {}).get("sha256"), "threshold": m.threshold} for m in ms] for obj, ms in predictor.models.items()},
-    )
+    predictor, how = _predictor(args)
+    record = provenance(command="predict", input=args.input, mode=args.mode, **how)
     writer = PredictionWriter(Path(args.output), args.object, args.format, args.save_probabilities, record)
     results = predictor.iter_predict(volume, progress=_progress_bar("predict"))
     written = write_predictions(results, writer, raw=volume if args.format == "h5" else None)
     print(f"wrote {len(written)} file(s) to {args.output}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from .server.run import serve
+    from .server.settings import ServerSettings, read_token
+
+    settings = ServerSettings(
+        host=args.host,
+        port=args.port,
+        token=read_token(args.token_file),
+        max_upload_bytes=int(args.max_upload_mb * 2**20),
+        result_ttl=args.keep_results * 60,
+        workers=args.workers,
+    )
+    serve(settings)
     return 0
 
 
@@ -282,6 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--tta", type=int, choices=(1, 8, 16), help="test-time variants (default 1 fast, 16 accurate)")
     predict.add_argument("--format", choices=("png", "tif", "h5"), default="png", help="png: one mask per slice (default); tif: one stack per object; h5: one file")
     predict.add_argument("--save-probabilities", action="store_true", help="also write probabilities (PNG 0-255, or float32 in TIFF/HDF5)")
+    predict.add_argument("--server", metavar="URL", help="predict online on an EMViewer server, e.g. http://gpu-box:8765")
+    predict.add_argument("--token", help="the server's token (default: $EMVIEWER_TOKEN)")
     predict.set_defaults(run=cmd_predict)
 
     train = sub.add_parser("train", help="train a model on your labelled slices")
@@ -311,6 +341,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_label_options(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object with keys per_image and mean")
     evaluate.set_defaults(run=cmd_evaluate)
+    serve = sub.add_parser("serve", help="run the online-mode prediction server")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; any other needs a token)")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--token-file", metavar="FILE", help="file holding the token clients must send (default: $EMVIEWER_TOKEN)")
+    serve.add_argument("--max-upload-mb", type=float, default=4096, help="largest upload accepted, in MiB (default 4096)")
+    serve.add_argument("--keep-results", type=float, default=60, metavar="MINUTES", help="how long finished results are kept (default 60)")
+    serve.add_argument("--workers", type=int, default=1, help="jobs run at the same time (default 1: one job on the GPU)")
+    serve.set_defaults(run=cmd_serve)
     return parser
 
 

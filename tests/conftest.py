@@ -18,6 +18,8 @@ from PIL import Image
 
 from emviewer.cli import main
 
+pytest_plugins = ["live_server"]  # the online-mode server fixtures
+
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 

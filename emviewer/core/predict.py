@@ -201,12 +201,19 @@ class LocalPredictor:
             batches.close()  # stops the reader thread at once on cancel or error
 
 
-def predictor_for(files: Mapping[str, Sequence], mode: str = "fast", tta: Optional[int] = None) -> LocalPredictor:
-    """Load each object's model files (once) into a predictor for the mode.
+def mode_tta(mode: str, tta: Optional[int] = None) -> int:
+    """Test-time variants: ``tta`` when given, else 1 for ``fast`` and 16 for ``accurate``."""
+    return tta or (16 if mode == "accurate" else 1)
 
-    ``fast``: no test-time augmentation; ``accurate``: 16 variants, unless ``tta`` is given.
-    """
+
+def predictor_for(files: Mapping[str, Sequence], mode: str = "fast", tta: Optional[int] = None) -> LocalPredictor:
+    """Load each object's model files (once) into a predictor for the mode."""
     from .models.loading import load_model
 
     models = {obj: [load_model(f) for f in paths] for obj, paths in files.items()}
-    return LocalPredictor(models, tta=tta or (16 if mode == "accurate" else 1))
+    return LocalPredictor(models, tta=mode_tta(mode, tta))
+
+
+def models_record(models: Mapping[str, Sequence[LoadedModel]]) -> dict:
+    """Which models (name, weight hash, threshold) predicted each object, for provenance."""
+    return {obj: [{"name": m.name, "sha256": (m.card or {}).get("sha256"), "threshold": m.threshold} for m in ms] for obj, ms in models.items()}

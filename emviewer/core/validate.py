@@ -13,6 +13,7 @@ import numpy as np
 
 from .errors import ImageContentError, InputError, PairingError, ShapeMismatchError
 from .io.common import numbers_in
+from .overlay import sample_slices
 from .tiling import pad_to_at_least as pad_to_tile  # noqa: F401  (the padding rule lives with the tiles)
 
 
@@ -118,3 +119,10 @@ def pair_by_number(names_a: Sequence[str], names_b: Sequence[str], source_a="ima
         unpaired_a=[names_a[i] for key, i in keys_a.items() if key not in keys_b],
         unpaired_b=[names_b[j] for j in range(len(names_b)) if j not in paired_b],
     )
+
+
+def check_volume_image(volume, sample: int = 3) -> None:
+    """Refuse a stack whose sampled slices are all binary: it is a mask stack, not EM images."""
+    slices = sample_slices(volume, sample)
+    if all(len(distinct_values(s, limit=3)) <= 2 for s in slices):
+        check_image(slices[0], volume.source)

@@ -55,6 +55,8 @@ def _check_complete(tif: tifffile.TiffFile, path: Path, found: int) -> None:
 
 def _series_array(tif: tifffile.TiffFile, path: Path):
     """The file's pixels as a ``(Z, Y, X[, S])`` array-like, memory-mapped when possible."""
+    if not tif.series:
+        raise UnreadableFileError(path, "not a readable TIFF file (no image in it)")
     series = tif.series[0]
     axes, shape = series.axes, tuple(series.shape)
     check_slice_size((shape[axes.index("Y")], shape[axes.index("X")]), path)

@@ -173,3 +173,10 @@ def test_2gb_stack_opens_without_reading_it(tmp_path, kind):
         grown = _resident_mb() - before
     assert corner.tolist() == [[7, 7], [7, 7]]
     assert grown < 300, f"opening a 2 GiB stack grew memory by {grown:.0f} MB"
+
+
+def test_tiff_header_with_no_image_is_refused_by_name(tmp_path):
+    bad = tmp_path / "stack.tif"
+    bad.write_bytes(b"II*\x00" + b"\x07" * 500)  # found by the server tests: once an IndexError
+    with pytest.raises(InputError, match=r"stack\.tif: not a readable TIFF file"):
+        open_volume(bad)

@@ -1,0 +1,92 @@
+"""The FastAPI app factory: lifespan (models, job queue, work folder), error handlers, routes."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__, config
+from ..core.models.registry import list_models
+from ..remote.schemas import API_PREFIX
+from .jobs import JobManager
+from .models import ModelStore
+from .routes import router
+from .runner import run_job
+from .settings import ServerSettings
+
+log = logging.getLogger("emviewer.server")
+
+
+def _installed_models(settings: ServerSettings):
+    bundled = settings.models_dir or config.bundled_models_dir()
+    user = settings.user_models_dir or config.user_models_dir()
+    return list_models(Path(bundled), Path(user))
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI):
+    from ..core.backend import device_summary
+
+    settings: ServerSettings = app.state.settings
+    owns_work_dir = settings.work_dir is None
+    work_dir = Path(tempfile.mkdtemp(prefix="emviewer-server-")) if owns_work_dir else Path(settings.work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    store = ModelStore(_installed_models(settings))
+    summary = device_summary()
+    app.state.work_dir, app.state.store = work_dir, store
+    app.state.device = {"backend": summary["backend"], "device": ", ".join(summary["devices"])}
+    app.state.jobs = JobManager(partial(run_job, store=store), settings.workers, settings.max_waiting, settings.result_ttl)
+    log.info("serving %d model(s) on %s", len(store.entries), app.state.device["device"])
+    try:
+        yield
+    finally:
+        app.state.jobs.close()
+        if owns_work_dir:
+            shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _error(status: int, detail: str, headers=None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error answers ``{"detail": "<one message>"}``; no tracebacks or internals leave."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return _error(422, f"{where}: {first.get('msg', 'invalid request')}" if where else first.get("msg", "invalid request"))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return _error(500, "internal server error")
+
+
+def create_app(settings: ServerSettings | None = None) -> FastAPI:
+    """A new app; models load and workers start when it starts (not here)."""
+    settings = settings or ServerSettings()
+    app = FastAPI(
+        title="EMViewer prediction server",
+        version=__version__,
+        description="Segments organelles in EM stacks with the server's models (online mode of EMViewer).",
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings
+    _add_error_handlers(app)
+    app.include_router(router, prefix=API_PREFIX)
+    return app

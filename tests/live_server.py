@@ -1,0 +1,108 @@
+"""Online-mode fixtures (a pytest plugin, see tests/conftest.py): small real models with
+cards, real EM crops, and the real app served by uvicorn on a free loopback port, in this
+process so tests can look at its job folders. Used by tests/server and tests/remote."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from emviewer.core.models.loading import sha256_of
+
+TOKEN = "test-token-0123456789"
+
+
+def save_model_with_card(folder: Path, name: str, obj: str, context: int, seed: int) -> Path:
+    """An untrained but deterministic small model, saved with a card as the registry expects."""
+    import keras
+
+    from emviewer.core.models import build_model
+
+    keras.utils.set_random_seed(seed)
+    path = folder / obj / f"{name}.keras"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    build_model("deepem3d", context=context, width=4, depth=2).save(path)
+    card = {"object": obj, "architecture": "deepem3d", "context": context, "threshold": 0.5, "modes": ["fast", "accurate"], "sha256": sha256_of(path)}
+    path.with_suffix(".json").write_text(json.dumps(card))
+    return path
+
+
+@pytest.fixture(scope="session")
+def model_folder(tmp_path_factory) -> Path:
+    """``mito/tiny-mito.keras`` (1 slice) and ``membrane/tiny-membrane.keras`` (3 slices)."""
+    folder = tmp_path_factory.mktemp("server_models")
+    save_model_with_card(folder, "tiny-mito", "mito", 1, seed=3)
+    save_model_with_card(folder, "tiny-membrane", "membrane", 3, seed=4)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def em_stack(cdeep3m) -> np.ndarray:
+    """``(4, 192, 224)`` uint8: crops of four consecutive real SBEM slices."""
+    files = [cdeep3m / "validation" / "images" / f"images.05{i}.png" for i in range(4)]
+    return np.stack([np.asarray(Image.open(f))[64:256, 96:320] for f in files])
+
+
+@pytest.fixture(scope="session")
+def em_tiff(em_stack, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("server_inputs") / "stack.tif"
+    tifffile.imwrite(path, em_stack, photometric="minisblack")
+    return path
+
+
+class LiveServer:
+    """The app under uvicorn in a thread; ``url``, ``app`` (for its state) and ``stop()``."""
+
+    def __init__(self, settings) -> None:
+        import uvicorn
+
+        from emviewer.server.app import create_app
+
+        self.token = settings.token
+        self.auth = {"Authorization": f"Bearer {settings.token}"}
+        self.app = create_app(settings)
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=2)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self, timeout: float = 120.0) -> "LiveServer":
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:  # lifespan loads models first; bounded wait
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("test server did not start")
+            time.sleep(0.05)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+@contextmanager
+def live_server(model_folder: Path, tmp_path: Path, **overrides):
+    from emviewer.server.settings import ServerSettings
+
+    settings = ServerSettings(token=TOKEN, models_dir=model_folder, user_models_dir=tmp_path / "no-user-models", work_dir=tmp_path / "work", **overrides)
+    server = LiveServer(settings).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def server(model_folder, tmp_path_factory):
+    """One server for a test module: token, 4 MiB upload limit, results kept 10 minutes."""
+    with live_server(model_folder, tmp_path_factory.mktemp("server"), max_upload_bytes=4 * 2**20, result_ttl=600) as live:
+        yield live
