@@ -106,3 +106,12 @@ def server(model_folder, tmp_path_factory):
     """One server for a test module: token, 4 MiB upload limit, results kept 10 minutes."""
     with live_server(model_folder, tmp_path_factory.mktemp("server"), max_upload_bytes=4 * 2**20, result_ttl=600) as live:
         yield live
+
+
+@pytest.fixture(scope="session")
+def slow_tiff(cdeep3m, tmp_path_factory) -> Path:
+    """Six real 1024² slices: with 16x test-time augmentation a job that takes a few seconds."""
+    files = sorted((cdeep3m / "training" / "images").glob("images.01[0-5].png"))
+    path = tmp_path_factory.mktemp("server_inputs") / "slow.tif"
+    tifffile.imwrite(path, np.stack([np.asarray(Image.open(f)) for f in files]), photometric="minisblack")
+    return path

@@ -30,6 +30,10 @@ class RemoteError(InputError):
     """The server refused the job, failed it, or stopped answering; the message says which."""
 
 
+class ServerBusyError(RemoteError):
+    """The server's queue is full (503); worth trying again a little later."""
+
+
 def _session(token: str, retries: int) -> requests.Session:
     session = requests.Session()
     # Retry only when the connection cannot be made (server restarting, network blip):
@@ -55,6 +59,8 @@ class RemotePredictor:
         As for the local predictor; ``models`` names the server's models per object.
     timeout
         Seconds to wait for the server to answer one request (connect and read).
+    busy_wait
+        How long to keep trying while the server's queue is full.
     """
 
     url: str
@@ -66,6 +72,7 @@ class RemotePredictor:
     timeout: float = 30.0
     retries: int = 3
     poll_interval: float = 0.5
+    busy_wait: float = 300.0
 
     def __post_init__(self) -> None:
         self.url = self.url.rstrip("/")
@@ -82,6 +89,8 @@ class RemotePredictor:
             raise RemoteError(self.url, f"the server did not answer within {self.timeout:g} s") from None
         except requests.exceptions.ConnectionError:
             raise RemoteError(self.url, "cannot reach the server (is it running, and is the address right?)") from None
+        if response.status_code == 503:
+            raise ServerBusyError(self.url, self._refusal(response))
         if response.status_code >= 400:
             raise RemoteError(self.url, self._refusal(response))
         return response
@@ -104,21 +113,31 @@ class RemotePredictor:
 
     # ------------------------------------------------------------------ a job
 
-    def _submit(self, stack: Path, slices: Optional[Sequence[int]], progress: Optional[Progress]) -> JobStatus:
+    def _submit(self, stack: Path, slices: Optional[Sequence[int]], progress: Optional[Progress], cancel: Optional[CancelToken]) -> JobStatus:
+        """Upload the stack with the parameters; while the server is busy, wait and try again."""
         limit = self.health().max_upload_bytes
         parameters = JobParameters(objects=self.objects, models={k: list(v) for k, v in self.models.items()}, mode=self.mode, tta=self.tta, slices=slices)
-        body = MultipartBody(
-            {PARAMETERS_FIELD: parameters.model_dump_json(exclude_none=True)},
-            [(FILES_FIELD, stack)],
-            on_read=lambda sent, size: report(progress, sent, size, "uploading"),
-        )
-        if len(body) > limit:
-            raise RemoteError(self.url, f"the stack is {len(body) / 2**20:.0f} MiB, over the server's upload limit of {limit / 2**20:.0f} MiB")
-        try:
-            response = self._call("POST", "/jobs", data=body, headers={"Content-Type": body.content_type})
-        finally:
-            body.close()
-        return JobStatus.model_validate(response.json())
+        deadline, pause = time.monotonic() + self.busy_wait, 0.5
+        while True:
+            body = MultipartBody(
+                {PARAMETERS_FIELD: parameters.model_dump_json(exclude_none=True)},
+                [(FILES_FIELD, stack)],
+                on_read=lambda sent, size: report(progress, sent, size, "uploading"),
+            )
+            if len(body) > limit:
+                raise RemoteError(self.url, f"the stack is {len(body) / 2**20:.0f} MiB, over the server's upload limit of {limit / 2**20:.0f} MiB")
+            try:
+                response = self._call("POST", "/jobs", data=body, headers={"Content-Type": body.content_type})
+                return JobStatus.model_validate(response.json())
+            except ServerBusyError:
+                if time.monotonic() + pause > deadline:
+                    raise
+            finally:
+                body.close()
+            report(progress, 0, 1, "the server is busy; waiting to send the stack")
+            time.sleep(pause)
+            check(cancel)
+            pause = min(pause * 2, 10.0)
 
     def _wait(self, job: JobStatus, progress: Optional[Progress], cancel: Optional[CancelToken]) -> JobStatus:
         while job.state in (JobState.queued, JobState.running):
@@ -164,7 +183,7 @@ class RemotePredictor:
             stack = Path(tmp) / "stack.tif"
             write_tiff(stack, volume.iter_slices(), volume.shape, volume.dtype)
             check(cancel)
-            job = self._submit(stack, slices if slices != list(range(len(volume))) else None, progress)
+            job = self._submit(stack, slices if slices != list(range(len(volume))) else None, progress, cancel)
             job = self._wait(job, progress, cancel)
             result = self._download(job, Path(tmp))
             with h5py.File(result, "r") as h5:

@@ -102,7 +102,7 @@ async def submit_job(request: Request) -> JobStatus:
         raise HTTPException(422, str(exc)) from None
     except QueueFullError as exc:
         shutil.rmtree(folder, ignore_errors=True)
-        raise HTTPException(503, str(exc)) from None
+        raise HTTPException(503, str(exc), headers={"Retry-After": "2"}) from None
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

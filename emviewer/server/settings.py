@@ -29,7 +29,7 @@ class ServerSettings:
     token: Optional[str] = None
     max_upload_bytes: int = 4 * 1024**3
     result_ttl: float = 3600.0
-    max_waiting: int = 16
+    max_waiting: int = 32
     workers: int = 1
     work_dir: Optional[Path] = None
     models_dir: Optional[Path] = None

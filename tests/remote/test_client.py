@@ -1,0 +1,108 @@
+"""RemotePredictor against the real server: same results as local, progress, cancel, errors."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from emviewer.core.models.loading import load_model
+from emviewer.core.predict import LocalPredictor, predict_all
+from emviewer.core.progress import CancelToken, Cancelled
+from emviewer.core.volume import from_array
+from emviewer.remote.client import RemoteError, RemotePredictor
+
+from live_server import live_server
+
+
+@pytest.fixture(scope="module")
+def local_models(model_folder):
+    return {"mito": [load_model(model_folder / "mito" / "tiny-mito.keras")], "membrane": [load_model(model_folder / "membrane" / "tiny-membrane.keras")]}
+
+
+def remote(server, objects=("mito", "membrane"), **kwargs) -> RemotePredictor:
+    return RemotePredictor(server.url, server.token, list(objects), poll_interval=0.05, **kwargs)
+
+
+def test_remote_and_local_predictions_agree(server, em_stack, local_models):
+    volume = from_array(em_stack, slice_names=[f"s{i}" for i in range(len(em_stack))])
+    local = predict_all(LocalPredictor(local_models), volume)
+    results = list(remote(server).iter_predict(volume))
+    assert [r.index for r in results] == [0, 1, 2, 3] and [r.name for r in results] == ["s0", "s1", "s2", "s3"]
+    for obj in ("mito", "membrane"):
+        online = np.stack([r.probabilities[obj] for r in results])
+        assert online.dtype == np.float32 and online.shape == em_stack.shape
+        np.testing.assert_allclose(online, local[obj], atol=1e-5)
+        np.testing.assert_array_equal(online >= 0.5, local[obj] >= 0.5)
+        assert 0.001 < (online >= 0.5).mean() < 0.999  # the comparison is not between two blank masks
+
+
+def test_some_slices_with_test_time_augmentation_agree_with_local(server, em_stack, local_models):
+    volume = from_array(em_stack)
+    local = list(LocalPredictor(local_models, tta=8).iter_predict(volume, slices=[3, 1]))
+    online = list(remote(server, tta=8).iter_predict(volume, slices=[3, 1]))
+    assert [r.index for r in online] == [3, 1]
+    for a, b in zip(local, online):
+        for obj in ("mito", "membrane"):
+            np.testing.assert_allclose(b.probabilities[obj], a.probabilities[obj], atol=1e-5)
+
+
+def test_progress_covers_upload_and_prediction(server, em_stack):
+    seen = []
+    list(remote(server, objects=["mito"]).iter_predict(from_array(em_stack), progress=lambda d, t, m: seen.append((d, t, m))))
+    messages = [m for _, _, m in seen]
+    assert "uploading" in messages and messages[-1] == "done"
+    assert seen[-1][0] == seen[-1][1]
+
+
+def test_cancel_stops_the_server_job_and_deletes_its_files(model_folder, slow_tiff, tmp_path):
+    from emviewer.core.io import open_volume
+
+    cancel = CancelToken()
+
+    def progress(done, total, message):
+        if message.startswith("slice"):  # the server is predicting
+            cancel.cancel()
+
+    with live_server(model_folder, tmp_path) as live:
+        with pytest.raises(Cancelled):
+            list(remote(live, objects=["mito"], mode="accurate").iter_predict(open_volume(slow_tiff), progress=progress, cancel=cancel))
+        (job,) = live.app.state.jobs._jobs.values()
+        assert job.cancel.cancelled
+        for _ in range(200):  # the worker stops at its next tile, then deletes the files
+            if not job.folder.exists():
+                break
+            threading.Event().wait(0.05)
+        assert not job.folder.exists() and job.state.value == "cancelled" and job.done < job.total
+
+
+def test_wrong_token_and_unreachable_server_give_clear_errors(server, em_stack):
+    volume = from_array(em_stack)
+    with pytest.raises(RemoteError, match="refused the token"):
+        list(RemotePredictor(server.url, "wrong", ["mito"]).iter_predict(volume))
+    with pytest.raises(RemoteError, match="cannot reach the server"):
+        list(RemotePredictor("http://127.0.0.1:9", "t", ["mito"], retries=1).iter_predict(volume))
+
+
+def test_stack_over_the_upload_limit_is_refused_before_sending(server, slow_tiff):
+    from emviewer.core.io import open_volume
+
+    with pytest.raises(RemoteError, match="over the server's upload limit of 4 MiB"):
+        list(remote(server, objects=["mito"]).iter_predict(open_volume(slow_tiff)))
+
+
+def test_server_that_goes_away_mid_job_gives_an_error_not_a_hang(model_folder, slow_tiff, tmp_path):
+    from emviewer.core.io import open_volume
+
+    with live_server(model_folder, tmp_path) as live:
+        stopping = threading.Thread(target=live.stop)
+
+        def progress(done, total, message):
+            if message.startswith("slice") and not stopping.is_alive() and stopping.ident is None:
+                stopping.start()
+
+        predictor = RemotePredictor(live.url, live.token, ["mito"], mode="accurate", poll_interval=0.05, retries=2, timeout=10)
+        with pytest.raises(RemoteError, match="cannot reach the server"):
+            list(predictor.iter_predict(open_volume(slow_tiff), progress=progress))
+        stopping.join(timeout=30)
