@@ -46,3 +46,29 @@ def installed_models() -> list:
 def keras_backend() -> str:
     """The Keras backend that will be used, read without importing Keras."""
     return os.environ.get("KERAS_BACKEND", "tensorflow")
+
+
+def server_token_file() -> Path:
+    """Where the app keeps the online-mode server token (readable by the user only)."""
+    return user_data_dir() / "server-token"
+
+
+def save_server_token(token: str) -> Path:
+    """Write the token to :func:`server_token_file` with owner-only permissions (0600)."""
+    path = server_token_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(path.name + ".part")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # never readable by others, even briefly
+    with os.fdopen(fd, "w") as f:
+        f.write(token)
+    os.chmod(temp, 0o600)
+    os.replace(temp, path)
+    return path
+
+
+def load_server_token() -> str:
+    """The saved token, or "" when none was saved."""
+    try:
+        return server_token_file().read_text().strip()
+    except OSError:
+        return ""

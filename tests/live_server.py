@@ -45,16 +45,16 @@ def model_folder(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def em_stack(cdeep3m) -> np.ndarray:
+def server_stack(cdeep3m) -> np.ndarray:
     """``(4, 192, 224)`` uint8: crops of four consecutive real SBEM slices."""
     files = [cdeep3m / "validation" / "images" / f"images.05{i}.png" for i in range(4)]
     return np.stack([np.asarray(Image.open(f))[64:256, 96:320] for f in files])
 
 
 @pytest.fixture(scope="session")
-def em_tiff(em_stack, tmp_path_factory) -> Path:
+def server_tiff(server_stack, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("server_inputs") / "stack.tif"
-    tifffile.imwrite(path, em_stack, photometric="minisblack")
+    tifffile.imwrite(path, server_stack, photometric="minisblack")
     return path
 
 

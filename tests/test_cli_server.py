@@ -40,13 +40,13 @@ def served(model_folder, tmp_path_factory):
     process.wait(timeout=30)
 
 
-def test_predict_online_writes_the_same_masks_as_offline(served, model_folder, em_tiff, tmp_path, run_cli, monkeypatch):
+def test_predict_online_writes_the_same_masks_as_offline(served, model_folder, server_tiff, tmp_path, run_cli, monkeypatch):
     monkeypatch.setenv("EMVIEWER_MODELS_DIR", str(model_folder))
     monkeypatch.setenv("EMVIEWER_USER_DIR", str(tmp_path / "user"))
     url, token = served
-    code, out, err = run_cli("predict", em_tiff, "-o", tmp_path / "online", "--object", "mito,membrane", "--server", url, "--token", token)
+    code, out, err = run_cli("predict", server_tiff, "-o", tmp_path / "online", "--object", "mito,membrane", "--server", url, "--token", token)
     assert code == 0, err
-    code, _, err = run_cli("predict", em_tiff, "-o", tmp_path / "offline", "--object", "mito,membrane")
+    code, _, err = run_cli("predict", server_tiff, "-o", tmp_path / "offline", "--object", "mito,membrane")
     assert code == 0, err
     for obj in ("mito", "membrane"):
         names = sorted(p.name for p in (tmp_path / "offline" / obj).glob("*.png"))
@@ -57,16 +57,16 @@ def test_predict_online_writes_the_same_masks_as_offline(served, model_folder, e
             np.testing.assert_array_equal(online, offline)
 
 
-def test_predict_online_with_a_wrong_token_is_one_line(served, em_tiff, tmp_path, run_cli):
+def test_predict_online_with_a_wrong_token_is_one_line(served, server_tiff, tmp_path, run_cli):
     url, _ = served
-    code, _, err = run_cli("predict", em_tiff, "-o", tmp_path / "out", "--object", "mito", "--server", url, "--token", "nope")
+    code, _, err = run_cli("predict", server_tiff, "-o", tmp_path / "out", "--object", "mito", "--server", url, "--token", "nope")
     assert code == 2 and err.count("\n") == 1 and "refused the token" in err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
-def test_predict_online_refuses_a_local_model_file(served, em_tiff, tmp_path, run_cli):
+def test_predict_online_refuses_a_local_model_file(served, server_tiff, tmp_path, run_cli):
     url, token = served
-    code, _, err = run_cli("predict", em_tiff, "-o", tmp_path / "out", "--object", "mito", "--server", url, "--token", token, "--model", "my.keras")
+    code, _, err = run_cli("predict", server_tiff, "-o", tmp_path / "out", "--object", "mito", "--server", url, "--token", token, "--model", "my.keras")
     assert code == 2 and "server's models" in err
 
 

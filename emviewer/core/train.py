@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -269,11 +268,20 @@ def train(
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     with atomic_path(out) as tmp:
-        shutil.copyfile(folder / "best.keras", tmp)
+        _save_for_prediction(folder / "best.keras", tmp)
     card = _card(config, spec, state, out, precision)
     with atomic_path(out.with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps(card, indent=2, default=str))
     return card
+
+
+def _save_for_prediction(best: Path, target: Path) -> None:
+    """The best model without its optimizer state (a third of the size): what users predict with."""
+    import keras
+
+    model = keras.saving.load_model(best, compile=False)
+    model.save(target.with_suffix(".keras"))
+    os.replace(target.with_suffix(".keras"), target)
 
 
 def _run_epochs(model, config: TrainConfig, train_sets, val_sets, folder: Path, state: dict, progress, cancel, on_epoch) -> None:

@@ -14,6 +14,7 @@ from ..core.errors import InputError
 from ..core.io import open_volume
 from ..core.models.registry import resolve_models
 from .export_dialog import ExportDialog
+from .online_panel import OnlinePanel
 from .predict_panel import PredictPanel
 from .session import Session
 from .tabs import EvaluateTab, TrainTab
@@ -49,6 +50,8 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.slider)
         self.setCentralWidget(central)
         self.panel = PredictPanel(self.session, self.models)
+        self.online = OnlinePanel(self.settings)
+        self.panel.add_section(self.online)
         self.evaluate_tab = EvaluateTab(self.session, predictor_factory=self._predictor_for)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.panel, "Segment")
@@ -170,20 +173,10 @@ class MainWindow(QMainWindow):
             self.show_error("Open a stack first (File > Open, or drop a file here).")
             return
         try:
-            files = resolve_models({k: (str(v) if v else None) for k, v in objects.items()}, mode, self.models)
+            work = self._online_work(list(objects), mode) if self.online.is_online() else self._offline_work(objects, mode)
         except InputError as exc:
             self.show_error(str(exc))
             return
-
-        def work(progress, cancel, emit):
-            from ..core.backend import device_summary
-            from ..core.predict import predictor_for
-
-            predictor = predictor_for(files, mode)
-            emit(("device", device_summary()))
-            for result in predictor.iter_predict(volume, progress=progress, cancel=cancel):
-                emit(result)
-
         self.session.clear_masks()
         self.job = Job(work)
         self.job.signals.progressed.connect(self.panel.show_progress)
@@ -194,10 +187,42 @@ class MainWindow(QMainWindow):
         self.panel.set_running(True)
         start(self.job)
 
+    def _offline_work(self, objects: dict, mode: str):
+        """The job body for this computer: the chosen (or default) installed models."""
+        files = resolve_models({k: (str(v) if v else None) for k, v in objects.items()}, mode, self.models)
+        volume = self.session.volume
+
+        def work(progress, cancel, emit):
+            from ..core.backend import device_summary
+            from ..core.predict import predictor_for
+
+            predictor = predictor_for(files, mode)
+            info = device_summary()
+            emit(("device", f"Keras {info['keras']} ({info['backend']}) on {', '.join(info['devices'])}"))
+            for result in predictor.iter_predict(volume, progress=progress, cancel=cancel):
+                emit(result)
+
+        return work
+
+    def _online_work(self, objects: list, mode: str):
+        """The job body for online mode: the server's default models for each object."""
+        url, token = self.online.server()
+        volume = self.session.volume
+
+        def work(progress, cancel, emit):
+            from ..remote.client import RemotePredictor
+
+            predictor = RemotePredictor(url, token, objects, mode=mode)
+            health = predictor.health()
+            emit(("device", f"online: {url} ({health.backend} on {health.device})"))
+            for result in predictor.iter_predict(volume, progress=progress, cancel=cancel):
+                emit(result)
+
+        return work
+
     def _on_prediction_item(self, item) -> None:
         if isinstance(item, tuple) and item[0] == "device":
-            info = item[1]
-            self.device_label.setText(f"Keras {info['keras']} ({info['backend']}) on {', '.join(info['devices'])}")
+            self.device_label.setText(item[1])
             return
         self.session.set_result(item.index, item.probabilities)
 

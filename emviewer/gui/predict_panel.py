@@ -118,6 +118,10 @@ class PredictPanel(QWidget):
         self.predict_button.clicked.connect(self._on_predict_clicked)
         self.cancel_button.clicked.connect(self.cancelRequested)
 
+    def add_section(self, widget: QWidget) -> None:
+        """Put ``widget`` under the object selector (e.g. the offline / online switch)."""
+        self.layout().insertWidget(1, widget)
+
     def set_models(self, models: list[ModelEntry]) -> None:
         for row in self.rows.values():
             row.set_models(models)

@@ -25,21 +25,21 @@ def remote(server, objects=("mito", "membrane"), **kwargs) -> RemotePredictor:
     return RemotePredictor(server.url, server.token, list(objects), poll_interval=0.05, **kwargs)
 
 
-def test_remote_and_local_predictions_agree(server, em_stack, local_models):
-    volume = from_array(em_stack, slice_names=[f"s{i}" for i in range(len(em_stack))])
+def test_remote_and_local_predictions_agree(server, server_stack, local_models):
+    volume = from_array(server_stack, slice_names=[f"s{i}" for i in range(len(server_stack))])
     local = predict_all(LocalPredictor(local_models), volume)
     results = list(remote(server).iter_predict(volume))
     assert [r.index for r in results] == [0, 1, 2, 3] and [r.name for r in results] == ["s0", "s1", "s2", "s3"]
     for obj in ("mito", "membrane"):
         online = np.stack([r.probabilities[obj] for r in results])
-        assert online.dtype == np.float32 and online.shape == em_stack.shape
+        assert online.dtype == np.float32 and online.shape == server_stack.shape
         np.testing.assert_allclose(online, local[obj], atol=1e-5)
         np.testing.assert_array_equal(online >= 0.5, local[obj] >= 0.5)
         assert 0.001 < (online >= 0.5).mean() < 0.999  # the comparison is not between two blank masks
 
 
-def test_some_slices_with_test_time_augmentation_agree_with_local(server, em_stack, local_models):
-    volume = from_array(em_stack)
+def test_some_slices_with_test_time_augmentation_agree_with_local(server, server_stack, local_models):
+    volume = from_array(server_stack)
     local = list(LocalPredictor(local_models, tta=8).iter_predict(volume, slices=[3, 1]))
     online = list(remote(server, tta=8).iter_predict(volume, slices=[3, 1]))
     assert [r.index for r in online] == [3, 1]
@@ -48,9 +48,9 @@ def test_some_slices_with_test_time_augmentation_agree_with_local(server, em_sta
             np.testing.assert_allclose(b.probabilities[obj], a.probabilities[obj], atol=1e-5)
 
 
-def test_progress_covers_upload_and_prediction(server, em_stack):
+def test_progress_covers_upload_and_prediction(server, server_stack):
     seen = []
-    list(remote(server, objects=["mito"]).iter_predict(from_array(em_stack), progress=lambda d, t, m: seen.append((d, t, m))))
+    list(remote(server, objects=["mito"]).iter_predict(from_array(server_stack), progress=lambda d, t, m: seen.append((d, t, m))))
     messages = [m for _, _, m in seen]
     assert "uploading" in messages and messages[-1] == "done"
     assert seen[-1][0] == seen[-1][1]
@@ -77,8 +77,8 @@ def test_cancel_stops_the_server_job_and_deletes_its_files(model_folder, slow_ti
         assert not job.folder.exists() and job.state.value == "cancelled" and job.done < job.total
 
 
-def test_wrong_token_and_unreachable_server_give_clear_errors(server, em_stack):
-    volume = from_array(em_stack)
+def test_wrong_token_and_unreachable_server_give_clear_errors(server, server_stack):
+    volume = from_array(server_stack)
     with pytest.raises(RemoteError, match="refused the token"):
         list(RemotePredictor(server.url, "wrong", ["mito"]).iter_predict(volume))
     with pytest.raises(RemoteError, match="cannot reach the server"):

@@ -58,11 +58,11 @@ def test_models_lists_the_servers_models_with_cards(server):
     assert {m["object"] for m in models} == {"mito", "membrane"} and all(len(m["card"]["sha256"]) == 64 for m in models)
 
 
-def test_job_runs_and_its_result_holds_masks_and_probabilities(server, em_tiff, em_stack, tmp_path):
-    answer = submit(server, em_tiff, {"objects": ["mito"]})
+def test_job_runs_and_its_result_holds_masks_and_probabilities(server, server_tiff, server_stack, tmp_path):
+    answer = submit(server, server_tiff, {"objects": ["mito"]})
     assert answer.status_code == 202, answer.text
     job = answer.json()
-    assert job["state"] in ("queued", "running", "done") and job["shape"] == list(em_stack.shape)
+    assert job["state"] in ("queued", "running", "done") and job["shape"] == list(server_stack.shape)
     status = wait_done(server, job["id"])
     assert status["state"] == "done" and status["done"] == status["total"] > 0
     assert status["queued_seconds"] >= 0 and status["running_seconds"] > 0 and status["expires"] > time.time()
@@ -70,15 +70,15 @@ def test_job_runs_and_its_result_holds_masks_and_probabilities(server, em_tiff, 
     assert result.status_code == 200 and result.headers["content-type"] == "application/x-hdf5"
     (tmp_path / "r.h5").write_bytes(result.content)
     with h5py.File(tmp_path / "r.h5") as h5:
-        assert h5["masks/mito"].shape == em_stack.shape and h5["probabilities/mito"].dtype == np.float32
+        assert h5["masks/mito"].shape == server_stack.shape and h5["probabilities/mito"].dtype == np.float32
         assert set(np.unique(h5["masks/mito"][:])) <= {0, 255}
     assert not (server.app.state.work_dir / job["id"] / "input").exists()  # the upload is gone once done
 
 
-def test_result_of_an_unfinished_or_unknown_job(server, em_tiff):
+def test_result_of_an_unfinished_or_unknown_job(server, server_tiff):
     assert requests.get(f"{server.url}/v1/jobs/{'a' * 32}/result", headers=AUTH, timeout=10).status_code == 404
     assert requests.get(f"{server.url}/v1/jobs/not-a-job-id", headers=AUTH, timeout=10).status_code == 422
-    job = submit(server, em_tiff, {"objects": ["mito"], "mode": "accurate"}).json()
+    job = submit(server, server_tiff, {"objects": ["mito"], "mode": "accurate"}).json()
     early = requests.get(f"{server.url}/v1/jobs/{job['id']}/result", headers=AUTH, timeout=10)
     assert early.status_code in (200, 409)  # 409 unless the job already finished
     if early.status_code == 409:
@@ -101,9 +101,9 @@ def test_corrupt_file_gives_422_with_the_core_message_and_no_server_path(server,
     assert job_folders(server) == before  # the refused upload is deleted
 
 
-def test_binary_input_is_refused(server, em_stack, tmp_path):
+def test_binary_input_is_refused(server, server_stack, tmp_path):
     masks = tmp_path / "masks.tif"
-    tifffile.imwrite(masks, np.where(em_stack > 120, 255, 0).astype(np.uint8), photometric="minisblack")
+    tifffile.imwrite(masks, np.where(server_stack > 120, 255, 0).astype(np.uint8), photometric="minisblack")
     answer = submit(server, masks, {"objects": ["mito"]})
     assert answer.status_code == 422 and "binary" in answer.json()["detail"] and "masks.tif" in answer.json()["detail"]
 
@@ -120,13 +120,13 @@ def test_binary_input_is_refused(server, em_stack, tmp_path):
         ({"objects": ["mito"], "tta": 3}, "tta"),
     ],
 )
-def test_bad_parameters_are_refused_with_a_message(server, em_tiff, parameters, words):
-    answer = submit(server, em_tiff, parameters)
+def test_bad_parameters_are_refused_with_a_message(server, server_tiff, parameters, words):
+    answer = submit(server, server_tiff, parameters)
     assert answer.status_code == 422 and words in answer.json()["detail"], answer.text
 
 
-def test_a_client_file_name_cannot_reach_outside_the_job_folder(server, em_tiff, tmp_path):
-    answer = submit(server, em_tiff, {"objects": ["mito"]}, name="../../../escaped.tif")
+def test_a_client_file_name_cannot_reach_outside_the_job_folder(server, server_tiff, tmp_path):
+    answer = submit(server, server_tiff, {"objects": ["mito"]}, name="../../../escaped.tif")
     assert answer.status_code == 202, answer.text
     assert wait_done(server, answer.json()["id"])["state"] == "done"
     work = server.app.state.work_dir

@@ -51,9 +51,9 @@ def test_queue_limit_then_cancel_waiting_and_running_jobs(model_folder, slow_tif
         assert wait_for(lambda: state(live, quick["id"]).json()["state"] == "done")
 
 
-def test_finished_jobs_and_results_expire(model_folder, em_tiff, tmp_path):
+def test_finished_jobs_and_results_expire(model_folder, server_tiff, tmp_path):
     with live_server(model_folder, tmp_path, result_ttl=1.0) as live:
-        job = post(live, em_tiff, {"objects": ["mito"]}).json()
+        job = post(live, server_tiff, {"objects": ["mito"]}).json()
         wait_for(lambda: state(live, job["id"]).json()["state"] == "done")
         assert (live.app.state.work_dir / job["id"] / "result").is_dir()
         gone = wait_for(lambda: state(live, job["id"]).status_code == 404, timeout=10)
@@ -61,8 +61,8 @@ def test_finished_jobs_and_results_expire(model_folder, em_tiff, tmp_path):
         assert requests.get(f"{live.url}/v1/jobs/{job['id']}/result", headers=live.auth, timeout=10).status_code == 404
 
 
-def test_deleting_a_finished_job_deletes_its_result(server, em_tiff):
-    job = post(server, em_tiff, {"objects": ["mito"]}).json()
+def test_deleting_a_finished_job_deletes_its_result(server, server_tiff):
+    job = post(server, server_tiff, {"objects": ["mito"]}).json()
     wait_for(lambda: state(server, job["id"]).json()["state"] == "done")
     assert requests.delete(f"{server.url}/v1/jobs/{job['id']}", headers=server.auth, timeout=10).status_code == 200
     assert state(server, job["id"]).status_code == 404 and not (server.app.state.work_dir / job["id"]).exists()
