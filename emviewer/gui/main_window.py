@@ -18,8 +18,7 @@ from .online_panel import OnlinePanel
 from .predict_panel import PredictPanel
 from .session import Session
 from .tabs import EvaluateTab, TrainTab
-from .viewer.panes import SideBySideView
-from .viewer.slice_slider import SliceSlider
+from .viewer import ContrastPanel, SideBySideView, SliceSlider
 from .workers import Job, start
 
 MAX_RECENT = 8
@@ -44,10 +43,12 @@ class MainWindow(QMainWindow):
         self.models = config.installed_models()
         self.viewer = SideBySideView(self.session)
         self.slider = SliceSlider(self.session)
+        self.contrast = ContrastPanel(self.session)
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.addWidget(self.viewer, 1)
         layout.addWidget(self.slider)
+        layout.addWidget(self.contrast)
         self.setCentralWidget(central)
         self.panel = PredictPanel(self.session, self.models)
         self.online = OnlinePanel(self.settings)

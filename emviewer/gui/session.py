@@ -62,6 +62,11 @@ class Session(QObject):
             self.z = z
             self.sliceChanged.emit(z)
 
+    def auto_levels(self) -> None:
+        """Contrast limits from the stack's percentiles (what opening the stack sets)."""
+        if self.volume is not None:
+            self.set_levels(*display_range(sample_slices(self.volume)))
+
     def set_levels(self, low: float, high: float) -> None:
         self.levels = (float(low), float(max(high, low + 1e-6)))
         self.displayChanged.emit()
