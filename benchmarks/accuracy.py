@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 
 from emviewer import config
 from emviewer.core.dataset import LabelledStack, load_labelled

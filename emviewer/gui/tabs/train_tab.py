@@ -14,8 +14,8 @@ from typing import Optional
 
 import pyqtgraph as pg
 from PySide6.QtCore import QSettings, Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
-                               QLabel, QLineEdit, QMessageBox, QProgressBar, QPushButton, QScrollArea, QSpinBox, QSplitter,
+from PySide6.QtWidgets import (QCheckBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
+                               QLabel, QLineEdit, QMessageBox, QProgressBar, QPushButton, QScrollArea, QSplitter,
                                QVBoxLayout, QWidget)
 
 from ... import config
@@ -25,36 +25,12 @@ from ...core.objects import OBJECTS, colour_of
 from ...core.train import DataSpec, TrainConfig, checkpoint_dir, config_from_state, load_state, train
 from ...core.validate import parse_values
 from ..workers import Job, start
+from .train_widgets import TrainingCurvesView, combo_box, format_duration, spin_box
 
 FOLDERS = {"images": "Images", "labels": "Labels", "val_images": "Validation images", "val_labels": "Validation labels"}
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 #: Settings a checkpoint keeps; Resume restores them so the run goes on as it started.
 RESUMED_SETTINGS = ("arch", "context", "width", "depth", "tile", "batch_size", "steps_per_epoch", "learning_rate", "precision")
-
-
-def format_duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
-
-
-def _combo(items, default) -> QComboBox:
-    """A combo box of ``(text, data)`` items with ``default`` (a data value) chosen."""
-    combo = QComboBox()
-    for text, data in items:
-        combo.addItem(text, data)
-    combo.setCurrentIndex(combo.findData(default))
-    return combo
-
-
-def _spin(low, high, value, step=1, decimals=0):
-    spin = QDoubleSpinBox() if decimals else QSpinBox()
-    if decimals:
-        spin.setDecimals(decimals)
-    spin.setRange(low, high)
-    spin.setSingleStep(step)
-    spin.setValue(value)
-    return spin
 
 
 class TrainTab(QWidget):
@@ -102,7 +78,9 @@ class TrainTab(QWidget):
         running = QWidget()
         run_layout = QVBoxLayout(running)
         run_layout.addLayout(self._build_run_controls())
-        run_layout.addLayout(self._build_plots(), 1)
+        self.curves = TrainingCurvesView()
+        self.loss_curve, self.f1_curve = self.curves.loss_curve, self.curves.f1_curve
+        run_layout.addWidget(self.curves, 1)
         splitter = QSplitter(Qt.Vertical)  # narrow: the tab sits in the side panel beside the images
         splitter.addWidget(scroll)
         splitter.addWidget(running)
@@ -114,19 +92,19 @@ class TrainTab(QWidget):
     def _make_fields(self) -> None:
         defaults = TrainConfig()
         self.combos = {
-            "object": _combo([(kind.label, key) for key, kind in OBJECTS.items()], defaults.object),
-            "arch": _combo([(arch, arch) for arch in ARCHITECTURES], defaults.arch),
-            "context": _combo([(f"{n} slice{'s' if n > 1 else ''}", n) for n in (1, 3, 5)], defaults.context),
-            "precision": _combo([(p, p) for p in PRECISIONS], defaults.precision),
+            "object": combo_box([(kind.label, key) for key, kind in OBJECTS.items()], defaults.object),
+            "arch": combo_box([(arch, arch) for arch in ARCHITECTURES], defaults.arch),
+            "context": combo_box([(f"{n} slice{'s' if n > 1 else ''}", n) for n in (1, 3, 5)], defaults.context),
+            "precision": combo_box([(p, p) for p in PRECISIONS], defaults.precision),
         }
         self.spins = {
-            "epochs": _spin(1, 100000, defaults.epochs),
-            "steps_per_epoch": _spin(1, 1000000, defaults.steps_per_epoch),
-            "width": _spin(2, 256, defaults.width),
-            "tile": _spin(32, 2048, defaults.tile, step=32),
-            "batch_size": _spin(1, 512, defaults.batch_size),
-            "depth": _spin(1, 8, defaults.depth),
-            "learning_rate": _spin(1e-5, 1.0, defaults.learning_rate, step=1e-4, decimals=5),
+            "epochs": spin_box(1, 100000, defaults.epochs),
+            "steps_per_epoch": spin_box(1, 1000000, defaults.steps_per_epoch),
+            "width": spin_box(2, 256, defaults.width),
+            "tile": spin_box(32, 2048, defaults.tile, step=32),
+            "batch_size": spin_box(1, 512, defaults.batch_size),
+            "depth": spin_box(1, 8, defaults.depth),
+            "learning_rate": spin_box(1e-5, 1.0, defaults.learning_rate, step=1e-4, decimals=5),
         }
         self.name = QLineEdit(toolTip="File name of the model in your model folder")
         for key in ("object", "arch", "context"):
@@ -177,20 +155,6 @@ class TrainTab(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
-        return layout
-
-    def _build_plots(self) -> QVBoxLayout:
-        layout = QVBoxLayout()
-        curves = []
-        for title, label, colour in (("Training loss", "loss", (60, 60, 60)), ("Validation F1", "F1", colour_of("mito"))):
-            plot = pg.PlotWidget(background="w", title=title)
-            plot.setLabel("bottom", "epoch")
-            plot.setLabel("left", label)
-            plot.showGrid(x=True, y=True, alpha=0.3)
-            curves.append(plot.plot([], [], pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=6, symbolBrush=colour))
-            layout.addWidget(plot)
-        self.loss_curve, self.f1_curve = curves
-        self.f1_curve.getViewBox().setYRange(0, 1.05)
         return layout
 
     # ------------------------------------------------------------------ fields

@@ -1,0 +1,52 @@
+"""Every bundled model in ``models/``: loads, matches its card's hash, and still scores about
+its card's validation figure on its own held-out slices (catches a broken file or a changed
+prediction pipeline)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from emviewer.core.dataset import load_labelled
+from emviewer.core.metrics import mean_scores, score
+from emviewer.core.models.loading import load_model, sha256_of
+from emviewer.core.models.registry import list_models
+from emviewer.core.predict import LocalPredictor
+from emviewer.core.volume import from_array
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLED = list_models(ROOT / "models")
+#: The card's figure is the mean F1 over the same slices at the same threshold: only float
+#: differences (bf16 on the training machine, tiling) separate them.
+TOLERANCE = 0.02
+
+
+def test_models_folder_is_within_its_size_budget():
+    total = sum(p.stat().st_size for p in (ROOT / "models").rglob("*") if p.is_file())
+    assert total <= 150 * 2**20, f"models/ holds {total / 2**20:.0f} MB, over the 150 MB budget"
+
+
+def test_there_is_a_bundled_mito_model():
+    assert any(entry.card["object"] == "mito" for entry in BUNDLED), "no mitochondria model in models/"
+
+
+@pytest.mark.parametrize("entry", BUNDLED, ids=[e.name for e in BUNDLED])
+def test_bundled_model_loads_matches_its_hash_and_scores_its_card_figure(entry):
+    card = entry.card
+    assert sha256_of(entry.path) == card["sha256"]
+    model = load_model(entry.path)  # refuses a hash mismatch itself
+    data = card["training_data"]
+    images = [ROOT / p for p in card["validation_data"]["images"]]
+    labels = [ROOT / p for p in card["validation_data"]["labels"]]
+    for folder in images + labels:
+        if not folder.exists():
+            pytest.fail(f"held-out data of {entry.name} is missing: {folder}", pytrace=False)
+    per_image = []
+    predictor = LocalPredictor({card["object"]: [model]})
+    for image_dir, label_dir in zip(images, labels):
+        stack = load_labelled(str(image_dir), str(label_dir), data.get("foreground"), data.get("invert", False))
+        volume = from_array(stack.images, stack.source, slice_names=stack.names)
+        per_image += [score(r.masks()[card["object"]], stack.masks[r.index]) for r in predictor.iter_predict(volume)]
+    f1 = mean_scores(per_image).f1
+    assert f1 >= card["validation"]["f1"] - TOLERANCE, f"{entry.name}: F1 {f1:.4f}, card says {card['validation']['f1']:.4f}"
