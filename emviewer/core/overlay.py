@@ -59,17 +59,17 @@ def render_overlay(
     ``(Y, X, 3)`` uint8 RGB image.
     """
     grey = np.asarray(grey, np.uint8)
-    planes = [grey.copy(), grey.copy(), grey.copy()]  # contiguous R, G, B: fast lookups
+    planes = [grey.ravel().copy() for _ in range(3)]  # contiguous R, G, B: fast lookups
     for name, mask in masks.items():
         alpha = opacity.get(name, 0.45) if isinstance(opacity, Mapping) else opacity
         colour = np.asarray((colours or {}).get(name) or colour_of(name), np.float32)
-        where = np.asarray(mask) > 0
+        inside = np.flatnonzero(np.asarray(mask).ravel())  # only object pixels change: most are not
         # Blending a grey level with the colour depends only on that level: a 256-entry table
         # per channel replaces per-pixel float arithmetic on large slices.
         table = np.clip((1 - alpha) * np.arange(256, dtype=np.float32)[:, None] + alpha * colour + 0.5, 0, 255).astype(np.uint8)
         for c, plane in enumerate(planes):
-            np.copyto(plane, np.take(table[:, c], plane), where=where)
-    return np.stack(planes, axis=-1)
+            plane[inside] = table[plane[inside], c]
+    return np.stack(planes, axis=-1).reshape(*grey.shape, 3)
 
 
 class StackRenderer:

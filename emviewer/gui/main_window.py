@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -24,12 +25,21 @@ from .workers import Job, start
 MAX_RECENT = 8
 
 
+def device_text() -> str:
+    """What computes, for the status bar; loads the ML backend on first call."""
+    from ..core.backend import device_summary
+
+    info = device_summary()
+    return f"Keras {info['keras']} ({info['backend']}) on {', '.join(info['devices'])}"
+
+
 class MainWindow(QMainWindow):
     """Open a stack, look at it raw | overlay, predict, and see results slice by slice."""
 
     predictionFinished = Signal()
     predictionStopped = Signal(str)  # "cancelled" or the error message
     errorShown = Signal(str)
+    backendLoaded = Signal(object)  # the compute device (text), once the ML backend is loaded
 
     def __init__(self, settings: Optional[QSettings] = None, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -39,6 +49,8 @@ class MainWindow(QMainWindow):
         self.session = Session(self)
         self.settings = settings if settings is not None else QSettings("EMViewer", "EMViewer")
         self.job: Optional[Job] = None
+        self._predictors: dict = {}  # loaded models, kept for the next Predict
+        self._predictors_lock = threading.Lock()
         self.last_error = ""
         self.models = config.installed_models()
         self.viewer = SideBySideView(self.session)
@@ -73,6 +85,7 @@ class MainWindow(QMainWindow):
         self.panel.cancelRequested.connect(self._on_cancel_requested)
         self.viewer.cursorMoved.connect(self._on_cursor_moved)
         self.session.volumeChanged.connect(self._on_volume_changed)
+        self._load_backend()
 
     # ------------------------------------------------------------------ building
 
@@ -101,8 +114,25 @@ class MainWindow(QMainWindow):
         self._action(view, "Fit", self.viewer.fit, "F")
         self._action(view, "1:1", self.viewer.one_to_one, "1")
 
+    def _load_backend(self) -> None:
+        """Load the ML backend in the background now: its libraries take seconds to load and
+        hold Python's lock meanwhile, which would freeze the window if it happened at Predict."""
+
+        def work(progress, cancel, emit):
+            text = device_text()
+            try:  # the default model too: loading one holds Python's lock for a moment
+                self._predictor(resolve_models({"mito": None}, "fast", self.models), "fast")
+            except InputError:
+                pass  # no model installed yet: nothing to preload
+            return text
+
+        self._backend_job = Job(work)
+        self._backend_job.signals.finished.connect(self.device_label.setText)
+        self._backend_job.signals.finished.connect(self.backendLoaded)
+        start(self._backend_job)
+
     def _build_status_bar(self) -> None:
-        self.device_label = QLabel(f"Keras backend: {config.keras_backend()} (device shown once a model runs)")
+        self.device_label = QLabel(f"Keras backend: {config.keras_backend()} (loading...)")
         self.size_label = QLabel("")
         self.pixel_label = QLabel("")
         for widget in (self.pixel_label, self.size_label, self.device_label):
@@ -162,11 +192,19 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ prediction
 
-    def _predictor_for(self, key: str):
-        """A fast predictor for one object; called by the evaluate tab inside its worker thread."""
+    def _predictor(self, files: dict, mode: str):
+        """A local predictor for these model files, loaded once per app session (call off the GUI thread)."""
         from ..core.predict import predictor_for
 
-        return predictor_for(resolve_models({key: None}, "fast", self.models), "fast")
+        key = (tuple((obj, tuple(map(str, paths))) for obj, paths in files.items()), mode)
+        with self._predictors_lock:
+            if key not in self._predictors:
+                self._predictors[key] = predictor_for(files, mode)
+            return self._predictors[key]
+
+    def _predictor_for(self, key: str):
+        """A fast predictor for one object; called by the evaluate tab inside its worker thread."""
+        return self._predictor(resolve_models({key: None}, "fast", self.models), "fast")
 
     def _on_predict_requested(self, objects: dict, mode: str) -> None:
         volume = self.session.volume
@@ -194,12 +232,8 @@ class MainWindow(QMainWindow):
         volume = self.session.volume
 
         def work(progress, cancel, emit):
-            from ..core.backend import device_summary
-            from ..core.predict import predictor_for
-
-            predictor = predictor_for(files, mode)
-            info = device_summary()
-            emit(("device", f"Keras {info['keras']} ({info['backend']}) on {', '.join(info['devices'])}"))
+            predictor = self._predictor(files, mode)
+            emit(("device", device_text()))  # also after an online run, which showed the server
             for result in predictor.iter_predict(volume, progress=progress, cancel=cancel):
                 emit(result)
 
