@@ -170,7 +170,7 @@ class LocalPredictor:
         for variant in chosen:
             out = model.predict(augment.apply(x, variant))
             total += augment.invert(out, variant)[..., 0]
-        return calibrate(total / len(chosen), model.threshold)
+        return calibrate(total / len(chosen), model.threshold_for(self.tta))
 
     def iter_predict(
         self, volume: Volume, slices: Optional[Sequence[int]] = None, progress: Optional[Progress] = None, cancel: Optional[CancelToken] = None
@@ -216,4 +216,4 @@ def predictor_for(files: Mapping[str, Sequence], mode: str = "fast", tta: Option
 
 def models_record(models: Mapping[str, Sequence[LoadedModel]]) -> dict:
     """Which models (name, weight hash, threshold) predicted each object, for provenance."""
-    return {obj: [{"name": m.name, "sha256": (m.card or {}).get("sha256"), "threshold": m.threshold} for m in ms] for obj, ms in models.items()}
+    return {obj: [{"name": m.name, "sha256": (m.card or {}).get("sha256"), "thresholds": (m.card or {}).get("thresholds"), "threshold": m.threshold} for m in ms] for obj, ms in models.items()}

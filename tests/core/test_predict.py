@@ -113,3 +113,14 @@ def test_saved_model_reloads_and_predicts_the_same(tmp_path, em_slices, tiny_mod
     path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
     with pytest.raises(Exception, match="SHA-256"):
         load_model(path)
+
+
+def test_accurate_mode_uses_the_cards_own_threshold_for_augmented_answers(em_slices, tiny_model):
+    card = {"thresholds": {"1": 0.5, "16": 0.3}}
+    tuned = LoadedModel("tuned", tiny_model.model, 1, 0.5, card)
+    assert (tuned.threshold_for(1), tuned.threshold_for(8), tuned.threshold_for(16)) == (0.5, 0.3, 0.3)
+    assert tiny_model.threshold_for(16) == 0.5  # no tuned value: the model's one threshold
+    volume = from_array(em_slices[:1, :128, :128])
+    raw = predict_all(LocalPredictor({"o": [tiny_model]}, tta=8), volume)["o"]
+    calibrated = predict_all(LocalPredictor({"o": [tuned]}, tta=8), volume)["o"]
+    np.testing.assert_allclose(calibrated, calibrate(raw, 0.3), atol=1e-6)

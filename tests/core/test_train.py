@@ -57,6 +57,9 @@ def test_tiny_model_beats_trivial_baselines(crops, tmp_path):
     assert learned > all_foreground + 0.05 and learned > all_background, (learned, all_foreground)
     history = json.loads((tmp_path / "tiny.history.json").read_text())
     assert [row["epoch"] for row in history] == [1, 2, 3, 4]
+    # accurate mode has its own threshold, tuned on the same held-out slices with 16x augmentation
+    assert card["thresholds"]["1"] == card["threshold"] and 0 < card["thresholds"]["16"] < 1
+    assert 0 < card["validation_tta16"]["f1"] <= 1 and model.threshold_for(16) == card["thresholds"]["16"]
 
 
 def _train_command(crops, out, epochs, resume=False):

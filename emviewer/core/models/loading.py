@@ -31,6 +31,14 @@ class LoadedModel:
     threshold: float = 0.5
     card: dict | None = None
 
+    def threshold_for(self, tta: int) -> float:
+        """The card's threshold for this many test-time variants: averaging variants makes
+        probabilities less extreme, so accurate mode has its own (``"thresholds": {"16": t}``)."""
+        thresholds = (self.card or {}).get("thresholds", {})
+        if tta > 1 and (str(tta) in thresholds or "16" in thresholds):
+            return float(thresholds.get(str(tta), thresholds.get("16")))
+        return self.threshold
+
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """``(N, Y, X, context)`` float32 in [0, 1] -> ``(N, Y, X, 1)`` float32 probabilities."""
         out = self.model.predict_on_batch(np.ascontiguousarray(batch, np.float32))
