@@ -80,3 +80,9 @@ def test_serve_names_an_empty_token_file(run_cli, tmp_path):
     (tmp_path / "token").write_text("  \n")
     code, _, err = run_cli("serve", "--host", "0.0.0.0", "--token-file", tmp_path / "token")
     assert code == 2 and "token: the token file is empty" in err
+
+
+def test_predict_online_refuses_a_model_name_that_is_a_path(served, server_tiff, tmp_path, run_cli):
+    url, token = served
+    code, _, err = run_cli("predict", server_tiff, "-o", tmp_path / "out", "--object", "mito", "--server", url, "--token", token, "--model", "../../etc/x")
+    assert code == 2 and err.count("\n") == 1 and "online mode: models.mito" in err

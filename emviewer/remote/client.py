@@ -15,6 +15,7 @@ from typing import Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 import requests
+from pydantic import ValidationError
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -108,15 +109,16 @@ class RemotePredictor:
     def health(self) -> Health:
         return Health.model_validate(self._call("GET", "/health").json())
 
-    def list_models(self) -> list[dict]:
-        return self._call("GET", "/models").json()
-
     # ------------------------------------------------------------------ a job
 
     def _submit(self, stack: Path, slices: Optional[Sequence[int]], progress: Optional[Progress], cancel: Optional[CancelToken]) -> JobStatus:
         """Upload the stack with the parameters; while the server is busy, wait and try again."""
+        try:
+            parameters = JobParameters(objects=self.objects, models={k: list(v) for k, v in self.models.items()}, mode=self.mode, tta=self.tta, slices=slices)
+        except ValidationError as exc:
+            where = ".".join(str(p) for p in exc.errors()[0]["loc"])
+            raise InputError(None, f"online mode: {where}: {exc.errors()[0]['msg']}") from None
         limit = self.health().max_upload_bytes
-        parameters = JobParameters(objects=self.objects, models={k: list(v) for k, v in self.models.items()}, mode=self.mode, tta=self.tta, slices=slices)
         deadline, pause = time.monotonic() + self.busy_wait, 0.5
         while True:
             body = MultipartBody(
