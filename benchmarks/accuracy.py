@@ -85,6 +85,7 @@ def measure(task: Task, stack: LabelledStack, mode: str, entries) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modes", default="fast,accurate")
+    parser.add_argument("--objects", default="mito,membrane,nuclei", help="which objects' rows to measure")
     parser.add_argument("--max-slices", type=int, help="score only the first N held-out slices (quick check)")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args()
@@ -92,7 +93,7 @@ def main() -> None:
     modes = args.modes.split(",")
     rows = []
     print(f"{'object':<9} {'held-out data':<42} {'measure':<10}" + "".join(f"{m:>10} {'target':>7}" for m in modes))
-    for task in TASKS:
+    for task in [t for t in TASKS if t.object in args.objects.split(",")]:
         if not any(e.card.get("object") == task.object for e in entries):
             print(f"{task.object:<9} {task.data:<42} no bundled model")
             continue
