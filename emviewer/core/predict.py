@@ -172,6 +172,18 @@ class LocalPredictor:
             total += augment.invert(out, variant)[..., 0]
         return calibrate(total / len(chosen), model.threshold_for(self.tta))
 
+    def warm_up(self) -> None:
+        """Run every model on two tiny inputs of different sizes.
+
+        TensorFlow builds a graph on a model's first calls, holding Python's lock for a few
+        hundred milliseconds (other threads, e.g. a GUI, freeze meanwhile); after two sizes it
+        builds one for any size. Doing it now keeps later predictions free of such pauses.
+        """
+        for models in self.models.values():
+            for model in models:
+                for side in (32, 64):
+                    model.predict(np.zeros((1, side, side, model.context), np.float32))
+
     def iter_predict(
         self, volume: Volume, slices: Optional[Sequence[int]] = None, progress: Optional[Progress] = None, cancel: Optional[CancelToken] = None
     ) -> Iterator[SliceResult]:

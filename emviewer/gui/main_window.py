@@ -121,7 +121,7 @@ class MainWindow(QMainWindow):
         def work(progress, cancel, emit):
             text = device_text()
             try:  # the default model too: loading one holds Python's lock for a moment
-                self._predictor(resolve_models({"mito": None}, "fast", self.models), "fast")
+                self._predictor(resolve_models({"mito": None}, "fast", self.models), "fast", warm_up=True)
             except InputError:
                 pass  # no model installed yet: nothing to preload
             return text
@@ -192,14 +192,20 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ prediction
 
-    def _predictor(self, files: dict, mode: str):
-        """A local predictor for these model files, loaded once per app session (call off the GUI thread)."""
+    def _predictor(self, files: dict, mode: str, warm_up: bool = False):
+        """A local predictor for these model files, loaded once per app session (call off the GUI thread).
+
+        One lock covers loading and warming up, so a Predict pressed meanwhile waits for the
+        models instead of tracing them at the same time from another thread.
+        """
         from ..core.predict import predictor_for
 
         key = (tuple((obj, tuple(map(str, paths))) for obj, paths in files.items()), mode)
         with self._predictors_lock:
             if key not in self._predictors:
                 self._predictors[key] = predictor_for(files, mode)
+            if warm_up:
+                self._predictors[key].warm_up()
             return self._predictors[key]
 
     def _predictor_for(self, key: str):

@@ -58,6 +58,7 @@ class Job(QRunnable):
         thread = threading.Thread(target=self._run_work, name="emviewer-job", daemon=True)
         thread.start()
         thread.join()
+        _running.discard(self)
 
     def _run_work(self) -> None:
         self._started = time.monotonic()
@@ -74,7 +75,12 @@ class Job(QRunnable):
             self.signals.finished.emit(result)
 
 
+#: Jobs still running: kept alive here so their signals outlive a closed window.
+_running: set = set()
+
+
 def start(job: Job, pool: Optional[QThreadPool] = None) -> Job:
     """Queue ``job`` on ``pool`` (the global pool by default) and return it."""
+    _running.add(job)
     (pool or QThreadPool.globalInstance()).start(job)
     return job

@@ -161,5 +161,9 @@ class SideBySideView(QWidget):
         if raw is None:
             return
         session = self._session
-        rgb = render_overlay(to_uint8(raw, *session.levels), session.slice_masks(), session.opacity)
+        masks = session.slice_masks()
+        if not masks:  # nothing to blend: show the raw slice as it is (half the work of a slice change)
+            self.overlay_item.setImage(raw, autoLevels=False, levels=session.levels)
+            return
+        rgb = render_overlay(to_uint8(raw, *session.levels), masks, session.opacity)
         self.overlay_item.setImage(rgb, autoLevels=False, levels=(0, 255))
