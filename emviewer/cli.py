@@ -271,6 +271,8 @@ def _add_label_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .server.settings import DEFAULT_HOST, DEFAULT_PORT
+
     parser = argparse.ArgumentParser(prog="emviewer", description="Segment organelles in electron-microscopy stacks.")
     parser.add_argument("--version", action="version", version=f"emviewer {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -342,8 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print one JSON object with keys per_image and mean")
     evaluate.set_defaults(run=cmd_evaluate)
     serve = sub.add_parser("serve", help="run the online-mode prediction server")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; any other needs a token)")
-    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST}; any other needs a token)")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve.add_argument("--token-file", metavar="FILE", help="file holding the token clients must send (default: $EMVIEWER_TOKEN)")
     serve.add_argument("--max-upload-mb", type=float, default=4096, help="largest upload accepted, in MiB (default 4096)")
     serve.add_argument("--keep-results", type=float, default=60, metavar="MINUTES", help="how long finished results are kept (default 60)")

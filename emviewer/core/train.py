@@ -271,23 +271,25 @@ def train(
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     with atomic_path(out) as tmp:
-        _save_for_prediction(folder / "best.keras", tmp)
+        best = _save_for_prediction(folder / "best.keras", tmp)
     check(cancel)
     report(progress, config.epochs * config.steps_per_epoch, config.epochs * config.steps_per_epoch, "tuning the accurate-mode threshold (16x augmentation)")
-    accurate = validate(keras.saving.load_model(out, compile=False), config.context, val_sets, config.tile, tta=16)
+    accurate = validate(best, config.context, val_sets, config.tile, tta=16)
     card = _card(config, spec, state, out, precision, accurate)
     with atomic_path(out.with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps(card, indent=2, default=str))
     return card
 
 
-def _save_for_prediction(best: Path, target: Path) -> None:
-    """The best model without its optimizer state (a third of the size): what users predict with."""
+def _save_for_prediction(best: Path, target: Path):
+    """Save the best model without its optimizer state (a third of the size), what users
+    predict with, and return it."""
     import keras
 
     model = keras.saving.load_model(best, compile=False)
     model.save(target.with_suffix(".keras"))
     os.replace(target.with_suffix(".keras"), target)
+    return model
 
 
 def _run_epochs(model, config: TrainConfig, train_sets, val_sets, folder: Path, state: dict, progress, cancel, on_epoch) -> None:

@@ -47,7 +47,7 @@ class Session(QObject):
         self.volume = volume
         self.masks, self.probabilities = {}, {}
         self.z = 0
-        self.levels = display_range(sample_slices(volume))
+        self.levels = self._stack_levels()
         self.volumeChanged.emit()
         self.sliceChanged.emit(0)
 
@@ -65,7 +65,10 @@ class Session(QObject):
     def auto_levels(self) -> None:
         """Contrast limits from the stack's percentiles (what opening the stack sets)."""
         if self.volume is not None:
-            self.set_levels(*display_range(sample_slices(self.volume)))
+            self.set_levels(*self._stack_levels())
+
+    def _stack_levels(self) -> tuple[float, float]:
+        return display_range(sample_slices(self.volume))
 
     def set_levels(self, low: float, high: float) -> None:
         self.levels = (float(low), float(max(high, low + 1e-6)))

@@ -23,7 +23,7 @@ from ..core.errors import InputError
 from ..core.predict import SliceResult
 from ..core.progress import CancelToken, Cancelled, Progress, check, report
 from ..core.volume import Volume
-from .schemas import API_PREFIX, FILES_FIELD, PARAMETERS_FIELD, Health, JobParameters, JobState, JobStatus
+from .schemas import API_PREFIX, FILES_FIELD, PARAMETERS_FIELD, Health, JobParameters, JobState, JobStatus, first_problem
 from .upload import MultipartBody
 
 
@@ -116,8 +116,7 @@ class RemotePredictor:
         try:
             parameters = JobParameters(objects=self.objects, models={k: list(v) for k, v in self.models.items()}, mode=self.mode, tta=self.tta, slices=slices)
         except ValidationError as exc:
-            where = ".".join(str(p) for p in exc.errors()[0]["loc"])
-            raise InputError(None, f"online mode: {where}: {exc.errors()[0]['msg']}") from None
+            raise InputError(None, f"online mode: {first_problem(exc.errors())}") from None
         limit = self.health().max_upload_bytes
         deadline, pause = time.monotonic() + self.busy_wait, 0.5
         while True:

@@ -21,6 +21,14 @@ ObjectKey = Literal["mito", "nuclei", "membrane"]
 ModelName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
 
 
+def first_problem(errors: list, prefix: str = "") -> str:
+    """The first of pydantic's validation errors as one line, ``where: what``."""
+    first = errors[0] if errors else {}
+    where = ".".join(([prefix] if prefix else []) + [str(p) for p in first.get("loc", ()) if p != "body"])
+    message = first.get("msg", "invalid request")
+    return f"{where}: {message}" if where else message
+
+
 class JobParameters(BaseModel):
     """What to predict: sent as the ``parameters`` form field (JSON) with the upload."""
 

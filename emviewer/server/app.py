@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__, config
 from ..core.models.registry import list_models
-from ..remote.schemas import API_PREFIX
+from ..remote.schemas import API_PREFIX, first_problem
 from .jobs import JobManager
 from .models import ModelStore
 from .routes import router
@@ -67,9 +67,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        return _error(422, f"{where}: {first.get('msg', 'invalid request')}" if where else first.get("msg", "invalid request"))
+        return _error(422, first_problem(exc.errors()))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

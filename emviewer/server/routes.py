@@ -10,10 +10,10 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from ..core.errors import InputError
-from ..remote.schemas import FILES_FIELD, PARAMETERS_FIELD, ErrorBody, Health, JobParameters, JobState, JobStatus, ModelInfo
+from ..remote.schemas import FILES_FIELD, PARAMETERS_FIELD, ErrorBody, first_problem, Health, JobParameters, JobState, JobStatus, ModelInfo
 from .auth import require_token
 from .jobs import Job, QueueFullError, new_job_folder
-from .runner import check_slices, open_upload, public_message
+from .runner import check_slices, open_job_inputs
 from .uploads import UploadError, receive_form
 
 router = APIRouter()
@@ -63,20 +63,13 @@ def _parse_parameters(text: str | None) -> JobParameters:
     try:
         return JobParameters.model_validate_json(text)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InputError(None, f"{PARAMETERS_FIELD}{'.' + where if where else ''}: {first['msg']}") from None
+        raise InputError(None, first_problem(exc.errors(), PARAMETERS_FIELD)) from None
 
 
 def _prepare(job_id: str, folder, form, store) -> Job:
     """Check the parameters, the upload (with core) and the models; a Job ready to queue."""
-    input_dir = folder / "input"
     parameters = _parse_parameters(form.fields.get(PARAMETERS_FIELD))
-    try:
-        volume = open_upload(form.files, parameters.dataset)
-        store.choose(parameters.objects, parameters.models, parameters.mode)
-    except InputError as exc:
-        raise InputError(None, public_message(exc, input_dir)) from None
+    volume, _ = open_job_inputs(form.files, parameters, store, folder / "input")
     n_slices = check_slices(parameters, len(volume))
     return Job(job_id, folder, parameters, tuple(volume.shape), form.files, n_slices)
 
@@ -94,19 +87,24 @@ async def submit_job(request: Request) -> JobStatus:
         form = await receive_form(request.stream(), request.headers.get("content-type", ""), folder / "input", limit, FILES_FIELD)
         job = await run_in_threadpool(_prepare, job_id, folder, form, state.store)
         state.jobs.submit(job)
-    except UploadError as exc:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise HTTPException(exc.status, exc.detail) from None
-    except InputError as exc:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise HTTPException(422, str(exc)) from None
-    except QueueFullError as exc:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise HTTPException(503, str(exc), headers={"Retry-After": "2"}) from None
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
+    except BaseException as exc:
+        shutil.rmtree(folder, ignore_errors=True)  # a refused upload leaves nothing behind
+        refusal = _refusal(exc)
+        if refusal is None:
+            raise
+        raise refusal from None
     return job.status()
+
+
+def _refusal(exc: BaseException) -> HTTPException | None:
+    """The HTTP answer to a refused upload, or None for an unexpected error."""
+    if isinstance(exc, UploadError):
+        return HTTPException(exc.status, exc.detail)
+    if isinstance(exc, InputError):
+        return HTTPException(422, str(exc))
+    if isinstance(exc, QueueFullError):
+        return HTTPException(503, str(exc), headers={"Retry-After": "2"})
+    return None
 
 
 def _job(request: Request, job_id: str) -> Job:

@@ -44,14 +44,18 @@ def public_message(exc: InputError, input_dir: Path) -> str:
     return str(exc).replace(str(input_dir) + os.sep, "").replace(str(input_dir), "upload")
 
 
+def open_job_inputs(files: list[Path], parameters: JobParameters, store: ModelStore, input_dir: Path) -> tuple[Volume, dict]:
+    """The uploaded stack and the models chosen for it; core messages name upload files only."""
+    try:
+        return open_upload(files, parameters.dataset), store.choose(parameters.objects, parameters.models, parameters.mode)
+    except InputError as exc:
+        raise InputError(None, public_message(exc, input_dir)) from None
+
+
 def run_job(job: Job, progress: Callable[[int, int, str], None], cancel: CancelToken, *, store: ModelStore) -> Path:
     """Predict the job's upload and write ``result/prediction.h5`` (masks and probabilities)."""
     p = job.parameters
-    try:
-        volume = open_upload(job.inputs, p.dataset)
-        models = store.choose(p.objects, p.models, p.mode)
-    except InputError as exc:
-        raise InputError(None, public_message(exc, job.folder / "input")) from None
+    volume, models = open_job_inputs(job.inputs, p, store, job.folder / "input")
     predictor = LocalPredictor(models, tta=mode_tta(p.mode, p.tta))
     record = provenance(command="serve", mode=p.mode, tta=predictor.tta, slices=p.slices, models=models_record(models))
     writer = PredictionWriter(job.folder / "result", p.objects, "h5", probabilities=True, provenance=record)

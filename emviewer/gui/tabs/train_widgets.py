@@ -33,7 +33,6 @@ def spin_box(low, high, value, step=1, decimals=0):
     return spin
 
 
-
 class TrainingCurvesView(QWidget):
     """Training loss and validation F1 per epoch, one pyqtgraph plot each."""
 
