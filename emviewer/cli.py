@@ -250,7 +250,8 @@ def cmd_train(args) -> int:
         seed=args.seed,
         precision=args.precision,
     )
-    card = train(spec, settings, out, resume=args.resume, progress=_progress_bar("train"))
+    limit = None if args.time_limit is None else args.time_limit * 60
+    card = train(spec, settings, out, resume=args.resume, progress=_progress_bar("train"), time_limit_s=limit)
     v = card["validation"]
     print(f"wrote {out} (validation F1 {v['f1']:.3f} at threshold {v['threshold']:.2f}, best epoch {card['best_epoch']})")
     return 0
@@ -335,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"), default="auto")
     train.add_argument("--out", help="model file FILE.keras (default: your user models folder)")
     train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in FILE.checkpoints/")
+    train.add_argument("--time-limit", type=float, metavar="MINUTES", help="stop after the epoch that would run past this; --resume continues")
     train.set_defaults(run=cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="precision, recall, F1 and IoU of masks against labels")

@@ -21,7 +21,7 @@ def device_summary() -> dict:
     elif backend == "jax":
         import jax
 
-        gpus = [str(d) for d in jax.devices() if d.platform != "cpu"]
+        gpus = [d.device_kind for d in jax.devices() if d.platform != "cpu"]
     elif backend == "torch":
         import torch
 

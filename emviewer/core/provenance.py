@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import platform
 from importlib import metadata
 
@@ -13,8 +14,9 @@ _PACKAGES = ("numpy", "keras", "tensorflow", "h5py", "tifffile", "Pillow")
 
 def software_versions() -> dict[str, str]:
     """Versions of EMViewer, Python and the libraries that shape results (no heavy imports)."""
-    versions = {"emviewer": __version__, "python": platform.python_version()}
-    for name in _PACKAGES:
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    versions = {"emviewer": __version__, "python": platform.python_version(), "keras_backend": backend}
+    for name in _PACKAGES + ((backend,) if backend in ("jax", "torch") else ()):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

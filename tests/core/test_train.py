@@ -114,3 +114,26 @@ def test_resume_without_checkpoint_is_a_clear_error(crops, tmp_path):
     spec = DataSpec([crops["train"][0]], [crops["train"][1]])
     with pytest.raises(InputError, match="nothing to resume"):
         train(spec, TrainConfig(**TINY), tmp_path / "none.keras", resume=True)
+
+
+def test_time_limit_stops_between_epochs_and_resume_finishes(crops, tmp_path):
+    spec = DataSpec([crops["train"][0]], [crops["train"][1]], [crops["val"][0]], [crops["val"][1]])
+    out = tmp_path / "timed.keras"
+    # any epoch takes longer than a millisecond: the run stops after its first epoch
+    card = train(spec, TrainConfig(epochs=5, steps_per_epoch=2, **TINY), out, time_limit_s=0.001)
+    assert card["epochs"] == 1 and card["best_epoch"] == 1
+    load_model(out)  # a usable model with a matching card, not a half-finished one
+    card = train(spec, TrainConfig(epochs=5, steps_per_epoch=2, **TINY), out, resume=True)
+    assert card["epochs"] == 5
+    history = json.loads(out.with_suffix(".history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4, 5]
+
+
+def test_diverging_training_stops_with_a_clear_error(crops, tmp_path):
+    from emviewer.core.errors import InputError
+
+    spec = DataSpec([crops["train"][0]], [crops["train"][1]], [crops["val"][0]], [crops["val"][1]])
+    settings = {**TINY, "learning_rate": 1e12}  # a real divergence, not a planted NaN
+    with pytest.raises(InputError, match="training diverged"):
+        train(spec, TrainConfig(epochs=2, steps_per_epoch=30, **settings), tmp_path / "diverged.keras")
+    assert not (tmp_path / "diverged.keras").exists()
