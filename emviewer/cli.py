@@ -251,7 +251,12 @@ def cmd_train(args) -> int:
         precision=args.precision,
     )
     limit = None if args.time_limit is None else args.time_limit * 60
-    card = train(spec, settings, out, resume=args.resume, progress=_progress_bar("train"), time_limit_s=limit)
+    start = None
+    if args.init_from:
+        from .core.models.registry import find_model
+
+        start = find_model(args.init_from, config.installed_models())
+    card = train(spec, settings, out, resume=args.resume, progress=_progress_bar("train"), time_limit_s=limit, init_from=start)
     v = card["validation"]
     print(f"wrote {out} (validation F1 {v['f1']:.3f} at threshold {v['threshold']:.2f}, best epoch {card['best_epoch']})")
     return 0
@@ -336,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"), default="auto")
     train.add_argument("--out", help="model file FILE.keras (default: your user models folder)")
     train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in FILE.checkpoints/")
+    train.add_argument("--init-from", metavar="MODEL", help="fine-tune this model (a name from 'emviewer models' or a .keras file) instead of starting from scratch; its architecture, context and width are used")
     train.add_argument("--time-limit", type=float, metavar="MINUTES", help="stop after the epoch that would run past this; --resume continues")
     train.set_defaults(run=cmd_train)
 

@@ -606,3 +606,10 @@ def test_help_is_instant_and_loads_no_heavy_library():
     proc = subprocess.run([sys.executable, "-c", snippet], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_train_from_an_unknown_model_is_refused(cdeep3m, tmp_path, run_cli):
+    training = cdeep3m / "training"
+    result = run_cli("train", "--images", training / "images", "--labels", training / "labels", "--object", "mito",
+                     "--init-from", "no-such-model", "--out", tmp_path / "tuned.keras")
+    assert_refused(result, ["no-such-model"], r"unknown model", tmp_path)

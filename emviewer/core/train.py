@@ -12,7 +12,7 @@ import json
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -22,7 +22,7 @@ from .dataset import Augmentation, LabelledStack, holdout_split, load_labelled, 
 from .errors import InputError
 from .io.atomic import atomic_path
 from .metrics import best_threshold, mean_scores, score
-from .models.loading import LoadedModel, sha256_of
+from .models.loading import LoadedModel, load_model, sha256_of
 from .pipeline import prefetch
 from .predict import LocalPredictor
 from .progress import CancelToken, Progress, check, report
@@ -212,6 +212,7 @@ def _card(config: TrainConfig, spec: DataSpec, state: dict, out: Path, precision
         # 16x test-time augmentation averages the model's answers; its best threshold differs
         "thresholds": {"1": best["threshold"], "16": accurate["threshold"]},
         "validation_tta16": {k: accurate[k] for k in ("f1", "precision", "recall", "iou", "threshold")},
+        "initialised_from": state.get("initialised_from"),
         "pixel_size_nm": None,
         "precision": precision,
         "training_time_s": round(state["seconds"], 1),
@@ -230,6 +231,7 @@ def train(
     cancel: Optional[CancelToken] = None,
     on_epoch: Optional[Callable[[dict], None]] = None,
     time_limit_s: Optional[float] = None,
+    init_from: Optional[str | Path] = None,
 ) -> dict:
     """Train a model and write ``out`` (.keras), its card ``out.json`` and the history.
 
@@ -247,6 +249,10 @@ def train(
         Stop after the epoch when another one would end past this many seconds (counted
         from the start of this call), then save the best model as usual; ``--resume``
         continues to the planned number of epochs.
+    init_from
+        A trained ``.keras`` model (with its card) to start from instead of random weights,
+        to fine-tune it on new data; its card's architecture, context, width and depth
+        replace those of ``config``.
 
     Returns the model card. On cancel the newest checkpoint stays for ``--resume``.
     """
@@ -261,6 +267,10 @@ def train(
         raise InputError(folder, "nothing to resume: no checkpoint state found")
     if state is not None:
         config = config_from_state(state, config.epochs)  # the card must describe the run as it was
+    start_model = None
+    if init_from is not None and state is None:
+        start_model = load_model(init_from)  # checks the file against its card's hash
+        config = _config_like(config, start_model, init_from)
     train_sets, val_sets = load_data(spec)
     check(cancel)
     precision = choose_precision(config.precision)
@@ -275,6 +285,9 @@ def train(
             folder.mkdir(parents=True, exist_ok=True)
             state = {"epoch": 0, "history": [], "best": {"f1": -1.0}, "seconds": 0.0, "config": asdict(config)}
             model = _new_model(config)
+            if start_model is not None:
+                model.set_weights(start_model.model.get_weights())
+                state["initialised_from"] = {"name": start_model.name, "sha256": (start_model.card or {}).get("sha256")}
         check(cancel)
         deadline = None if time_limit_s is None else time.perf_counter() + time_limit_s
         _run_epochs(model, config, train_sets, val_sets, folder, state, progress, cancel, on_epoch, deadline)
@@ -289,6 +302,16 @@ def train(
     with atomic_path(out.with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps(card, indent=2, default=str))
     return card
+
+
+def _config_like(config: TrainConfig, start: LoadedModel, path) -> TrainConfig:
+    """``config`` with the network settings of the model it starts from (so its weights fit)."""
+    card = start.card or {}
+    keys = {"arch": "architecture", "context": "context", "width": "width", "depth": "depth"}
+    missing = [v for v in keys.values() if v not in card]
+    if missing:
+        raise InputError(path, f"its card lacks {', '.join(missing)}, so the network to fine-tune cannot be rebuilt")
+    return replace(config, **{k: card[v] for k, v in keys.items()})
 
 
 def _save_for_prediction(best: Path, target: Path):

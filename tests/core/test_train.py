@@ -137,3 +137,15 @@ def test_diverging_training_stops_with_a_clear_error(crops, tmp_path):
     with pytest.raises(InputError, match="training diverged"):
         train(spec, TrainConfig(epochs=2, steps_per_epoch=30, **settings), tmp_path / "diverged.keras")
     assert not (tmp_path / "diverged.keras").exists()
+
+
+def test_fine_tuning_starts_from_the_given_model(crops, tmp_path):
+    spec = DataSpec([crops["train"][0]], [crops["train"][1]], [crops["val"][0]], [crops["val"][1]])
+    start = train(spec, TrainConfig(epochs=3, steps_per_epoch=20, **TINY), tmp_path / "start.keras")
+    # a learning rate too small to change anything: the first epoch scores what the start model scores
+    settings = {**TINY, "arch": "multiresunet", "width": 16, "learning_rate": 1e-12}
+    tuned = train(spec, TrainConfig(epochs=1, steps_per_epoch=1, **settings), tmp_path / "tuned.keras", init_from=tmp_path / "start.keras")
+    assert tuned["architecture"] == "deepem3d" and tuned["width"] == TINY["width"]  # the start model's network
+    assert tuned["initialised_from"] == {"name": "start", "sha256": start["sha256"]}
+    assert abs(tuned["validation"]["f1"] - start["validation"]["f1"]) < 0.02, (tuned["validation"], start["validation"])
+    assert start["validation"]["f1"] > 0.3  # the start model has learned something to keep

@@ -87,6 +87,24 @@ def test_one_tiny_epoch_draws_curves_and_registers_the_model(tab, qtbot, labelle
     assert out.is_file() and tab.resume_button.isEnabled()
 
 
+def test_fine_tuning_an_installed_model_keeps_its_network(tab, qtbot, labelled, tmp_path):
+    with qtbot.waitSignal(tab.modelTrained, timeout=TIMEOUT_MS):
+        tab.start_training(images=labelled["images"], labels=labelled["labels"], name="first", **TINY)
+    assert tab.start_from.findText("first") > 0, "a finished model is offered to fine-tune"
+    tab.set_fields(arch="multiresunet", context=3, width=16, start_from="first")
+    # the start model's network is shown and locked: its weights only fit that network
+    assert tab.combos["arch"].currentData() == "deepem3d" and not tab.combos["arch"].isEnabled()
+    assert tab.combos["context"].currentData() == 1 and tab.spins["width"].value() == TINY["width"]
+    with qtbot.waitSignal(tab.modelTrained, timeout=TIMEOUT_MS) as trained:
+        tab.start_training(name="tuned")
+    card = json.loads(Path(trained.args[0]).with_suffix(".json").read_text())
+    first = json.loads((tmp_path / "user" / "models" / "mito" / "first.json").read_text())
+    assert card["initialised_from"] == {"name": "first", "sha256": first["sha256"]}
+    assert card["architecture"] == "deepem3d" and card["depth"] == TINY["depth"]
+    tab.set_fields(start_from=None)
+    assert tab.combos["arch"].isEnabled(), "a new network can be chosen again"
+
+
 def test_stop_during_first_epoch_then_resume_completes(tab, qtbot, labelled, tmp_path):
     tab.progress.valueChanged.connect(lambda value: value > 0 and tab.stop_button.click())
     with qtbot.waitSignal(tab.trainingStopped, timeout=TIMEOUT_MS) as stopped:

@@ -14,13 +14,14 @@ from typing import Optional
 
 import pyqtgraph as pg
 from PySide6.QtCore import QSettings, Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
                                QLabel, QLineEdit, QMessageBox, QProgressBar, QPushButton, QScrollArea, QSplitter,
                                QVBoxLayout, QWidget)
 
 from ... import config
 from ...core.errors import InputError
 from ...core.models import ARCHITECTURES
+from ...core.models.registry import read_card
 from ...core.objects import OBJECTS, colour_of
 from ...core.train import DataSpec, TrainConfig, checkpoint_dir, config_from_state, load_state, train
 from ...core.validate import parse_values
@@ -40,8 +41,9 @@ class TrainTab(QWidget):
     folder keys of ``FOLDERS``, ``foreground``, ``invert``, ``name`` and the
     :class:`TrainConfig` names ``object``, ``arch``, ``context``, ``epochs``,
     ``steps_per_epoch``, ``width``, ``depth``, ``tile``, ``batch_size``, ``learning_rate``,
-    ``precision``) and press the button. ``settings`` keeps the last folders (the app's
-    settings by default).
+    ``precision``), ``start_from`` (an installed model's name or file to fine-tune, or
+    ``None`` for a new network) and press the button. ``settings`` keeps the last folders
+    (the app's settings by default).
     """
 
     modelTrained = Signal(str)  # the new .keras file
@@ -63,7 +65,8 @@ class TrainTab(QWidget):
         fields = QWidget()
         form = QVBoxLayout(fields)
         form.addWidget(self._build_data_box())
-        form.addWidget(self._form_box("Model", (("Object", "object"), ("Architecture", "arch"), ("Context", "context"),
+        form.addWidget(self._form_box("Model", (("Object", "object"), ("Start from", "start_from"),
+                                                ("Architecture", "arch"), ("Context", "context"),
                                                 ("Epochs", "epochs"), ("Steps per epoch", "steps_per_epoch"),
                                                 ("Width", "width"), ("Model name", "name"))))
         self.advanced = self._form_box("Advanced", (("Tile (px)", "tile"), ("Batch size", "batch_size"), ("Depth", "depth"),
@@ -107,6 +110,10 @@ class TrainTab(QWidget):
             "learning_rate": spin_box(1e-5, 1.0, defaults.learning_rate, step=1e-4, decimals=5),
         }
         self.name = QLineEdit(toolTip="File name of the model in your model folder")
+        self.start_from = QComboBox(toolTip="Fine-tune an installed model on your data (its network is kept), or train a new one")
+        self.combos["object"].currentIndexChanged.connect(self._refresh_start_models)
+        self.start_from.currentIndexChanged.connect(self._on_start_model_changed)
+        self._refresh_start_models()
         for key in ("object", "arch", "context"):
             self.combos[key].currentIndexChanged.connect(self._refresh_default_name)
         self.name.textEdited.connect(self._on_name_edited)
@@ -115,7 +122,7 @@ class TrainTab(QWidget):
     def _form_box(self, title: str, rows) -> QGroupBox:
         box = QGroupBox(title)
         form = QFormLayout(box)
-        widgets = {**self.combos, **self.spins, "name": self.name}
+        widgets = {**self.combos, **self.spins, "name": self.name, "start_from": self.start_from}
         for label, key in rows:
             form.addRow(label, widgets[key])
         return box
@@ -178,6 +185,8 @@ class TrainTab(QWidget):
             elif key == "name":
                 self.name.setText(value)
                 self._on_name_edited(value)
+            elif key == "start_from":
+                self._choose_start_model(value)
             else:
                 raise TypeError(f"unknown training field {key!r}")
 
@@ -197,6 +206,41 @@ class TrainTab(QWidget):
         values = {key: combo.currentData() for key, combo in self.combos.items()}
         values.update({key: spin.value() for key, spin in self.spins.items()})
         return TrainConfig(**values)
+
+    def _refresh_start_models(self) -> None:
+        """"new network" and the installed models of the chosen object."""
+        object_key = self.combos["object"].currentData()
+        self.start_from.blockSignals(True)
+        self.start_from.clear()
+        self.start_from.addItem("new network (random weights)", None)
+        for entry in config.installed_models():
+            if entry.card.get("object") == object_key:
+                self.start_from.addItem(entry.name, str(entry.path))
+        self.start_from.blockSignals(False)
+        self._on_start_model_changed()
+
+    def _choose_start_model(self, value) -> None:
+        if value is None:
+            self.start_from.setCurrentIndex(0)
+            return
+        index = self.start_from.findData(str(value))
+        index = index if index >= 0 else self.start_from.findText(str(value))
+        if index < 0:
+            raise ValueError(f"start_from: {value!r} is not an installed model of this object")
+        self.start_from.setCurrentIndex(index)
+
+    def _on_start_model_changed(self) -> None:
+        """A fine-tuned model keeps its network: show its settings and lock them."""
+        path = self.start_from.currentData()
+        card = read_card(Path(path)) if path else {}
+        for key, card_key in (("arch", "architecture"), ("context", "context")):
+            if card_key in card:
+                self.combos[key].setCurrentIndex(self.combos[key].findData(card[card_key]))
+            self.combos[key].setEnabled(not path)
+        for key in ("width", "depth"):
+            if key in card:
+                self.spins[key].setValue(card[key])
+            self.spins[key].setEnabled(not path)
 
     def output_path(self) -> Path:
         """``<user data>/models/<object>/<name>.keras``; raises InputError for a bad name."""
@@ -267,10 +311,12 @@ class TrainTab(QWidget):
         self.history = list(state["history"]) if state else []
         self._redraw()
         self._out, self._first_step = out, None
+        start_model = None if state else self.start_from.currentData()
 
         def work(progress, cancel, emit_item):
             out.parent.mkdir(parents=True, exist_ok=True)
-            return train(spec, train_config, out, resume=state is not None, progress=progress, cancel=cancel, on_epoch=emit_item)
+            return train(spec, train_config, out, resume=state is not None, progress=progress, cancel=cancel, on_epoch=emit_item,
+                         init_from=start_model)
 
         self.job = Job(work)
         self.job.signals.progressed.connect(self._on_progressed)
@@ -357,6 +403,9 @@ class TrainTab(QWidget):
         validation = card.get("validation", {})
         self._set_running(False, f"done: {out} (best epoch {card.get('best_epoch')}, validation F1 {validation.get('f1', float('nan')):.3f})")
         self._refresh_default_name()
+        chosen = self.start_from.currentData()
+        self._refresh_start_models()  # the new model can be fine-tuned next
+        self._choose_start_model(chosen)
         self.modelTrained.emit(str(out))
 
     def _on_failed(self, message: str) -> None:
