@@ -240,7 +240,7 @@ class TrainTab(QWidget):
         for key in ("width", "depth"):
             if key in card:
                 self.spins[key].setValue(card[key])
-            self.spins[key].setEnabled(not path)
+        self.spins["width"].setEnabled(not path)  # depth sits in the Advanced box, which has its own switch
 
     def output_path(self) -> Path:
         """``<user data>/models/<object>/<name>.keras``; raises InputError for a bad name."""
