@@ -5,6 +5,9 @@ mode (one model, no augmentation) and accurate mode (the ensemble with 16x test-
 augmentation), and scores the masks: mean per-image F1 / IoU, as `emviewer evaluate` does.
 
     python benchmarks/accuracy.py [--modes fast,accurate] [--max-slices N] [--json FILE]
+
+To measure candidate models before bundling them, point ``EMVIEWER_MODELS_DIR`` at a folder
+laid out like ``models/`` (and ``EMVIEWER_USER_DIR`` at an empty one).
 """
 
 from __future__ import annotations
