@@ -43,11 +43,6 @@ def installed_models() -> list:
     return list_models(bundled_models_dir(), user_models_dir())
 
 
-def keras_backend() -> str:
-    """The Keras backend that will be used, read without importing Keras."""
-    return os.environ.get("KERAS_BACKEND", "tensorflow")
-
-
 def server_token_file() -> Path:
     """Where the app keeps the online-mode server token (readable by the user only)."""
     return user_data_dir() / "server-token"

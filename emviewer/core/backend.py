@@ -5,6 +5,11 @@ from __future__ import annotations
 import os
 
 
+def keras_backend() -> str:
+    """The Keras backend that will be used, read without importing Keras."""
+    return os.environ.get("KERAS_BACKEND", "tensorflow")
+
+
 def device_summary() -> dict:
     """``{"backend": name, "devices": [...], "accelerator": bool}``; imports the backend.
 

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import platform
 from importlib import metadata
 
 from .. import __version__
+from .backend import keras_backend
 
 _PACKAGES = ("numpy", "keras", "tensorflow", "h5py", "tifffile", "Pillow")
 
 
 def software_versions() -> dict[str, str]:
     """Versions of EMViewer, Python and the libraries that shape results (no heavy imports)."""
-    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    backend = keras_backend()
     versions = {"emviewer": __version__, "python": platform.python_version(), "keras_backend": backend}
     for name in _PACKAGES + ((backend,) if backend in ("jax", "torch") else ()):
         try:

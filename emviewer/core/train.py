@@ -304,14 +304,22 @@ def train(
     return card
 
 
+#: TrainConfig names of the network's shape, and the card keys that record them.
+NETWORK_CARD_KEYS = {"arch": "architecture", "context": "context", "width": "width", "depth": "depth"}
+
+
+def network_settings(card: dict) -> dict:
+    """The :class:`TrainConfig` network settings (arch, context, width, depth) a card records."""
+    return {key: card[card_key] for key, card_key in NETWORK_CARD_KEYS.items() if card_key in card}
+
+
 def _config_like(config: TrainConfig, start: LoadedModel, path) -> TrainConfig:
     """``config`` with the network settings of the model it starts from (so its weights fit)."""
-    card = start.card or {}
-    keys = {"arch": "architecture", "context": "context", "width": "width", "depth": "depth"}
-    missing = [v for v in keys.values() if v not in card]
+    settings = network_settings(start.card or {})
+    missing = [card_key for key, card_key in NETWORK_CARD_KEYS.items() if key not in settings]
     if missing:
         raise InputError(path, f"its card lacks {', '.join(missing)}, so the network to fine-tune cannot be rebuilt")
-    return replace(config, **{k: card[v] for k, v in keys.items()})
+    return replace(config, **settings)
 
 
 def _save_for_prediction(best: Path, target: Path):

@@ -11,6 +11,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget, QToolBar, QVBoxLayout, QWidget
 
 from .. import config
+from ..core.backend import keras_backend
 from ..core.errors import InputError
 from ..core.io import open_volume
 from ..core.models.registry import resolve_models
@@ -132,7 +133,7 @@ class MainWindow(QMainWindow):
         start(self._backend_job)
 
     def _build_status_bar(self) -> None:
-        self.device_label = QLabel(f"Keras backend: {config.keras_backend()} (loading...)")
+        self.device_label = QLabel(f"Keras backend: {keras_backend()} (loading...)")
         self.size_label = QLabel("")
         self.pixel_label = QLabel("")
         for widget in (self.pixel_label, self.size_label, self.device_label):

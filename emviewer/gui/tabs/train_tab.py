@@ -23,7 +23,7 @@ from ...core.errors import InputError
 from ...core.models import ARCHITECTURES
 from ...core.models.registry import read_card
 from ...core.objects import OBJECTS, colour_of
-from ...core.train import DataSpec, TrainConfig, checkpoint_dir, config_from_state, load_state, train
+from ...core.train import DataSpec, TrainConfig, checkpoint_dir, config_from_state, load_state, network_settings, train
 from ...core.validate import parse_values
 from ..workers import Job, start
 from .train_widgets import TrainingCurvesView, combo_box, format_duration, spin_box
@@ -232,15 +232,13 @@ class TrainTab(QWidget):
     def _on_start_model_changed(self) -> None:
         """A fine-tuned model keeps its network: show its settings and lock them."""
         path = self.start_from.currentData()
-        card = read_card(Path(path)) if path else {}
-        for key, card_key in (("arch", "architecture"), ("context", "context")):
-            if card_key in card:
-                self.combos[key].setCurrentIndex(self.combos[key].findData(card[card_key]))
-            self.combos[key].setEnabled(not path)
-        for key in ("width", "depth"):
-            if key in card:
-                self.spins[key].setValue(card[key])
-        self.spins["width"].setEnabled(not path)  # depth sits in the Advanced box, which has its own switch
+        for key, value in (network_settings(read_card(Path(path))) if path else {}).items():
+            if key in self.combos:
+                self.combos[key].setCurrentIndex(self.combos[key].findData(value))
+            else:
+                self.spins[key].setValue(value)
+        for widget in (self.combos["arch"], self.combos["context"], self.spins["width"]):
+            widget.setEnabled(not path)  # depth sits in the Advanced box, which has its own switch
 
     def output_path(self) -> Path:
         """``<user data>/models/<object>/<name>.keras``; raises InputError for a bad name."""
