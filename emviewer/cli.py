@@ -16,6 +16,13 @@ from . import __version__
 EXIT_INPUT_ERROR = 2
 
 
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
 def _values(text: str) -> list[float]:
     from .core.errors import InputError
     from .core.validate import parse_values
@@ -234,13 +241,22 @@ def cmd_train(args) -> int:
     from . import config
     from .core.train import DataSpec, TrainConfig, train
 
-    out = Path(args.out) if args.out else config.user_models_dir() / args.object / f"{args.object}-{args.arch}-{args.context}fm-{date.today():%Y%m%d}.keras"
+    start, network = None, {"arch": args.arch, "context": 1}
+    if args.init_from:
+        from .core.models.registry import find_model, read_card
+        from .core.train import network_settings
+
+        start = find_model(args.init_from, config.installed_models())
+        network.update(network_settings(read_card(start)))  # fine-tuning keeps the start model's network
+    context = args.context or network["context"]
+    default_name = f"{args.object}-{network['arch']}-{context}fm-{date.today():%Y%m%d}.keras"
+    out = Path(args.out) if args.out else config.user_models_dir() / args.object / default_name
     out.parent.mkdir(parents=True, exist_ok=True)
     spec = DataSpec(args.images, args.labels, args.val_images or [], args.val_labels or [], args.foreground, args.invert)
     settings = TrainConfig(
         object=args.object,
         arch=args.arch,
-        context=args.context,
+        context=context,
         width=args.width,
         tile=args.tile,
         batch_size=args.batch_size,
@@ -249,13 +265,9 @@ def cmd_train(args) -> int:
         learning_rate=args.lr,
         seed=args.seed,
         precision=args.precision,
+        hard_mining=args.hard_mining,
     )
     limit = None if args.time_limit is None else args.time_limit * 60
-    start = None
-    if args.init_from:
-        from .core.models.registry import find_model
-
-        start = find_model(args.init_from, config.installed_models())
     card = train(spec, settings, out, resume=args.resume, progress=_progress_bar("train"), time_limit_s=limit, init_from=start)
     v = card["validation"]
     print(f"wrote {out} (validation F1 {v['f1']:.3f} at threshold {v['threshold']:.2f}, best epoch {card['best_epoch']})")
@@ -327,7 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--labels", action="append", required=True, help="labels for each --images, paired by the number in the file name")
     train.add_argument("--object", type=_object_key, required=True, help="mito, nuclei or membrane")
     train.add_argument("--arch", choices=("multiresunet", "deepem3d"), default="multiresunet")
-    train.add_argument("--context", type=int, choices=(1, 3, 5), default=1, help="neighbouring slices the model sees (1fm, 3fm, 5fm)")
+    train.add_argument(
+        "--context", type=int, choices=(1, 3, 5),
+        help="neighbouring slices the model sees (1fm, 3fm, 5fm; default 1, or the --init-from model's, which may be changed)",
+    )
     train.add_argument("--val-images", action="append", help="held-out images (default: the last 15 %% of the training slices)")
     train.add_argument("--val-labels", action="append", help="labels of the held-out images")
     _add_label_options(train)
@@ -343,6 +358,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in FILE.checkpoints/")
     train.add_argument("--init-from", metavar="MODEL", help="fine-tune this model (a name from 'emviewer models' or a .keras file) instead of starting from scratch; its architecture, context and width are used")
     train.add_argument("--time-limit", type=float, metavar="MINUTES", help="stop after the epoch that would run past this; --resume continues")
+    train.add_argument(
+        "--hard-mining", type=_fraction, default=0.0, metavar="F",
+        help="centre this fraction of the crops (0-1) where the model still errs, found by predicting the training slices before each epoch (default 0)",
+    )
     train.set_defaults(run=cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="precision, recall, F1 and IoU of masks against labels")

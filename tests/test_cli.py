@@ -613,3 +613,11 @@ def test_train_from_an_unknown_model_is_refused(cdeep3m, tmp_path, run_cli):
     result = run_cli("train", "--images", training / "images", "--labels", training / "labels", "--object", "mito",
                      "--init-from", "no-such-model", "--out", tmp_path / "tuned.keras")
     assert_refused(result, ["no-such-model"], r"unknown model", tmp_path)
+
+
+def test_hard_mining_share_outside_0_to_1_is_refused(cdeep3m, tmp_path, run_cli):
+    training = cdeep3m / "training"
+    code, _, err = run_cli("train", "--images", training / "images", "--labels", training / "labels", "--object", "mito",
+                           "--hard-mining", "1.5", "--out", tmp_path / "m.keras")
+    assert code == 2 and "--hard-mining: 1.5 is not between 0 and 1" in err
+    assert not list(tmp_path.iterdir())

@@ -10,6 +10,7 @@ import numpy as np
 from . import augment
 from .errors import InputError
 from .io import open_volume
+from .mining import ErrorMaps
 from .noise import box_blur, gaussian_noise, salt_and_pepper
 from .preprocess import context_indices, input_levels, normalise, reflect_indices
 from .validate import check_image, check_same_shape, label_to_mask, pair_by_number
@@ -100,20 +101,34 @@ class Augmentation:
 
 
 def random_batch(
-    stacks: Sequence[LabelledStack], batch: int, tile: int, context: int, rng: np.random.Generator, augmentation: Optional[Augmentation]
+    stacks: Sequence[LabelledStack],
+    batch: int,
+    tile: int,
+    context: int,
+    rng: np.random.Generator,
+    augmentation: Optional[Augmentation],
+    hard: Optional[ErrorMaps] = None,
+    hard_fraction: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``batch`` random crops: inputs ``(B, T, T, context)`` float32, targets ``(B, T, T, 1)``.
 
     Stacks are drawn in proportion to their slice area; slices smaller than the tile are
-    padded by reflection.
+    padded by reflection. With error maps, ``hard_fraction`` of the crops are centred where
+    the model errs (hard-example mining), the rest drawn uniformly.
     """
     weights = np.array([s.images.size for s in stacks], np.float64)
     xs, ys = [], []
     for _ in range(batch):
-        stack = stacks[int(rng.choice(len(stacks), p=weights / weights.sum()))]
-        z = int(rng.integers(len(stack)))
-        _, height, width = stack.images.shape
-        y0, x0 = int(rng.integers(max(1, height - tile + 1))), int(rng.integers(max(1, width - tile + 1)))
+        if hard is not None and rng.random() < hard_fraction:
+            index, z, cy, cx = hard.pick_centre(rng)
+            stack = stacks[index]
+            _, height, width = stack.images.shape
+            y0, x0 = (int(np.clip(c - tile // 2, 0, max(0, size - tile))) for c, size in ((cy, height), (cx, width)))
+        else:
+            stack = stacks[int(rng.choice(len(stacks), p=weights / weights.sum()))]
+            z = int(rng.integers(len(stack)))
+            _, height, width = stack.images.shape
+            y0, x0 = int(rng.integers(max(1, height - tile + 1))), int(rng.integers(max(1, width - tile + 1)))
         rows, cols = reflect_indices(np.arange(y0, y0 + tile), height), reflect_indices(np.arange(x0, x0 + tile), width)
         x = np.stack([normalise(stack.images[i][np.ix_(rows, cols)], stack.levels) for i in context_indices(z, len(stack), context)], axis=-1)
         y = stack.masks[z][np.ix_(rows, cols)].astype(np.float32)

@@ -22,7 +22,9 @@ from .dataset import Augmentation, LabelledStack, holdout_split, load_labelled, 
 from .errors import InputError
 from .io.atomic import atomic_path
 from .metrics import best_threshold, mean_scores, score
+from .mining import ErrorMaps, error_maps
 from .models.loading import LoadedModel, load_model, sha256_of
+from .models.transfer import copy_weights
 from .pipeline import prefetch
 from .predict import LocalPredictor
 from .progress import CancelToken, Progress, check, report
@@ -46,6 +48,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     seed: int = 0
     precision: str = "auto"  # auto, float32, mixed_bfloat16, mixed_float16
+    hard_mining: float = 0.0  # fraction of crops centred where the model errs (0: all uniform)
     augmentation: Augmentation = field(default_factory=Augmentation)
 
 
@@ -131,11 +134,11 @@ def validate(model, context: int, val_sets: Sequence[LabelledStack], tile: int, 
     return {"f1": mean.f1, "threshold": threshold, "precision": mean.precision, "recall": mean.recall, "iou": mean.iou}
 
 
-def _batches(train_sets, config: TrainConfig, epoch: int):
+def _batches(train_sets, config: TrainConfig, epoch: int, hard: Optional[ErrorMaps] = None):
     """The epoch's batches, each from its own seeded generator (resume-exact)."""
     for step in range(config.steps_per_epoch):
         rng = np.random.default_rng([config.seed, epoch, step])
-        yield random_batch(train_sets, config.batch_size, config.tile, config.context, rng, config.augmentation)
+        yield random_batch(train_sets, config.batch_size, config.tile, config.context, rng, config.augmentation, hard, config.hard_mining)
 
 
 def _new_model(config: TrainConfig):
@@ -208,6 +211,7 @@ def _card(config: TrainConfig, spec: DataSpec, state: dict, out: Path, precision
         "best_epoch": best["epoch"],
         "steps_per_epoch": config.steps_per_epoch,
         "batch_size": config.batch_size,
+        "hard_mining": config.hard_mining,
         "validation": {k: best[k] for k in ("f1", "precision", "recall", "iou", "threshold")},
         # 16x test-time augmentation averages the model's answers; its best threshold differs
         "thresholds": {"1": best["threshold"], "16": accurate["threshold"]},
@@ -251,8 +255,9 @@ def train(
         continues to the planned number of epochs.
     init_from
         A trained ``.keras`` model (with its card) to start from instead of random weights,
-        to fine-tune it on new data; its card's architecture, context, width and depth
-        replace those of ``config``.
+        to fine-tune it on new data; its card's architecture, width and depth replace those
+        of ``config``. ``config.context`` may differ from the card's: the kernels that read
+        the input are then adapted (see :mod:`.models.transfer`).
 
     Returns the model card. On cancel the newest checkpoint stays for ``--resume``.
     """
@@ -286,7 +291,7 @@ def train(
             state = {"epoch": 0, "history": [], "best": {"f1": -1.0}, "seconds": 0.0, "config": asdict(config)}
             model = _new_model(config)
             if start_model is not None:
-                model.set_weights(start_model.model.get_weights())
+                copy_weights(start_model.model, model)
                 state["initialised_from"] = {"name": start_model.name, "sha256": (start_model.card or {}).get("sha256")}
         check(cancel)
         deadline = None if time_limit_s is None else time.perf_counter() + time_limit_s
@@ -314,11 +319,13 @@ def network_settings(card: dict) -> dict:
 
 
 def _config_like(config: TrainConfig, start: LoadedModel, path) -> TrainConfig:
-    """``config`` with the network settings of the model it starts from (so its weights fit)."""
+    """``config`` with the network settings of the model it starts from (so its weights fit),
+    except the context, which the weights can be adapted to."""
     settings = network_settings(start.card or {})
     missing = [card_key for key, card_key in NETWORK_CARD_KEYS.items() if key not in settings]
     if missing:
         raise InputError(path, f"its card lacks {', '.join(missing)}, so the network to fine-tune cannot be rebuilt")
+    settings.pop("context")
     return replace(config, **settings)
 
 
@@ -340,8 +347,12 @@ def _run_epochs(model, config: TrainConfig, train_sets, val_sets, folder: Path, 
     for epoch in range(state["epoch"], config.epochs):
         keras.utils.set_random_seed(config.seed + epoch)
         start, losses = time.perf_counter(), []
-        first_step_done = start
-        for step, (x, y) in enumerate(prefetch(_batches(train_sets, config, epoch), depth=2)):
+        hard = None
+        if config.hard_mining > 0:
+            report(progress, epoch * config.steps_per_epoch, total, f"epoch {epoch + 1}/{config.epochs}: finding where the model errs")
+            hard = error_maps(model, config.context, train_sets, config.tile, cancel=cancel)
+        mined = first_step_done = time.perf_counter()
+        for step, (x, y) in enumerate(prefetch(_batches(train_sets, config, epoch, hard), depth=2)):
             check(cancel)
             losses.append(float(model.train_on_batch(x, y)))
             if not np.isfinite(losses[-1]):
@@ -371,7 +382,7 @@ def _run_epochs(model, config: TrainConfig, train_sets, val_sets, folder: Path, 
         if on_epoch is not None:
             on_epoch(row)
         report(progress, (epoch + 1) * config.steps_per_epoch, total, f"epoch {epoch + 1}: loss {row['loss']:.4f}, validation F1 {metrics['f1']:.3f}")
-        next_epoch = (now - first_step_done) * config.steps_per_epoch / max(1, config.steps_per_epoch - 1)
+        next_epoch = (mined - start) + (now - first_step_done) * config.steps_per_epoch / max(1, config.steps_per_epoch - 1)
         if deadline is not None and epoch + 1 < config.epochs and time.perf_counter() + next_epoch > deadline:
             report(progress, (epoch + 1) * config.steps_per_epoch, total, f"time limit: stopping after epoch {epoch + 1} of {config.epochs}")
             return

@@ -149,3 +149,12 @@ def test_fine_tuning_starts_from_the_given_model(crops, tmp_path):
     assert tuned["initialised_from"] == {"name": "start", "sha256": start["sha256"]}
     assert abs(tuned["validation"]["f1"] - start["validation"]["f1"]) < 0.02, (tuned["validation"], start["validation"])
     assert start["validation"]["f1"] > 0.3  # the start model has learned something to keep
+
+
+def test_hard_mining_measures_errors_before_each_epoch(crops, tmp_path):
+    spec = DataSpec([crops["train"][0]], [crops["train"][1]], [crops["val"][0]], [crops["val"][1]])
+    messages = []
+    card = train(spec, TrainConfig(epochs=2, steps_per_epoch=2, hard_mining=1.0, **TINY), tmp_path / "hard.keras",
+                 progress=lambda done, total, message: messages.append(message))
+    assert sum("finding where the model errs" in m for m in messages) == 2
+    assert card["hard_mining"] == 1.0 and card["epochs"] == 2

@@ -95,12 +95,13 @@ def test_fine_tuning_an_installed_model_keeps_its_network(tab, qtbot, labelled, 
     # the start model's network is shown and locked: its weights only fit that network
     assert tab.combos["arch"].currentData() == "deepem3d" and not tab.combos["arch"].isEnabled()
     assert tab.combos["context"].currentData() == 1 and tab.spins["width"].value() == TINY["width"]
+    assert tab.combos["context"].isEnabled(), "the weights can be adapted to another context"
     with qtbot.waitSignal(tab.modelTrained, timeout=TIMEOUT_MS) as trained:
-        tab.start_training(name="tuned")
+        tab.start_training(name="tuned", context=3)
     card = json.loads(Path(trained.args[0]).with_suffix(".json").read_text())
     first = json.loads((tmp_path / "user" / "models" / "mito" / "first.json").read_text())
     assert card["initialised_from"] == {"name": "first", "sha256": first["sha256"]}
-    assert card["architecture"] == "deepem3d" and card["depth"] == TINY["depth"]
+    assert card["architecture"] == "deepem3d" and card["depth"] == TINY["depth"] and card["context"] == 3
     tab.set_fields(start_from=None)
     assert tab.combos["arch"].isEnabled(), "a new network can be chosen again"
 
@@ -166,10 +167,11 @@ def test_missing_folders_and_bad_fields_are_refused_before_training(tab, qtbot, 
 
 
 def test_fields_follow_object_architecture_and_context(tab):
-    tab.set_fields(object="nuclei", arch="deepem3d", context=5)
+    assert tab.train_config().hard_mining == 0.0  # off unless asked for
+    tab.set_fields(object="nuclei", arch="deepem3d", context=5, hard_mining=0.5)
     assert tab.name.text() == "nuclei-deepem3d-5fm"
     config = tab.train_config()
-    assert (config.object, config.arch, config.context) == ("nuclei", "deepem3d", 5)
+    assert (config.object, config.arch, config.context, config.hard_mining) == ("nuclei", "deepem3d", 5, 0.5)
     tab.set_fields(name="my-model", context=3)
     assert tab.name.text() == "my-model"
     assert tab.output_path().name == "my-model.keras" and tab.output_path().parent.name == "nuclei"

@@ -31,7 +31,7 @@ from .train_widgets import TrainingCurvesView, combo_box, format_duration, spin_
 FOLDERS = {"images": "Images", "labels": "Labels", "val_images": "Validation images", "val_labels": "Validation labels"}
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 #: Settings a checkpoint keeps; Resume restores them so the run goes on as it started.
-RESUMED_SETTINGS = ("arch", "context", "width", "depth", "tile", "batch_size", "steps_per_epoch", "learning_rate", "precision")
+RESUMED_SETTINGS = ("arch", "context", "width", "depth", "tile", "batch_size", "steps_per_epoch", "learning_rate", "precision", "hard_mining")
 
 
 class TrainTab(QWidget):
@@ -41,8 +41,8 @@ class TrainTab(QWidget):
     folder keys of ``FOLDERS``, ``foreground``, ``invert``, ``name`` and the
     :class:`TrainConfig` names ``object``, ``arch``, ``context``, ``epochs``,
     ``steps_per_epoch``, ``width``, ``depth``, ``tile``, ``batch_size``, ``learning_rate``,
-    ``precision``), ``start_from`` (an installed model's name or file to fine-tune, or
-    ``None`` for a new network) and press the button. ``settings`` keeps the last folders
+    ``hard_mining``, ``precision``), ``start_from`` (an installed model's name or file to
+    fine-tune, or ``None`` for a new network) and press the button. ``settings`` keeps the last folders
     (the app's settings by default).
     """
 
@@ -70,7 +70,8 @@ class TrainTab(QWidget):
                                                 ("Epochs", "epochs"), ("Steps per epoch", "steps_per_epoch"),
                                                 ("Width", "width"), ("Model name", "name"))))
         self.advanced = self._form_box("Advanced", (("Tile (px)", "tile"), ("Batch size", "batch_size"), ("Depth", "depth"),
-                                                    ("Learning rate", "learning_rate"), ("Precision", "precision")))
+                                                    ("Learning rate", "learning_rate"), ("Hard-example share", "hard_mining"),
+                                                    ("Precision", "precision")))
         self.advanced.setCheckable(True)
         self.advanced.setChecked(False)  # greyed out until ticked: the defaults suit most data
         form.addWidget(self.advanced)
@@ -108,7 +109,11 @@ class TrainTab(QWidget):
             "batch_size": spin_box(1, 512, defaults.batch_size),
             "depth": spin_box(1, 8, defaults.depth),
             "learning_rate": spin_box(1e-5, 1.0, defaults.learning_rate, step=1e-4, decimals=5),
+            "hard_mining": spin_box(0.0, 1.0, defaults.hard_mining, step=0.1, decimals=2),
         }
+        self.spins["hard_mining"].setToolTip(
+            "Share of training crops centred where the model still errs (found before each epoch by predicting the training slices); 0 = all crops random"
+        )
         self.name = QLineEdit(toolTip="File name of the model in your model folder")
         self.start_from = QComboBox(toolTip="Fine-tune an installed model on your data (its network is kept), or train a new one")
         self.combos["object"].currentIndexChanged.connect(self._refresh_start_models)
@@ -230,14 +235,15 @@ class TrainTab(QWidget):
         self.start_from.setCurrentIndex(index)
 
     def _on_start_model_changed(self) -> None:
-        """A fine-tuned model keeps its network: show its settings and lock them."""
+        """A fine-tuned model keeps its network: show its settings and lock them (all but
+        the context, to which its weights can be adapted)."""
         path = self.start_from.currentData()
         for key, value in (network_settings(read_card(Path(path))) if path else {}).items():
             if key in self.combos:
                 self.combos[key].setCurrentIndex(self.combos[key].findData(value))
             else:
                 self.spins[key].setValue(value)
-        for widget in (self.combos["arch"], self.combos["context"], self.spins["width"]):
+        for widget in (self.combos["arch"], self.spins["width"]):
             widget.setEnabled(not path)  # depth sits in the Advanced box, which has its own switch
 
     def output_path(self) -> Path:
