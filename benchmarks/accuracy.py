@@ -4,7 +4,10 @@ Each row predicts held-out slices with the installed default models of one objec
 mode (one model, no augmentation) and accurate mode (the ensemble with 16x test-time
 augmentation), and scores the masks: mean per-image F1 / IoU, as `emviewer evaluate` does.
 
-    python benchmarks/accuracy.py [--modes fast,accurate] [--max-slices N] [--json FILE]
+    python benchmarks/accuracy.py [--modes fast,accurate] [--objects mito] [--each-model] [--max-slices N] [--json FILE]
+
+``--each-model`` adds a table of every installed model alone (fast: no augmentation,
+accurate: 16x), e.g. the DeepEM3D model against the MultiResUNet family.
 
 To measure candidate models before bundling them, point ``EMVIEWER_MODELS_DIR`` at a folder
 laid out like ``models/`` (and ``EMVIEWER_USER_DIR`` at an empty one).
@@ -68,8 +71,9 @@ def held_out(task: Task, max_slices: Optional[int]) -> LabelledStack:
     return stack.split(keep[: max_slices or None])
 
 
-def measure(task: Task, stack: LabelledStack, mode: str, entries) -> dict:
-    predictor = predictor_for({task.object: models_for(task.object, mode, entries)}, mode)
+def measure(task: Task, stack: LabelledStack, mode: str, paths) -> dict:
+    """The task's measure for these model files in this mode (fast: no TTA; accurate: 16x)."""
+    predictor = predictor_for({task.object: paths}, mode)
     volume = from_array(stack.images, stack.source, slice_names=stack.names)
     started = time.perf_counter()
 
@@ -91,6 +95,7 @@ def main() -> None:
     parser.add_argument("--objects", default="mito,membrane,nuclei", help="which objects' rows to measure")
     parser.add_argument("--max-slices", type=int, help="score only the first N held-out slices (quick check)")
     parser.add_argument("--json", help="also write the rows to this JSON file")
+    parser.add_argument("--each-model", action="store_true", help="then measure every installed model alone (e.g. DeepEM3D against MultiResUNet)")
     args = parser.parse_args()
     entries = config.installed_models()
     modes = args.modes.split(",")
@@ -103,14 +108,30 @@ def main() -> None:
         stack = held_out(task, args.max_slices)
         row = {"object": task.object, "data": task.data, "measure": "F1 / clean F1" if task.noise else task.measure, "slices": len(stack)}
         for mode, target in zip(modes, task.targets if modes == ["fast", "accurate"] else [task.targets[0 if m == "fast" else 1] for m in modes]):
-            row[mode] = {**measure(task, stack, mode, entries), "target": target}
+            row[mode] = {**measure(task, stack, mode, models_for(task.object, mode, entries)), "target": target}
         rows.append(row)
         print(f"{task.object:<9} {task.data:<42} {row['measure']:<10}" + "".join(f"{row[m]['value']:>10.4f} {row[m]['target']:>7.2f}" for m in modes), flush=True)
     for row in rows:
         for mode in modes:
             print(f"  {row['object']} / {row['data']} / {mode}: {row[mode]['models']} (TTA {row[mode]['tta']}), {row['slices']} slices, {row[mode]['seconds']} s")
+    if args.each_model:
+        rows += each_model(entries, modes, args)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
+
+
+def each_model(entries, modes: list[str], args) -> list[dict]:
+    """Every installed model alone on its object's clean held-out rows."""
+    print(f"\n{'model':<24} {'held-out data':<42} {'measure':<10}" + "".join(f"{m:>10}" for m in modes))
+    rows = []
+    for task in [t for t in TASKS if t.object in args.objects.split(",") and not t.noise]:
+        stack = held_out(task, args.max_slices)
+        for entry in [e for e in entries if e.card.get("object") == task.object]:
+            row = {"model": entry.name, "data": task.data, "measure": task.measure, "slices": len(stack)}
+            row.update({mode: measure(task, stack, mode, [entry.path]) for mode in modes})
+            rows.append(row)
+            print(f"{entry.name:<24} {task.data:<42} {task.measure:<10}" + "".join(f"{row[m]['value']:>10.4f}" for m in modes), flush=True)
+    return rows
 
 
 if __name__ == "__main__":
