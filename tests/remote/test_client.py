@@ -34,8 +34,11 @@ def test_remote_and_local_predictions_agree(server, server_stack, local_models):
         online = np.stack([r.probabilities[obj] for r in results])
         assert online.dtype == np.float32 and online.shape == server_stack.shape
         np.testing.assert_allclose(online, local[obj], atol=1e-5)
-        np.testing.assert_array_equal(online >= 0.5, local[obj] >= 0.5)
-        assert 0.001 < (online >= 0.5).mean() < 0.999  # the comparison is not between two blank masks
+        # untrained models answer near 0.5 everywhere: cut at the local median, so the masks
+        # compared are never blank or full, whatever the random weights came out as
+        cut = float(np.median(local[obj]))
+        np.testing.assert_array_equal(online >= cut, local[obj] >= cut)
+        assert 0.1 < (online >= cut).mean() < 0.9
 
 
 def test_some_slices_with_test_time_augmentation_agree_with_local(server, server_stack, local_models):
