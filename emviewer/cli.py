@@ -356,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"), default="auto")
     train.add_argument("--out", help="model file FILE.keras (default: your user models folder)")
     train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in FILE.checkpoints/")
-    train.add_argument("--init-from", metavar="MODEL", help="fine-tune this model (a name from 'emviewer models' or a .keras file) instead of starting from scratch; its architecture, context and width are used")
+    train.add_argument("--init-from", metavar="MODEL", help="fine-tune this model (a name from 'emviewer models' or a .keras file) instead of starting from scratch; its architecture and width are used, and its context unless --context is given")
     train.add_argument("--time-limit", type=float, metavar="MINUTES", help="stop after the epoch that would run past this; --resume continues")
     train.add_argument(
         "--hard-mining", type=_fraction, default=0.0, metavar="F",
