@@ -22,16 +22,18 @@ class ErrorMaps:
     maps: list[np.ndarray]
     block: int
 
-    def pick_centre(self, rng: np.random.Generator) -> tuple[int, int, int, int]:
-        """``(stack, z, y, x)``: a pixel in a cell drawn with probability ~ error squared."""
+    def __post_init__(self) -> None:
+        # one probability per cell of all stacks, computed once: crops are drawn thousands of times
         weights = np.concatenate([np.square(m, dtype=np.float64).ravel() for m in self.maps])
         total = weights.sum()
-        sizes = [m.size for m in self.maps]
-        if total <= 0:  # a perfect model: every cell alike
-            weights, total = np.ones_like(weights), float(weights.size)
-        flat = int(rng.choice(weights.size, p=weights / total))
-        stack = int(np.searchsorted(np.cumsum(sizes), flat, side="right"))
-        z, cy, cx = np.unravel_index(flat - sum(sizes[:stack]), self.maps[stack].shape)
+        self._probabilities = weights / total if total > 0 else np.full(weights.size, 1.0 / weights.size)  # a perfect model: every cell alike
+        self._starts = np.cumsum([0] + [m.size for m in self.maps])
+
+    def pick_centre(self, rng: np.random.Generator) -> tuple[int, int, int, int]:
+        """``(stack, z, y, x)``: a pixel in a cell drawn with probability ~ error squared."""
+        flat = int(rng.choice(self._probabilities.size, p=self._probabilities))
+        stack = int(np.searchsorted(self._starts, flat, side="right")) - 1
+        z, cy, cx = np.unravel_index(flat - self._starts[stack], self.maps[stack].shape)
         y, x = (int(c) * self.block + int(rng.integers(self.block)) for c in (cy, cx))
         return stack, int(z), y, x
 
@@ -50,20 +52,11 @@ def cell_means(error: np.ndarray, block: int) -> np.ndarray:
 
 def error_maps(model, context: int, stacks: Sequence, tile: int, block: int = 64, cancel=None) -> ErrorMaps:
     """The model's mean absolute error per cell on every slice of the training stacks."""
-    from .models.loading import LoadedModel
-    from .predict import LocalPredictor
-    from .volume import from_array
+    from .predict import labelled_predictions
 
-    predictor = LocalPredictor({"object": [LoadedModel("mining", model, context, 0.5)]}, tta=1, tile=max(tile, 256), overlap=32)
-    maps = []
-    for stack in stacks:
-        grid = None
-        volume = from_array(stack.images, stack.source, slice_names=stack.names)
-        for result in predictor.iter_predict(volume, cancel=cancel):
-            error = np.abs(result.probabilities["object"].astype(np.float32) - stack.masks[result.index])
-            cells = cell_means(error, block)
-            if grid is None:
-                grid = np.zeros((len(stack), *cells.shape), np.float32)
-            grid[result.index] = cells
-        maps.append(grid)
-    return ErrorMaps(maps, block)
+    grids: dict[int, np.ndarray] = {}
+    for stack, index, probability in labelled_predictions(model, context, stacks, tile, cancel=cancel):
+        cells = cell_means(np.abs(probability.astype(np.float32) - stack.masks[index]), block)
+        grid = grids.setdefault(id(stack), np.zeros((len(stack), *cells.shape), np.float32))
+        grid[index] = cells
+    return ErrorMaps([grids[id(stack)] for stack in stacks], block)

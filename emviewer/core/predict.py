@@ -218,6 +218,19 @@ def mode_tta(mode: str, tta: Optional[int] = None) -> int:
     return tta or (16 if mode == "accurate" else 1)
 
 
+def labelled_predictions(model, context: int, stacks: Sequence, tile: int, tta: int = 1, cancel: Optional[CancelToken] = None):
+    """Yield ``(stack, slice index, probabilities)`` for every slice of labelled stacks,
+    predicted by a bare Keras model during training (validation, hard-example mining)."""
+    from .volume import from_array
+
+    loaded = LoadedModel("training", model, context, 0.5)
+    predictor = LocalPredictor({"object": [loaded]}, tta=tta, tile=max(tile, 256), overlap=32)
+    for stack in stacks:
+        volume = from_array(stack.images, stack.source, slice_names=stack.names)
+        for result in predictor.iter_predict(volume, cancel=cancel):
+            yield stack, result.index, result.probabilities["object"]
+
+
 def predictor_for(files: Mapping[str, Sequence], mode: str = "fast", tta: Optional[int] = None) -> LocalPredictor:
     """Load each object's model files (once) into a predictor for the mode."""
     from .models.loading import load_model

@@ -26,10 +26,9 @@ from .mining import ErrorMaps, error_maps
 from .models.loading import LoadedModel, load_model, sha256_of
 from .models.transfer import copy_weights
 from .pipeline import prefetch
-from .predict import LocalPredictor
+from .predict import labelled_predictions
 from .progress import CancelToken, Progress, check, report
 from .provenance import provenance
-from .volume import from_array
 
 
 @dataclass
@@ -121,14 +120,10 @@ def load_data(spec: DataSpec) -> tuple[list[LabelledStack], list[LabelledStack]]
 
 def validate(model, context: int, val_sets: Sequence[LabelledStack], tile: int, tta: int = 1) -> dict:
     """Mean per-slice F1 of the model on whole validation slices, at its best threshold."""
-    loaded = LoadedModel("validation", model, context, 0.5)
-    predictor = LocalPredictor({"object": [loaded]}, tta=tta, tile=max(tile, 256), overlap=32)
     probabilities, truths = [], []
-    for stack in val_sets:
-        volume = from_array(stack.images, stack.source, slice_names=stack.names)
-        for result in predictor.iter_predict(volume):
-            probabilities.append(result.probabilities["object"])
-            truths.append(stack.masks[result.index])
+    for stack, index, probability in labelled_predictions(model, context, val_sets, tile, tta):
+        probabilities.append(probability)
+        truths.append(stack.masks[index])
     threshold, _ = best_threshold(probabilities, truths)
     mean = mean_scores([score(p >= threshold, t) for p, t in zip(probabilities, truths)])
     return {"f1": mean.f1, "threshold": threshold, "precision": mean.precision, "recall": mean.recall, "iou": mean.iou}

@@ -42,8 +42,8 @@ class TrainTab(QWidget):
     :class:`TrainConfig` names ``object``, ``arch``, ``context``, ``epochs``,
     ``steps_per_epoch``, ``width``, ``depth``, ``tile``, ``batch_size``, ``learning_rate``,
     ``hard_mining``, ``precision``), ``start_from`` (an installed model's name or file to
-    fine-tune, or ``None`` for a new network) and press the button. ``settings`` keeps the last folders
-    (the app's settings by default).
+    fine-tune, or ``None`` for a new network) and press the button. ``settings`` keeps the
+    last folders (the app's settings by default).
     """
 
     modelTrained = Signal(str)  # the new .keras file
