@@ -194,14 +194,14 @@ def _predictor(args):
         if args.model and args.model.endswith(".keras"):
             raise InputError(args.model, "online mode uses the server's models: give a name from the server's model list")
         names = {obj: args.model.split(",") for obj in args.object} if args.model else {}
-        predictor = RemotePredictor(args.server, token, args.object, names, args.mode, args.tta)
+        predictor = RemotePredictor(args.server, token, args.object, names, args.mode, args.tta, args.keep_long_objects)
         return predictor, {"server": args.server, "models": names or "server defaults"}
     from .core.models.registry import resolve_models
     from .core.predict import models_record, predictor_for
 
     files = resolve_models({obj: args.model for obj in args.object}, args.mode, _registry())
-    predictor = predictor_for(files, args.mode, args.tta)
-    return predictor, {"tta": predictor.tta, "models": models_record(predictor.models)}
+    predictor = predictor_for(files, args.mode, args.tta, args.keep_long_objects)
+    return predictor, {"tta": predictor.tta, "keep_long_objects": args.keep_long_objects, "models": models_record(predictor.models)}
 
 
 def cmd_predict(args) -> int:
@@ -266,6 +266,7 @@ def cmd_train(args) -> int:
         seed=args.seed,
         precision=args.precision,
         hard_mining=args.hard_mining,
+        length_filter=args.length_filter,
     )
     limit = None if args.time_limit is None else args.time_limit * 60
     card = train(spec, settings, out, resume=args.resume, progress=_progress_bar("train"), time_limit_s=limit, init_from=start)
@@ -328,6 +329,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", help="registered model name or .keras file (a comma list makes an ensemble)")
     predict.add_argument("--mode", choices=("fast", "accurate"), default="fast", help="fast: one model, no augmentation; accurate: ensemble + 16x test-time augmentation")
     predict.add_argument("--tta", type=int, choices=(1, 8, 16), help="test-time variants (default 1 fast, 16 accurate)")
+    predict.add_argument(
+        "--keep-long-objects",
+        action="store_true",
+        help="keep objects longer than the model allows (its card's max_object_length_px: 1.5 x the longest labelled object), e.g. for much finer pixels than the training data",
+    )
     predict.add_argument("--format", choices=("png", "tif", "h5"), default="png", help="png: one mask per slice (default); tif: one stack per object; h5: one file")
     predict.add_argument("--save-probabilities", action="store_true", help="also write probabilities (PNG 0-255, or float32 in TIFF/HDF5)")
     predict.add_argument("--server", metavar="URL", help="predict online on an EMViewer server, e.g. http://gpu-box:8765")
@@ -361,6 +367,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--hard-mining", type=_fraction, default=0.0, metavar="F",
         help="centre this fraction of the crops (0-1) where the model still errs, found by predicting the training slices before each epoch (default 0)",
+    )
+    train.add_argument(
+        "--length-filter", action=argparse.BooleanOptionalAction, default=None,
+        help="let the model reject predicted objects longer than 1.5 x the longest labelled one (default: on for mito, off for nuclei and membranes)",
     )
     train.set_defaults(run=cmd_train)
 

@@ -20,8 +20,9 @@ from emviewer.core.models.loading import sha256_of
 TOKEN = "test-token-0123456789"
 
 
-def save_model_with_card(folder: Path, name: str, obj: str, context: int, seed: int) -> Path:
-    """An untrained but deterministic small model, saved with a card as the registry expects."""
+def save_model_with_card(folder: Path, name: str, obj: str, context: int, seed: int, max_length: float | None = None, modes=("fast", "accurate")) -> Path:
+    """An untrained but deterministic small model, saved with a card as the registry expects
+    (``max_length``: the card's object length limit)."""
     import keras
 
     from emviewer.core.models import build_model
@@ -30,16 +31,19 @@ def save_model_with_card(folder: Path, name: str, obj: str, context: int, seed: 
     path = folder / obj / f"{name}.keras"
     path.parent.mkdir(parents=True, exist_ok=True)
     build_model("deepem3d", context=context, width=4, depth=2).save(path)
-    card = {"object": obj, "architecture": "deepem3d", "context": context, "threshold": 0.5, "modes": ["fast", "accurate"], "sha256": sha256_of(path)}
+    card = {"object": obj, "architecture": "deepem3d", "context": context, "threshold": 0.5, "modes": list(modes), "sha256": sha256_of(path)}
+    card["max_object_length_px"] = max_length
     path.with_suffix(".json").write_text(json.dumps(card))
     return path
 
 
 @pytest.fixture(scope="session")
 def model_folder(tmp_path_factory) -> Path:
-    """``mito/tiny-mito.keras`` (1 slice) and ``membrane/tiny-membrane.keras`` (3 slices)."""
+    """``mito/tiny-mito.keras`` (1 slice), ``membrane/tiny-membrane.keras`` (3 slices) and
+    ``mito/short-mito.keras`` (the default of no mode; objects up to 20 px long)."""
     folder = tmp_path_factory.mktemp("server_models")
     save_model_with_card(folder, "tiny-mito", "mito", 1, seed=3)
+    save_model_with_card(folder, "short-mito", "mito", 1, seed=3, max_length=20, modes=())
     save_model_with_card(folder, "tiny-membrane", "membrane", 3, seed=4)
     return folder
 

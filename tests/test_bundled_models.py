@@ -48,6 +48,21 @@ def test_bundled_model_loads_matches_its_hash_and_scores_its_card_figure(entry):
     assert f1 >= card["validation"]["f1"] - TOLERANCE, f"{entry.name}: F1 {f1:.4f}, card says {card['validation']['f1']:.4f}"
 
 
+def test_mito_length_limit_removes_the_myelin_taken_for_mitochondria():
+    """Validation slices 053-055 cross a bundle of myelinated axons that the training slices
+    barely show; the fast mito model takes stretches of myelin for mitochondria, and its
+    card's length limit (from the training labels) removes them."""
+    entry = next(e for e in BUNDLED if e.card["object"] == "mito" and "fast" in e.card.get("modes", []))
+    assert entry.card["max_object_length_px"] > 0
+    model = load_model(entry.path)
+    stack = accuracy.held_out(accuracy.TASKS[0], None).split([3, 4, 5])
+    volume = from_array(stack.images, stack.source, slice_names=stack.names)
+    f1 = {}
+    for keep in (False, True):
+        results = LocalPredictor({"mito": [model]}, keep_long_objects=keep).iter_predict(volume)
+        f1[keep] = mean_scores([score(r.masks()["mito"], stack.masks[r.index]) for r in results]).f1
+    assert f1[False] > f1[True] + 0.1, f1
+
 def test_new_user_path_app_predicts_the_sample_stack_with_the_bundled_model(tmp_path):
     """What the README promises: the app opens the sample and predicts it with no training."""
     import os

@@ -14,6 +14,7 @@ from typing import Iterator, Mapping, Optional, Protocol, Sequence
 import numpy as np
 
 from . import augment
+from .length_filter import drop_long_objects
 from .models.loading import LoadedModel
 from .pipeline import prefetch
 from .preprocess import context_indices, input_levels, normalise, reflect_indices
@@ -109,6 +110,9 @@ class LocalPredictor:
         32); larger ones in overlapping tiles. Large tiles waste least on overlap.
     batch_size
         Tiles per model call; cancel takes effect between calls.
+    keep_long_objects
+        Keep objects longer than the models' cards allow (``max_object_length_px``, see
+        :mod:`.length_filter`), e.g. for images with much finer pixels than the training data.
     """
 
     models: Mapping[str, Sequence[LoadedModel]]
@@ -116,11 +120,13 @@ class LocalPredictor:
     tile: int = 1024
     overlap: int = 64
     batch_size: int = 1
+    keep_long_objects: bool = False
     objects: Sequence[str] = field(init=False)
 
     def __post_init__(self) -> None:
         self.objects = list(self.models)
         self._context = max(m.context for ms in self.models.values() for m in ms)
+        self.length_limits = {obj: None if self.keep_long_objects else length_limit_of(ms) for obj, ms in self.models.items()}
 
     def _layout(self, height: int, width: int) -> tuple[list, tuple[int, int], tuple[int, int]]:
         """Tile regions, padded slice shape and the padding before Y and X for one slice size."""
@@ -206,11 +212,18 @@ class LocalPredictor:
                 report(progress, done, total, f"slice {finished + 1} of {len(slices)}")
                 if batch.last_of_slice:
                     finished += 1
-                    probabilities = {obj: s.result()[batch.crop] for obj, s in stitchers.items()}
+                    probabilities = {obj: drop_long_objects(s.result()[batch.crop], self.length_limits[obj], DECISION) for obj, s in stitchers.items()}
                     stitchers = {}
                     yield SliceResult(batch.z, volume.slice_names[batch.z], probabilities)
         finally:
             batches.close()  # stops the reader thread at once on cancel or error
+
+
+def length_limit_of(models: Sequence[LoadedModel]) -> Optional[float]:
+    """The longest object an ensemble keeps: the largest of its cards' limits, or no limit
+    when any of its models has none."""
+    limits = [(m.card or {}).get("max_object_length_px") for m in models]
+    return None if not limits or any(limit is None for limit in limits) else float(max(limits))
 
 
 def mode_tta(mode: str, tta: Optional[int] = None) -> int:
@@ -231,14 +244,20 @@ def labelled_predictions(model, context: int, stacks: Sequence, tile: int, tta: 
             yield stack, result.index, result.probabilities["object"]
 
 
-def predictor_for(files: Mapping[str, Sequence], mode: str = "fast", tta: Optional[int] = None) -> LocalPredictor:
+def predictor_for(files: Mapping[str, Sequence], mode: str = "fast", tta: Optional[int] = None, keep_long_objects: bool = False) -> LocalPredictor:
     """Load each object's model files (once) into a predictor for the mode."""
     from .models.loading import load_model
 
     models = {obj: [load_model(f) for f in paths] for obj, paths in files.items()}
-    return LocalPredictor(models, tta=mode_tta(mode, tta))
+    return LocalPredictor(models, tta=mode_tta(mode, tta), keep_long_objects=keep_long_objects)
 
 
 def models_record(models: Mapping[str, Sequence[LoadedModel]]) -> dict:
-    """Which models (name, weight hash, threshold) predicted each object, for provenance."""
-    return {obj: [{"name": m.name, "sha256": (m.card or {}).get("sha256"), "thresholds": (m.card or {}).get("thresholds"), "threshold": m.threshold} for m in ms] for obj, ms in models.items()}
+    """Which models (name, weight hash, thresholds, length limit) predicted each object, for provenance."""
+
+    def record(m: LoadedModel) -> dict:
+        card = m.card or {}
+        keys = ("sha256", "thresholds", "max_object_length_px")
+        return {"name": m.name, "threshold": m.threshold, **{k: card.get(k) for k in keys}}
+
+    return {obj: [record(m) for m in ms] for obj, ms in models.items()}

@@ -21,10 +21,12 @@ import numpy as np
 from .dataset import Augmentation, LabelledStack, holdout_split, load_labelled, random_batch
 from .errors import InputError
 from .io.atomic import atomic_path
-from .metrics import best_threshold, mean_scores, score
+from .length_filter import length_limit, long_objects
+from .metrics import best_threshold, default_thresholds, mean_scores, score
 from .mining import ErrorMaps, error_maps
 from .models.loading import LoadedModel, load_model, sha256_of
 from .models.transfer import copy_weights
+from .objects import is_compact
 from .pipeline import prefetch
 from .predict import labelled_predictions
 from .progress import CancelToken, Progress, check, report
@@ -48,6 +50,7 @@ class TrainConfig:
     seed: int = 0
     precision: str = "auto"  # auto, float32, mixed_bfloat16, mixed_float16
     hard_mining: float = 0.0  # fraction of crops centred where the model errs (0: all uniform)
+    length_filter: Optional[bool] = None  # reject objects far longer than any labelled one; None: the object's default
     augmentation: Augmentation = field(default_factory=Augmentation)
 
 
@@ -118,15 +121,41 @@ def load_data(spec: DataSpec) -> tuple[list[LabelledStack], list[LabelledStack]]
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
-def validate(model, context: int, val_sets: Sequence[LabelledStack], tile: int, tta: int = 1) -> dict:
-    """Mean per-slice F1 of the model on whole validation slices, at its best threshold."""
+def object_length_limit(config: TrainConfig, train_sets: Sequence[LabelledStack]) -> Optional[float]:
+    """The card's ``max_object_length_px`` (see :mod:`.length_filter`), when the run uses one."""
+    wanted = is_compact(config.object) if config.length_filter is None else config.length_filter
+    return length_limit(m for s in train_sets for m in s.masks) if wanted else None
+
+
+def validate(model, context: int, val_sets: Sequence[LabelledStack], tile: int, tta: int = 1, max_length: Optional[float] = None) -> dict:
+    """Mean per-slice F1 of the model on whole validation slices, at its best threshold.
+
+    With ``max_length`` the masks are those a user gets, without longer objects, and the
+    threshold is the best one for them.
+    """
     probabilities, truths = [], []
     for stack, index, probability in labelled_predictions(model, context, val_sets, tile, tta):
         probabilities.append(probability)
         truths.append(stack.masks[index])
-    threshold, _ = best_threshold(probabilities, truths)
-    mean = mean_scores([score(p >= threshold, t) for p, t in zip(probabilities, truths)])
+    if max_length is None:
+        threshold, _ = best_threshold(probabilities, truths)
+    else:
+        threshold = best_threshold_without_long_objects(probabilities, truths, max_length)
+    mean = mean_scores([score(m, t) for m, t in zip(_masks(probabilities, threshold, max_length), truths)])
     return {"f1": mean.f1, "threshold": threshold, "precision": mean.precision, "recall": mean.recall, "iou": mean.iou}
+
+
+def _masks(probabilities: Sequence[np.ndarray], threshold: float, max_length: Optional[float]):
+    masks = (p >= threshold for p in probabilities)
+    return masks if max_length is None else (m & ~long_objects(m, max_length) for m in masks)
+
+
+def best_threshold_without_long_objects(probabilities: Sequence[np.ndarray], truths: Sequence[np.ndarray], max_length: float) -> float:
+    """The threshold with the best mean F1 once objects longer than ``max_length`` are removed
+    (each threshold labels every slice, so the grid is coarser than :func:`best_threshold`'s)."""
+    grid = default_thresholds(0.02)
+    f1 = [mean_scores([score(m, t) for m, t in zip(_masks(probabilities, c, max_length), truths)]).f1 for c in grid]
+    return float(grid[int(np.argmax(f1))])
 
 
 def _batches(train_sets, config: TrainConfig, epoch: int, hard: Optional[ErrorMaps] = None):
@@ -188,7 +217,7 @@ def hardware_description() -> str:
     return f"{', '.join(device_summary()['devices'])}; {cpu}"
 
 
-def _card(config: TrainConfig, spec: DataSpec, state: dict, out: Path, precision: str, accurate: dict) -> dict:
+def _card(config: TrainConfig, spec: DataSpec, state: dict, out: Path, precision: str, accurate: dict, max_length: Optional[float]) -> dict:
     best = state["best"]
     return {
         "name": out.stem,
@@ -211,6 +240,8 @@ def _card(config: TrainConfig, spec: DataSpec, state: dict, out: Path, precision
         # 16x test-time augmentation averages the model's answers; its best threshold differs
         "thresholds": {"1": best["threshold"], "16": accurate["threshold"]},
         "validation_tta16": {k: accurate[k] for k in ("f1", "precision", "recall", "iou", "threshold")},
+        # prediction removes longer objects (None: keeps all); the validation figures are without them
+        "max_object_length_px": max_length,
         "initialised_from": state.get("initialised_from"),
         "pixel_size_nm": None,
         "precision": precision,
@@ -272,6 +303,7 @@ def train(
         start_model = load_model(init_from)  # checks the file against its card's hash
         config = _config_like(config, start_model, init_from)
     train_sets, val_sets = load_data(spec)
+    max_length = object_length_limit(config, train_sets)
     check(cancel)
     precision = choose_precision(config.precision)
     previous_policy = keras.mixed_precision.global_policy().name
@@ -290,15 +322,15 @@ def train(
                 state["initialised_from"] = {"name": start_model.name, "sha256": (start_model.card or {}).get("sha256")}
         check(cancel)
         deadline = None if time_limit_s is None else time.perf_counter() + time_limit_s
-        _run_epochs(model, config, train_sets, val_sets, folder, state, progress, cancel, on_epoch, deadline)
+        _run_epochs(model, config, train_sets, val_sets, folder, state, progress, cancel, on_epoch, deadline, max_length)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     with atomic_path(out) as tmp:
         best = _save_for_prediction(folder / "best.keras", tmp)
     check(cancel)
     report(progress, config.epochs * config.steps_per_epoch, config.epochs * config.steps_per_epoch, "tuning the accurate-mode threshold (16x augmentation)")
-    accurate = validate(best, config.context, val_sets, config.tile, tta=16)
-    card = _card(config, spec, state, out, precision, accurate)
+    accurate = validate(best, config.context, val_sets, config.tile, tta=16, max_length=max_length)
+    card = _card(config, spec, state, out, precision, accurate, max_length)
     with atomic_path(out.with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps(card, indent=2, default=str))
     return card
@@ -335,7 +367,7 @@ def _save_for_prediction(best: Path, target: Path):
     return model
 
 
-def _run_epochs(model, config: TrainConfig, train_sets, val_sets, folder: Path, state: dict, progress, cancel, on_epoch, deadline) -> None:
+def _run_epochs(model, config: TrainConfig, train_sets, val_sets, folder: Path, state: dict, progress, cancel, on_epoch, deadline, max_length) -> None:
     import keras
 
     total = config.epochs * config.steps_per_epoch
@@ -360,7 +392,7 @@ def _run_epochs(model, config: TrainConfig, train_sets, val_sets, folder: Path, 
                 first_step_done = time.perf_counter()  # the first step also compiles the model
             done = epoch * config.steps_per_epoch + step + 1
             report(progress, done, total, f"epoch {epoch + 1}/{config.epochs} loss {np.mean(losses):.4f}")
-        metrics = validate(model, config.context, val_sets, config.tile)
+        metrics = validate(model, config.context, val_sets, config.tile, max_length=max_length)
         row = {"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 5), **{f"val_{k}": round(v, 5) for k, v in metrics.items()}}
         now = time.perf_counter()
         row["seconds"] = round(now - start, 1)

@@ -193,7 +193,7 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ prediction
 
-    def _predictor(self, files: dict, mode: str, warm_up: bool = False):
+    def _predictor(self, files: dict, mode: str, warm_up: bool = False, keep_long_objects: bool = False):
         """A local predictor for these model files, loaded once per app session (call off the GUI thread).
 
         One lock covers loading and warming up, so a Predict pressed meanwhile waits for the
@@ -201,10 +201,10 @@ class MainWindow(QMainWindow):
         """
         from ..core.predict import predictor_for
 
-        key = (tuple((obj, tuple(map(str, paths))) for obj, paths in files.items()), mode)
+        key = (tuple((obj, tuple(map(str, paths))) for obj, paths in files.items()), mode, keep_long_objects)
         with self._predictors_lock:
             if key not in self._predictors:
-                self._predictors[key] = predictor_for(files, mode)
+                self._predictors[key] = predictor_for(files, mode, keep_long_objects=keep_long_objects)
             if warm_up:
                 self._predictors[key].warm_up()
             return self._predictors[key]
@@ -219,7 +219,8 @@ class MainWindow(QMainWindow):
             self.show_error("Open a stack first (File > Open, or drop a file here).")
             return
         try:
-            work = self._online_work(list(objects), mode) if self.online.is_online() else self._offline_work(objects, mode)
+            keep_long = self.panel.keep_long.isChecked()
+            work = self._online_work(list(objects), mode, keep_long) if self.online.is_online() else self._offline_work(objects, mode, keep_long)
         except InputError as exc:
             self.show_error(str(exc))
             return
@@ -233,20 +234,20 @@ class MainWindow(QMainWindow):
         self.panel.set_running(True)
         start(self.job)
 
-    def _offline_work(self, objects: dict, mode: str):
+    def _offline_work(self, objects: dict, mode: str, keep_long_objects: bool = False):
         """The job body for this computer: the chosen (or default) installed models."""
         files = resolve_models({k: (str(v) if v else None) for k, v in objects.items()}, mode, self.models)
         volume = self.session.volume
 
         def work(progress, cancel, emit):
-            predictor = self._predictor(files, mode)
+            predictor = self._predictor(files, mode, keep_long_objects=keep_long_objects)
             emit(("device", device_text()))  # also after an online run, which showed the server
             for result in predictor.iter_predict(volume, progress=progress, cancel=cancel):
                 emit(result)
 
         return work
 
-    def _online_work(self, objects: list, mode: str):
+    def _online_work(self, objects: list, mode: str, keep_long_objects: bool = False):
         """The job body for online mode: the server's default models for each object."""
         url, token = self.online.server()
         volume = self.session.volume
@@ -254,7 +255,7 @@ class MainWindow(QMainWindow):
         def work(progress, cancel, emit):
             from ..remote.client import RemotePredictor
 
-            predictor = RemotePredictor(url, token, objects, mode=mode)
+            predictor = RemotePredictor(url, token, objects, mode=mode, keep_long_objects=keep_long_objects)
             health = predictor.health()
             emit(("device", f"online: {url} ({health.backend} on {health.device})"))
             for result in predictor.iter_predict(volume, progress=progress, cancel=cancel):

@@ -97,6 +97,11 @@ class PredictPanel(QWidget):
         self.mode = QComboBox()
         self.mode.addItem("fast: one model", "fast")
         self.mode.addItem("accurate: ensemble + 16x augmentation", "accurate")
+        self.keep_long = QCheckBox("Keep very long objects")
+        self.keep_long.setToolTip(
+            "Models for objects of bounded size (mitochondria) drop predicted objects over 1.5x the longest one\n"
+            "they were trained on (e.g. myelin sheaths). Tick this for images with much finer pixels than the training data."
+        )
         self.predict_button = QPushButton("Predict")
         self.predict_button.setToolTip("Segment the checked objects in the whole stack")
         self.cancel_button = QPushButton("Cancel")
@@ -111,6 +116,7 @@ class PredictPanel(QWidget):
         layout.addWidget(box)
         layout.addWidget(QLabel("Mode"))
         layout.addWidget(self.mode)
+        layout.addWidget(self.keep_long)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.eta)

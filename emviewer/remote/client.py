@@ -56,7 +56,7 @@ class RemotePredictor:
         The server, e.g. ``http://gpu-box:8765``.
     token
         The server's token (``Authorization: Bearer``).
-    objects, models, mode, tta
+    objects, models, mode, tta, keep_long_objects
         As for the local predictor; ``models`` names the server's models per object.
     timeout
         Seconds to wait for the server to answer one request (connect and read).
@@ -70,6 +70,7 @@ class RemotePredictor:
     models: Mapping[str, Sequence[str]] = field(default_factory=dict)
     mode: str = "fast"
     tta: Optional[int] = None
+    keep_long_objects: bool = False
     timeout: float = 30.0
     retries: int = 3
     poll_interval: float = 0.5
@@ -114,7 +115,7 @@ class RemotePredictor:
     def _submit(self, stack: Path, slices: Optional[Sequence[int]], progress: Optional[Progress], cancel: Optional[CancelToken]) -> JobStatus:
         """Upload the stack with the parameters; while the server is busy, wait and try again."""
         try:
-            parameters = JobParameters(objects=self.objects, models={k: list(v) for k, v in self.models.items()}, mode=self.mode, tta=self.tta, slices=slices)
+            parameters = JobParameters(objects=self.objects, models={k: list(v) for k, v in self.models.items()}, mode=self.mode, tta=self.tta, slices=slices, keep_long_objects=self.keep_long_objects)
         except ValidationError as exc:
             raise InputError(None, f"online mode: {first_problem(exc.errors())}") from None
         limit = self.health().max_upload_bytes

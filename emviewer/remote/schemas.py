@@ -39,6 +39,7 @@ class JobParameters(BaseModel):
     mode: Literal["fast", "accurate"] = "fast"
     tta: Optional[Literal[1, 8, 16]] = Field(None, description="test-time variants; 1 in fast mode and 16 in accurate mode when absent")
     slices: Optional[list[int]] = Field(None, max_length=100_000, description="slice indices to predict; all when absent")
+    keep_long_objects: bool = Field(False, description="keep objects longer than the models' cards allow (max_object_length_px)")
     dataset: Optional[str] = Field(None, pattern=r"^/?[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$", max_length=256, description="dataset inside an HDF5 or Zarr upload")
 
 

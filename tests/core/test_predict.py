@@ -124,3 +124,23 @@ def test_accurate_mode_uses_the_cards_own_threshold_for_augmented_answers(em_sli
     raw = predict_all(LocalPredictor({"o": [tiny_model]}, tta=8), volume)["o"]
     calibrated = predict_all(LocalPredictor({"o": [tuned]}, tta=8), volume)["o"]
     np.testing.assert_allclose(calibrated, calibrate(raw, 0.3), atol=1e-6)
+
+
+def test_objects_longer_than_the_cards_limit_are_removed_unless_kept():
+    """A model that answers its input: a long bright bar and a small square both come back
+    as objects; the card's length limit removes the bar only."""
+    import keras
+
+    image = np.zeros((1, 128, 128), np.uint8)
+    image[0, 40:44, 4:124] = 255  # 120 px long
+    image[0, 90:100, 60:70] = 255  # 10 x 10
+    echo = keras.Sequential([keras.Input((None, None, 1)), keras.layers.Identity()])
+    limited = LoadedModel("echo", echo, 1, 0.5, {"max_object_length_px": 60})
+    volume = from_array(image)
+    masks = predict_all(LocalPredictor({"mito": [limited]}, tile=128), volume)["mito"][0] >= 0.5
+    assert not masks[40:44, 4:124].any() and masks[90:100, 60:70].all()
+    kept = predict_all(LocalPredictor({"mito": [limited]}, tile=128, keep_long_objects=True), volume)["mito"][0] >= 0.5
+    assert kept[40:44, 4:124].all() and kept[90:100, 60:70].all()
+    unlimited = LoadedModel("echo2", echo, 1, 0.5, {"max_object_length_px": None})
+    ensemble = predict_all(LocalPredictor({"mito": [limited, unlimited]}, tile=128), volume)["mito"][0] >= 0.5
+    assert ensemble[40:44, 4:124].all()  # one model without a limit: the ensemble keeps all

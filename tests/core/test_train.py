@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from emviewer.core.dataset import load_labelled
+from emviewer.core.length_filter import length_limit
 from emviewer.core.metrics import score
 from emviewer.core.models.loading import load_model
 from emviewer.core.predict import LocalPredictor, predict_all
@@ -60,6 +61,8 @@ def test_tiny_model_beats_trivial_baselines(crops, tmp_path):
     # accurate mode has its own threshold, tuned on the same held-out slices with 16x augmentation
     assert card["thresholds"]["1"] == card["threshold"] and 0 < card["thresholds"]["16"] < 1
     assert 0 < card["validation_tta16"]["f1"] <= 1 and model.threshold_for(16) == card["thresholds"]["16"]
+    # mitochondria have a bounded size: the card limits object length by the training labels
+    assert card["max_object_length_px"] == length_limit(load_labelled(*crops["train"]).masks) > 0
 
 
 def _train_command(crops, out, epochs, resume=False):
@@ -158,3 +161,10 @@ def test_hard_mining_measures_errors_before_each_epoch(crops, tmp_path):
                  progress=lambda done, total, message: messages.append(message))
     assert sum("finding where the model errs" in m for m in messages) == 2
     assert card["hard_mining"] == 1.0 and card["epochs"] == 2
+
+
+def test_length_filter_is_off_for_objects_without_a_bounded_size_or_when_asked(crops, tmp_path):
+    spec = DataSpec([crops["train"][0]], [crops["train"][1]], [crops["val"][0]], [crops["val"][1]])
+    settings = dict(epochs=1, steps_per_epoch=1, **TINY)
+    assert train(spec, TrainConfig(object="membrane", **settings), tmp_path / "membrane.keras")["max_object_length_px"] is None
+    assert train(spec, TrainConfig(object="mito", length_filter=False, **settings), tmp_path / "mito.keras")["max_object_length_px"] is None

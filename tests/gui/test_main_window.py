@@ -74,6 +74,20 @@ def test_predict_fills_the_overlay_slice_by_slice(window, qtbot, cdeep3m, tmp_pa
     assert "CPU" in window.device_label.text() or "GPU" in window.device_label.text()
 
 
+def test_keep_long_objects_box_reaches_the_predictor(window, qtbot, cdeep3m, tmp_path):
+    folder = tmp_path / "stack"
+    folder.mkdir()
+    array = np.asarray(Image.open(cdeep3m / "validation" / "images" / "images.050.png"))[:128, :128]
+    Image.fromarray(array).save(folder / "images.050.png")
+    window.open_path(folder)
+    for keep in (False, True):
+        window.panel.keep_long.setChecked(keep)
+        with qtbot.waitSignal(window.predictionFinished, timeout=120_000):
+            window.panel.predict_button.click()
+    used = {key[-1]: p for key, p in window._predictors.items() if key[1] == "fast"}
+    assert used[False].length_limits["mito"] > 0  # the tiny mito model's card sets a limit
+    assert used[True].length_limits["mito"] is None
+
 def test_cancel_mid_prediction_keeps_the_app_usable(window, qtbot, cdeep3m):
     window.open_path(cdeep3m / "validation" / "images")
     window.panel.progress.valueChanged.connect(lambda _v: window.panel.cancel_button.click())

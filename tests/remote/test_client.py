@@ -51,6 +51,19 @@ def test_some_slices_with_test_time_augmentation_agree_with_local(server, server
             np.testing.assert_allclose(b.probabilities[obj], a.probabilities[obj], atol=1e-5)
 
 
+def test_keeping_long_objects_reaches_the_server(server, server_stack, model_folder):
+    volume = from_array(server_stack[:1])
+    short = {"mito": [load_model(model_folder / "mito" / "short-mito.keras")]}
+    masks = {}
+    for keep in (False, True):
+        local = predict_all(LocalPredictor(short, keep_long_objects=keep), volume)["mito"]
+        online_predictor = remote(server, objects=["mito"], models={"mito": ["short-mito"]}, keep_long_objects=keep)
+        online = np.stack([r.probabilities["mito"] for r in online_predictor.iter_predict(volume)])
+        np.testing.assert_allclose(online, local, atol=1e-5)
+        masks[keep] = online >= 0.5
+    assert masks[True].sum() > masks[False].sum()  # the model's card drops objects over 20 px
+
+
 def test_progress_covers_upload_and_prediction(server, server_stack):
     seen = []
     list(remote(server, objects=["mito"]).iter_predict(from_array(server_stack), progress=lambda d, t, m: seen.append((d, t, m))))

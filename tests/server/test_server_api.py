@@ -54,7 +54,7 @@ def test_every_other_endpoint_needs_the_token(server, headers):
 
 def test_models_lists_the_servers_models_with_cards(server):
     models = requests.get(f"{server.url}/v1/models", headers=AUTH, timeout=10).json()
-    assert sorted(m["name"] for m in models) == ["tiny-membrane", "tiny-mito"]
+    assert sorted(m["name"] for m in models) == ["short-mito", "tiny-membrane", "tiny-mito"]
     assert {m["object"] for m in models} == {"mito", "membrane"} and all(len(m["card"]["sha256"]) == 64 for m in models)
 
 
