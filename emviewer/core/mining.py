@@ -50,12 +50,12 @@ def cell_means(error: np.ndarray, block: int) -> np.ndarray:
     return (sums / counts.reshape(rows, block, cols, block).sum(axis=(1, 3))).astype(np.float32)
 
 
-def error_maps(model, context: int, stacks: Sequence, tile: int, block: int = 64, cancel=None) -> ErrorMaps:
+def error_maps(model, context: int, stacks: Sequence, block: int = 64, cancel=None) -> ErrorMaps:
     """The model's mean absolute error per cell on every slice of the training stacks."""
     from .predict import labelled_predictions
 
     grids: dict[int, np.ndarray] = {}
-    for stack, index, probability in labelled_predictions(model, context, stacks, tile, cancel=cancel):
+    for stack, index, probability in labelled_predictions(model, context, stacks, cancel=cancel):
         cells = cell_means(np.abs(probability.astype(np.float32) - stack.masks[index]), block)
         grid = grids.setdefault(id(stack), np.zeros((len(stack), *cells.shape), np.float32))
         grid[index] = cells

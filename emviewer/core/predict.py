@@ -231,13 +231,16 @@ def mode_tta(mode: str, tta: Optional[int] = None) -> int:
     return tta or (16 if mode == "accurate" else 1)
 
 
-def labelled_predictions(model, context: int, stacks: Sequence, tile: int, tta: int = 1, cancel: Optional[CancelToken] = None):
+def labelled_predictions(model, context: int, stacks: Sequence, tta: int = 1, cancel: Optional[CancelToken] = None):
     """Yield ``(stack, slice index, probabilities)`` for every slice of labelled stacks,
-    predicted by a bare Keras model during training (validation, hard-example mining)."""
+    predicted by a bare Keras model during training (validation, hard-example mining).
+
+    Tiles are those a user's prediction has, so the card's figures are what users get (with
+    the length filter, tiling can join or split an object that is near the limit)."""
     from .volume import from_array
 
     loaded = LoadedModel("training", model, context, 0.5)
-    predictor = LocalPredictor({"object": [loaded]}, tta=tta, tile=max(tile, 256), overlap=32)
+    predictor = LocalPredictor({"object": [loaded]}, tta=tta)
     for stack in stacks:
         volume = from_array(stack.images, stack.source, slice_names=stack.names)
         for result in predictor.iter_predict(volume, cancel=cancel):

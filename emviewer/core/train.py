@@ -127,14 +127,14 @@ def object_length_limit(config: TrainConfig, train_sets: Sequence[LabelledStack]
     return length_limit(m for s in train_sets for m in s.masks) if wanted else None
 
 
-def validate(model, context: int, val_sets: Sequence[LabelledStack], tile: int, tta: int = 1, max_length: Optional[float] = None) -> dict:
+def validate(model, context: int, val_sets: Sequence[LabelledStack], tta: int = 1, max_length: Optional[float] = None) -> dict:
     """Mean per-slice F1 of the model on whole validation slices, at its best threshold.
 
     With ``max_length`` the masks are those a user gets, without longer objects, and the
     threshold is the best one for them.
     """
     probabilities, truths = [], []
-    for stack, index, probability in labelled_predictions(model, context, val_sets, tile, tta):
+    for stack, index, probability in labelled_predictions(model, context, val_sets, tta):
         probabilities.append(probability)
         truths.append(stack.masks[index])
     if max_length is None:
@@ -329,7 +329,7 @@ def train(
         best = _save_for_prediction(folder / "best.keras", tmp)
     check(cancel)
     report(progress, config.epochs * config.steps_per_epoch, config.epochs * config.steps_per_epoch, "tuning the accurate-mode threshold (16x augmentation)")
-    accurate = validate(best, config.context, val_sets, config.tile, tta=16, max_length=max_length)
+    accurate = validate(best, config.context, val_sets, tta=16, max_length=max_length)
     card = _card(config, spec, state, out, precision, accurate, max_length)
     with atomic_path(out.with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps(card, indent=2, default=str))
@@ -377,7 +377,7 @@ def _run_epochs(model, config: TrainConfig, train_sets, val_sets, folder: Path, 
         hard = None
         if config.hard_mining > 0:
             report(progress, epoch * config.steps_per_epoch, total, f"epoch {epoch + 1}/{config.epochs}: finding where the model errs")
-            hard = error_maps(model, config.context, train_sets, config.tile, cancel=cancel)
+            hard = error_maps(model, config.context, train_sets, cancel=cancel)
         mined = first_step_done = time.perf_counter()
         for step, (x, y) in enumerate(prefetch(_batches(train_sets, config, epoch, hard), depth=2)):
             check(cancel)
@@ -392,7 +392,7 @@ def _run_epochs(model, config: TrainConfig, train_sets, val_sets, folder: Path, 
                 first_step_done = time.perf_counter()  # the first step also compiles the model
             done = epoch * config.steps_per_epoch + step + 1
             report(progress, done, total, f"epoch {epoch + 1}/{config.epochs} loss {np.mean(losses):.4f}")
-        metrics = validate(model, config.context, val_sets, config.tile, max_length=max_length)
+        metrics = validate(model, config.context, val_sets, max_length=max_length)
         row = {"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 5), **{f"val_{k}": round(v, 5) for k, v in metrics.items()}}
         now = time.perf_counter()
         row["seconds"] = round(now - start, 1)

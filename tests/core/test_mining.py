@@ -46,7 +46,7 @@ def test_error_maps_measure_a_real_model_on_every_slice():
     model = build_model("deepem3d", 1, 4, 2)
     images = np.random.default_rng(0).integers(0, 255, (2, 100, 70)).astype(np.uint8)
     stack = LabelledStack(images, images > 128, ["a", "b"], (0.0, 255.0), "noise")
-    found = error_maps(model, 1, [stack], tile=64, block=32)
+    found = error_maps(model, 1, [stack], block=32)
     assert found.block == 32 and len(found.maps) == 1
     assert found.maps[0].shape == (2, 4, 3)
     assert (found.maps[0] > 0).all() and (found.maps[0] <= 1).all()
