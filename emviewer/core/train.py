@@ -235,6 +235,7 @@ def _card(config: TrainConfig, spec: DataSpec, state: dict, out: Path, precision
         "best_epoch": best["epoch"],
         "steps_per_epoch": config.steps_per_epoch,
         "batch_size": config.batch_size,
+        "learning_rate": config.learning_rate,
         "hard_mining": config.hard_mining,
         "validation": {k: best[k] for k in ("f1", "precision", "recall", "iou", "threshold")},
         # 16x test-time augmentation averages the model's answers; its best threshold differs
@@ -368,11 +369,10 @@ def _save_for_prediction(best: Path, target: Path):
 
 
 def _run_epochs(model, config: TrainConfig, train_sets, val_sets, folder: Path, state: dict, progress, cancel, on_epoch, deadline, max_length) -> None:
-    import keras
-
     total = config.epochs * config.steps_per_epoch
+    # No per-epoch keras.utils.set_random_seed: the batches have their own seeded generators,
+    # and with TensorFlow a new global seed retraces the train step (seconds every epoch).
     for epoch in range(state["epoch"], config.epochs):
-        keras.utils.set_random_seed(config.seed + epoch)
         start, losses = time.perf_counter(), []
         hard = None
         if config.hard_mining > 0:
