@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
-from typing import Iterable, Iterator, TypeVar
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterable, Iterator, Optional, TypeVar
 
 T = TypeVar("T")
 _DONE = object()
@@ -52,3 +55,32 @@ def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
 class _Failure:
     def __init__(self, error: BaseException) -> None:
         self.error = error
+
+
+def default_workers() -> int:
+    """Threads for making training batches: half the cores (the model needs the rest on a
+    CPU; on a GPU machine they keep it fed), 1 to 8."""
+    return max(1, min(8, (os.cpu_count() or 2) // 2))
+
+
+def parallel_map(make: Callable[[int], T], count: int, workers: Optional[int] = None) -> Iterator[T]:
+    """``make(0), make(1), ... make(count - 1)`` on ``workers`` threads, yielded in order.
+
+    At most ``workers + 1`` results are made ahead. NumPy releases the GIL in its array work,
+    so cutting and augmenting crops on several threads scales with cores. ``make`` must not
+    depend on call order (seed each item by its index). Errors reach the consumer; closing
+    the returned generator early cancels what has not started.
+    """
+    workers = workers or default_workers()
+    with ThreadPoolExecutor(workers, thread_name_prefix="emviewer-batches") as pool:
+        pending: deque = deque()
+        submitted = 0
+        try:
+            while submitted < count or pending:
+                while submitted < count and len(pending) <= workers:
+                    pending.append(pool.submit(make, submitted))
+                    submitted += 1
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()

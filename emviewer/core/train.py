@@ -13,6 +13,7 @@ import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -27,7 +28,7 @@ from .mining import ErrorMaps, error_maps
 from .models.loading import LoadedModel, load_model, sha256_of
 from .models.transfer import copy_weights
 from .objects import is_compact
-from .pipeline import prefetch
+from .pipeline import parallel_map
 from .predict import labelled_predictions
 from .progress import CancelToken, Progress, check, report
 from .provenance import provenance
@@ -158,11 +159,11 @@ def best_threshold_without_long_objects(probabilities: Sequence[np.ndarray], tru
     return float(grid[int(np.argmax(f1))])
 
 
-def _batches(train_sets, config: TrainConfig, epoch: int, hard: Optional[ErrorMaps] = None):
-    """The epoch's batches, each from its own seeded generator (resume-exact)."""
-    for step in range(config.steps_per_epoch):
-        rng = np.random.default_rng([config.seed, epoch, step])
-        yield random_batch(train_sets, config.batch_size, config.tile, config.context, rng, config.augmentation, hard, config.hard_mining)
+def training_batch(train_sets, config: TrainConfig, epoch: int, step: int, hard: Optional[ErrorMaps] = None):
+    """The epoch's batch ``step``, from its own seeded generator (resume-exact, and the same
+    whichever thread makes it)."""
+    rng = np.random.default_rng([config.seed, epoch, step])
+    return random_batch(train_sets, config.batch_size, config.tile, config.context, rng, config.augmentation, hard, config.hard_mining)
 
 
 def _new_model(config: TrainConfig):
@@ -379,7 +380,8 @@ def _run_epochs(model, config: TrainConfig, train_sets, val_sets, folder: Path, 
             report(progress, epoch * config.steps_per_epoch, total, f"epoch {epoch + 1}/{config.epochs}: finding where the model errs")
             hard = error_maps(model, config.context, train_sets, cancel=cancel)
         mined = first_step_done = time.perf_counter()
-        for step, (x, y) in enumerate(prefetch(_batches(train_sets, config, epoch, hard), depth=2)):
+        batches = parallel_map(partial(training_batch, train_sets, config, epoch, hard=hard), config.steps_per_epoch)
+        for step, (x, y) in enumerate(batches):
             check(cancel)
             losses.append(float(model.train_on_batch(x, y)))
             if not np.isfinite(losses[-1]):
