@@ -16,7 +16,8 @@ from emviewer.core.length_filter import length_limit
 from emviewer.core.metrics import score
 from emviewer.core.models.loading import load_model
 from emviewer.core.predict import LocalPredictor, predict_all
-from emviewer.core.train import DataSpec, TrainConfig, checkpoint_dir, object_length_limit, train
+from emviewer.core.pipeline import parallel_map
+from emviewer.core.train import DataSpec, TrainConfig, checkpoint_dir, object_length_limit, train, training_batch
 from emviewer.core.volume import from_array
 
 TINY = dict(arch="deepem3d", width=8, depth=3, tile=128, batch_size=4, learning_rate=3e-3, precision="float32")
@@ -177,3 +178,19 @@ def test_length_filter_is_off_for_objects_without_a_bounded_size_or_when_asked(c
     assert object_length_limit(TrainConfig(object="nuclei"), train_sets) is None
     assert object_length_limit(TrainConfig(object="mito", length_filter=False), train_sets) is None
     assert object_length_limit(TrainConfig(object="membrane", length_filter=True), train_sets) == length_limit(train_sets[0].masks)
+
+
+def test_batches_are_the_same_whichever_threads_make_them(crops):
+    """Each batch is seeded by its epoch and step, so resumed or threaded runs see the same data."""
+    sets = [load_labelled(*crops["train"])]
+    config = TrainConfig(**{**TINY, "context": 3})
+
+    def epoch_batches(workers, epoch):
+        return list(parallel_map(lambda step: training_batch(sets, config, epoch, step), 6, workers=workers))
+
+    one, three = epoch_batches(1, epoch=2), epoch_batches(3, epoch=2)
+    for (x1, y1), (x3, y3) in zip(one, three):
+        np.testing.assert_array_equal(x1, x3)
+        np.testing.assert_array_equal(y1, y3)
+    assert one[0][0].shape == (TINY["batch_size"], TINY["tile"], TINY["tile"], 3)
+    assert not np.array_equal(one[0][0], epoch_batches(1, epoch=3)[0][0])  # a new epoch, new crops
