@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import time
+from contextlib import closing
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -380,20 +381,21 @@ def _run_epochs(model, config: TrainConfig, train_sets, val_sets, folder: Path, 
             report(progress, epoch * config.steps_per_epoch, total, f"epoch {epoch + 1}/{config.epochs}: finding where the model errs")
             hard = error_maps(model, config.context, train_sets, cancel=cancel)
         mined = first_step_done = time.perf_counter()
-        batches = parallel_map(partial(training_batch, train_sets, config, epoch, hard=hard), config.steps_per_epoch)
-        for step, (x, y) in enumerate(batches):
-            check(cancel)
-            losses.append(float(model.train_on_batch(x, y)))
-            if not np.isfinite(losses[-1]):
-                raise InputError(
-                    folder,
-                    f"training diverged (the loss is not a number) at epoch {epoch + 1}, step {step + 1}; "
-                    f"the checkpoint of epoch {epoch} stays. Try --precision float32 or a smaller --lr",
-                )
-            if step == 0:
-                first_step_done = time.perf_counter()  # the first step also compiles the model
-            done = epoch * config.steps_per_epoch + step + 1
-            report(progress, done, total, f"epoch {epoch + 1}/{config.epochs} loss {np.mean(losses):.4f}")
+        # closed at once on cancel or error, so no thread goes on cutting crops
+        with closing(parallel_map(partial(training_batch, train_sets, config, epoch, hard=hard), config.steps_per_epoch)) as batches:
+            for step, (x, y) in enumerate(batches):
+                check(cancel)
+                losses.append(float(model.train_on_batch(x, y)))
+                if not np.isfinite(losses[-1]):
+                    raise InputError(
+                        folder,
+                        f"training diverged (the loss is not a number) at epoch {epoch + 1}, step {step + 1}; "
+                        f"the checkpoint of epoch {epoch} stays. Try --precision float32 or a smaller --lr",
+                    )
+                if step == 0:
+                    first_step_done = time.perf_counter()  # the first step also compiles the model
+                done = epoch * config.steps_per_epoch + step + 1
+                report(progress, done, total, f"epoch {epoch + 1}/{config.epochs} loss {np.mean(losses):.4f}")
         metrics = validate(model, config.context, val_sets, max_length=max_length)
         row = {"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 5), **{f"val_{k}": round(v, 5) for k, v in metrics.items()}}
         now = time.perf_counter()

@@ -27,7 +27,10 @@ def run(path: Optional[str] = None, objects: Sequence[str] = (), predict: bool =
 
     from PySide6.QtGui import QIcon
 
+    from .main_thread_gc import MainThreadCollector
+
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    MainThreadCollector(app)  # no Qt object may be freed on a worker thread
     app.setWindowIcon(QIcon(str(config.resources_dir() / "icons" / "emviewer.png")))
     window = MainWindow()
     window.show()

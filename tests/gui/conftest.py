@@ -18,6 +18,16 @@ from emviewer.gui.session import Session
 CROP = 256
 
 
+@pytest.fixture(scope="package", autouse=True)
+def collect_on_the_gui_thread(qapp):
+    """As in the app: cycles (Qt objects among them) are freed on the GUI thread only."""
+    from emviewer.gui.main_thread_gc import MainThreadCollector
+
+    collector = MainThreadCollector(qapp)
+    yield
+    collector.stop()
+
+
 @pytest.fixture(scope="session")
 def em_stack(cdeep3m: Path) -> np.ndarray:
     """``(3, 256, 256)`` uint8: top-left crops of three consecutive cdeep3m validation slices."""
