@@ -81,6 +81,15 @@ def load_state(out: str | Path) -> Optional[dict]:
         return None
 
 
+def load_checkpoint(out: str | Path, state: dict):
+    """The model of ``state``'s newest checkpoint of ``out``, compiled, with its optimizer state."""
+    import keras
+
+    from .models.losses import bce_dice_loss
+
+    return keras.saving.load_model(checkpoint_dir(Path(out)) / state["checkpoint"], custom_objects={"bce_dice_loss": bce_dice_loss})
+
+
 def config_from_state(state: dict, epochs: int) -> TrainConfig:
     """The settings a checkpointed run was started with; only the number of epochs may change."""
     saved = dict(state["config"])
@@ -313,9 +322,7 @@ def train(
     keras.mixed_precision.set_global_policy(precision)
     try:
         if state is not None:
-            from .models.losses import bce_dice_loss
-
-            model = keras.saving.load_model(folder / state["checkpoint"], custom_objects={"bce_dice_loss": bce_dice_loss})
+            model = load_checkpoint(out, state)
         else:
             folder.mkdir(parents=True, exist_ok=True)
             state = {"epoch": 0, "history": [], "best": {"f1": -1.0}, "seconds": 0.0, "config": asdict(config)}

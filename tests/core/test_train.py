@@ -17,7 +17,16 @@ from emviewer.core.metrics import score
 from emviewer.core.models.loading import load_model
 from emviewer.core.predict import LocalPredictor, predict_all
 from emviewer.core.pipeline import parallel_map
-from emviewer.core.train import DataSpec, TrainConfig, checkpoint_dir, object_length_limit, train, training_batch
+from emviewer.core.train import (
+    DataSpec,
+    TrainConfig,
+    checkpoint_dir,
+    load_checkpoint,
+    load_state,
+    object_length_limit,
+    train,
+    training_batch,
+)
 from emviewer.core.volume import from_array
 
 TINY = dict(arch="deepem3d", width=8, depth=3, tile=128, batch_size=4, learning_rate=3e-3, precision="float32")
@@ -116,24 +125,18 @@ def test_time_limit_stops_between_epochs_and_resume_finishes(crops, tmp_path):
     # any epoch takes longer than a millisecond: the run stops after its first epoch
     card = train(spec, TrainConfig(epochs=3, steps_per_epoch=2, **TINY), out, time_limit_s=0.001)
     assert card["epochs"] == 1 and card["best_epoch"] == 1
-    assert _optimizer_steps(checkpoint_dir(out)) == 2
+    assert _optimizer_steps(out) == 2
     load_model(out)  # a usable model with a matching card, not a half-finished one
     card = train(spec, TrainConfig(epochs=3, steps_per_epoch=2, **TINY), out, resume=True)
     assert card["epochs"] == 3
     history = json.loads(out.with_suffix(".history.json").read_text())
     assert [row["epoch"] for row in history] == [1, 2, 3]
     # the optimizer went on from its saved state (Adam's moments and step count), not from zero
-    assert _optimizer_steps(checkpoint_dir(out)) == 3 * 2
+    assert _optimizer_steps(out) == 3 * 2
 
 
-def _optimizer_steps(folder) -> int:
-    import keras
-
-    from emviewer.core.models.losses import bce_dice_loss
-
-    state = json.loads((folder / "state.json").read_text())
-    model = keras.saving.load_model(folder / state["checkpoint"], custom_objects={"bce_dice_loss": bce_dice_loss})
-    return int(model.optimizer.iterations.numpy())
+def _optimizer_steps(out) -> int:
+    return int(load_checkpoint(out, load_state(out)).optimizer.iterations.numpy())
 
 
 def test_diverging_training_stops_with_a_clear_error(crops, tmp_path):
