@@ -160,9 +160,10 @@ class JobManager:
         try:
             result = self._runner(job, progress, job.cancel)
         except Cancelled:
+            # Files go first: a client that sees "cancelled" may rely on them being gone.
+            shutil.rmtree(job.folder, ignore_errors=True)
             with self._lock:
                 self._finish(job, JobState.cancelled, "cancelled")
-            shutil.rmtree(job.folder, ignore_errors=True)
             return
         except InputError as exc:
             outcome, message, result = JobState.failed, str(exc), None
@@ -170,10 +171,10 @@ class JobManager:
             outcome, message, result = JobState.failed, f"prediction failed on the server ({type(exc).__name__})", None
         else:
             outcome, message = JobState.done, "done"
+        shutil.rmtree(job.folder / "input", ignore_errors=True)
         with self._lock:
             job.result = result
             self._finish(job, outcome, message)
-        shutil.rmtree(job.folder / "input", ignore_errors=True)
 
     def _finish(self, job: Job, state: JobState, message: str) -> None:
         job.state, job.message, job.finished = state, message, time.time()

@@ -1,0 +1,81 @@
+"""JobManager on its own: a finished state is only shown once the job's files are settled.
+
+A client that sees "cancelled" may check (or reuse the disk space of) the job's folder at
+once. The deletion is slowed down here, as a busy disk would, so that a manager announcing the
+state before deleting is caught every time rather than once in a while.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+
+import pytest
+
+from emviewer.core.progress import CancelToken
+from emviewer.remote.schemas import FINISHED_STATES, JobParameters, JobState
+from emviewer.server import jobs as jobs_module
+from emviewer.server.jobs import Job, JobManager, new_job_folder
+
+
+@pytest.fixture
+def slow_disk(monkeypatch):
+    real_rmtree = shutil.rmtree
+
+    def slow_rmtree(path, *args, **kwargs):
+        time.sleep(0.3)
+        real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(jobs_module.shutil, "rmtree", slow_rmtree)
+
+
+def make_job(root) -> Job:
+    job_id, folder = new_job_folder(root)
+    (folder / "input" / "stack.tif").write_bytes(b"upload")
+    return Job(job_id, folder, JobParameters(objects=["mito"]), (1, 8, 8), [folder / "input" / "stack.tif"], 1)
+
+
+def wait_until_finished(job: Job, timeout: float = 10.0) -> JobState:
+    deadline = time.monotonic() + timeout
+    while (state := job.state) not in FINISHED_STATES:
+        assert time.monotonic() < deadline, "the job never finished"
+        time.sleep(0.005)
+    return state
+
+
+def test_a_cancelled_running_job_has_no_files_once_it_says_cancelled(tmp_path, slow_disk):
+    started = threading.Event()
+
+    def runner(job: Job, progress, cancel: CancelToken):
+        started.set()
+        while True:
+            cancel.raise_if_cancelled()
+            time.sleep(0.01)
+
+    manager = JobManager(runner, workers=1)
+    try:
+        job = make_job(tmp_path)
+        manager.submit(job)
+        assert started.wait(10)
+        manager.cancel(job.id)
+        assert wait_until_finished(job) == JobState.cancelled
+        assert not job.folder.exists()
+    finally:
+        manager.close()
+
+
+def test_a_done_job_has_no_upload_once_it_says_done(tmp_path, slow_disk):
+    def runner(job: Job, progress, cancel: CancelToken):
+        result = job.folder / "result.h5"
+        result.write_bytes(b"masks")
+        return result
+
+    manager = JobManager(runner, workers=1)
+    try:
+        job = make_job(tmp_path)
+        manager.submit(job)
+        assert wait_until_finished(job) == JobState.done
+        assert not (job.folder / "input").exists() and job.result.exists()
+    finally:
+        manager.close()
