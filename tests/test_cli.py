@@ -14,7 +14,6 @@ import re
 import struct
 import subprocess
 import sys
-import time
 import zlib
 from argparse import _SubParsersAction
 from pathlib import Path
@@ -318,12 +317,10 @@ def test_unknown_output_format_is_refused(em, bad_dir, out_dir, run_cli):
 def test_huge_png_header_is_refused_at_once(bad_dir, out_dir, run_cli):
     """100000 x 100000 pixels would need 10 GB: the header alone must be enough to refuse it."""
     (bad_dir / "huge_header.png").write_bytes(huge_png_bytes())
-    start = time.perf_counter()
     result = run_cli("export", bad_dir / "huge_header.png", "-o", out_dir / "out.tif")
-    elapsed = time.perf_counter() - start
+    # Our size message, not Pillow's decompression-bomb error or a failed 10 GB allocation.
     message = assert_refused(result, ["huge_header.png"], TOO_LARGE, out_dir)
     assert "refus" in message
-    assert elapsed < 1.0
 
 
 def test_huge_png_header_inside_a_folder_is_refused(em, bad_dir, out_dir, run_cli):
@@ -586,13 +583,11 @@ def test_subcommand_help(command, run_cli):
     assert out.startswith(f"usage: emviewer {command}")
 
 
-def test_help_is_instant_and_loads_no_heavy_library():
-    start = time.perf_counter()
+def test_help_loads_no_heavy_library():
+    """Help is instant because no heavy library is imported for it (timed in no test: CI machines are noisy)."""
     proc = subprocess.run([sys.executable, "-m", "emviewer", "--help"], cwd=REPO, capture_output=True, text=True, timeout=60)
-    elapsed = time.perf_counter() - start
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage: emviewer")
-    assert elapsed < 1.0, f"emviewer --help took {elapsed:.2f} s"
     snippet = (
         "import sys\n"
         "from emviewer.cli import main\n"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
@@ -34,41 +33,43 @@ def test_closing_early_stops_the_producer():
     items = prefetch(endless(), depth=2)
     assert next(items) == 0
     items.close()
-    time.sleep(0.3)
-    count = len(produced)
-    time.sleep(0.3)
-    assert len(produced) == count < 10
-    assert not any(t.name == "emviewer-prefetch" and t.is_alive() for t in threading.enumerate())
+    for thread in [t for t in threading.enumerate() if t.name == "emviewer-prefetch"]:
+        thread.join(timeout=10)
+        assert not thread.is_alive(), "the producer kept running after the consumer closed"
+    assert len(produced) < 10
 
 
 def test_reading_overlaps_consuming():
-    def slow_reads():
+    """The next item is read while the consumer still holds the current one."""
+    reading = [threading.Event() for _ in range(4)]
+
+    def reads():
         for i in range(4):
-            time.sleep(0.2)
+            reading[i].set()
             yield i
 
-    start = time.perf_counter()
-    for _ in prefetch(slow_reads(), depth=2):
-        time.sleep(0.2)  # "model" time
-    # Serial would take 1.6 s; overlapped about 1.0 s.
-    assert time.perf_counter() - start < 1.4
+    for i in prefetch(reads(), depth=2):
+        if i + 1 < len(reading):
+            assert reading[i + 1].wait(10), f"item {i + 1} was not read while item {i} was in use"
 
 
 def test_parallel_map_keeps_order_and_runs_on_several_threads():
     running, most = set(), [0]
     lock = threading.Lock()
+    first_three = threading.Barrier(3, timeout=10)  # broken unless three items are made at once
 
     def make(i):
         with lock:
             running.add(i)
             most[0] = max(most[0], len(running))
-        time.sleep(0.05)  # long enough for the other workers to start theirs
+        if i < 3:
+            first_three.wait()
         with lock:
             running.discard(i)
         return i * i
 
     assert list(parallel_map(make, 20, workers=3)) == [i * i for i in range(20)]
-    assert most[0] == 3  # never more than asked, and all of them at work
+    assert most[0] == 3  # never more than asked
 
 
 def test_parallel_map_hands_errors_on_and_stops_when_closed():
