@@ -139,7 +139,7 @@ def test_missing_mask_on_a_slice_is_a_clear_error(qtbot, session, labels, tmp_pa
     dialog = ExportDialog(session)
     qtbot.addWidget(dialog)
     dialog.show()
-    with qtbot.waitSignal(dialog.exportFailed) as blocker:
+    with qtbot.waitSignal(dialog.exportFailed, timeout=TIMEOUT) as blocker:
         dialog.export_to(tmp_path / "out.h5", "all")
     message = blocker.args[0]
     assert "mitochondria" in message and "slice 2 (images.052)" in message
@@ -161,7 +161,7 @@ def test_missing_mask_on_a_slice_is_a_clear_error(qtbot, session, labels, tmp_pa
     ],
 )
 def test_bad_choices_show_the_core_message(qtbot, dialog, tmp_path, path, content, slices, expected):
-    with qtbot.waitSignal(dialog.exportFailed) as blocker:
+    with qtbot.waitSignal(dialog.exportFailed, timeout=TIMEOUT) as blocker:
         dialog.export_to(tmp_path / path, content, slices)
     assert expected in blocker.args[0] and expected in dialog.error_box.text()
     assert list(tmp_path.iterdir()) == []
@@ -170,7 +170,7 @@ def test_bad_choices_show_the_core_message(qtbot, dialog, tmp_path, path, conten
 def test_overlay_without_masks_says_predict_first(qtbot, session, tmp_path):
     dialog = ExportDialog(session)
     qtbot.addWidget(dialog)
-    with qtbot.waitSignal(dialog.exportFailed) as blocker:
+    with qtbot.waitSignal(dialog.exportFailed, timeout=TIMEOUT) as blocker:
         dialog.export_to(tmp_path / "o.png", "overlay")
     assert "predict first" in blocker.args[0]
 
