@@ -314,7 +314,7 @@ def test_unknown_output_format_is_refused(em, bad_dir, out_dir, run_cli):
     assert_refused(result, ["out.bmp"], r"cannot export to \.bmp", out_dir)
 
 
-def test_huge_png_header_is_refused_at_once(bad_dir, out_dir, run_cli):
+def test_huge_png_header_is_refused_from_the_header_alone(bad_dir, out_dir, run_cli):
     """100000 x 100000 pixels would need 10 GB: the header alone must be enough to refuse it."""
     (bad_dir / "huge_header.png").write_bytes(huge_png_bytes())
     result = run_cli("export", bad_dir / "huge_header.png", "-o", out_dir / "out.tif")
