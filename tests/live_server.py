@@ -20,6 +20,15 @@ from emviewer.core.models.loading import sha256_of
 TOKEN = "test-token-0123456789"
 
 
+def wait_for(condition, timeout: float = 60.0):
+    """Poll ``condition`` until it returns something true, and return that; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+    return value
+
+
 def save_model_with_card(folder: Path, name: str, obj: str, context: int, seed: int, max_length: float | None = None, modes=("fast", "accurate")) -> Path:
     """An untrained but deterministic small model, saved with a card as the registry expects
     (``max_length``: the card's object length limit)."""

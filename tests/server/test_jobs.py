@@ -18,6 +18,8 @@ from emviewer.remote.schemas import FINISHED_STATES, JobParameters, JobState
 from emviewer.server import jobs as jobs_module
 from emviewer.server.jobs import Job, JobManager, new_job_folder
 
+from live_server import wait_for
+
 
 @pytest.fixture
 def slow_disk(monkeypatch):
@@ -36,14 +38,6 @@ def make_job(root) -> Job:
     return Job(job_id, folder, JobParameters(objects=["mito"]), (1, 8, 8), [folder / "input" / "stack.tif"], 1)
 
 
-def wait_until_finished(job: Job, timeout: float = 10.0) -> JobState:
-    deadline = time.monotonic() + timeout
-    while (state := job.state) not in FINISHED_STATES:
-        assert time.monotonic() < deadline, "the job never finished"
-        time.sleep(0.005)
-    return state
-
-
 def test_a_cancelled_running_job_has_no_files_once_it_says_cancelled(tmp_path, slow_disk):
     started = threading.Event()
 
@@ -59,7 +53,7 @@ def test_a_cancelled_running_job_has_no_files_once_it_says_cancelled(tmp_path, s
         manager.submit(job)
         assert started.wait(10)
         manager.cancel(job.id)
-        assert wait_until_finished(job) == JobState.cancelled
+        assert wait_for(lambda: job.state in FINISHED_STATES and job.state, timeout=10) == JobState.cancelled
         assert not job.folder.exists()
     finally:
         manager.close()
@@ -75,7 +69,7 @@ def test_a_done_job_has_no_upload_once_it_says_done(tmp_path, slow_disk):
     try:
         job = make_job(tmp_path)
         manager.submit(job)
-        assert wait_until_finished(job) == JobState.done
+        assert wait_for(lambda: job.state in FINISHED_STATES and job.state, timeout=10) == JobState.done
         assert not (job.folder / "input").exists() and job.result.exists()
     finally:
         manager.close()

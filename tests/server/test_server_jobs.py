@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
 
 import requests
 
 from emviewer.remote.upload import MultipartBody
 
-from live_server import live_server
+from live_server import live_server, wait_for
 
 
 def post(live, path, parameters) -> requests.Response:
@@ -19,14 +18,6 @@ def post(live, path, parameters) -> requests.Response:
 
 def state(live, job_id) -> requests.Response:
     return requests.get(f"{live.url}/v1/jobs/{job_id}", headers=live.auth, timeout=10)
-
-
-def wait_for(condition, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-    return value
 
 
 def test_queue_limit_then_cancel_waiting_and_running_jobs(model_folder, slow_tiff, tmp_path):
