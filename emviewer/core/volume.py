@@ -28,13 +28,16 @@ class Volume:
         One name per slice: the file stem for a folder of slices, ``slice_NNNN`` otherwise.
         Output files are named after these.
     pixel_size
-        ``(z, y, x)`` in nanometres where the file says so, else ``None``.
+        Voxel size ``(z, y, x)`` in nanometres, where the file says so (or the user, with
+        ``--pixel-size``), else ``None``. Readers convert the file's unit (Å, µm, inch) to nm;
+        ``z`` is ``None`` when only the in-plane size is known (a 2D image, a TIFF without
+        ImageJ spacing). ``metadata["pixel_size_from"]`` says where it was read.
     """
 
     data: Any
     source: str
     slice_names: Sequence[str] = ()
-    pixel_size: Optional[tuple[float, float, float]] = None
+    pixel_size: Optional[tuple[Optional[float], float, float]] = None
     metadata: dict = field(default_factory=dict)
     closer: Optional[Callable[[], None]] = None
 

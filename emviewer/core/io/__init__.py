@@ -7,7 +7,10 @@ from typing import Optional
 
 from ..errors import InputError, UnreadableFileError
 from ..volume import Volume
+from .axes import ReadOptions
 from .common import HDF5_SUFFIXES, MRC_SUFFIXES, PIL_SUFFIXES, TIFF_SUFFIXES, is_zarr
+
+__all__ = ["ReadOptions", "open_volume", "split_dataset"]
 
 _DATASET_SUFFIXES = HDF5_SUFFIXES + (".zarr", ".zip")
 
@@ -21,13 +24,24 @@ def split_dataset(spec: str | Path) -> tuple[Path, Optional[str]]:
     return Path(text), None
 
 
-def open_volume(spec: str | Path) -> Volume:
+def open_volume(spec: str | Path, options: Optional[ReadOptions] = None) -> Volume:
     """Open an image or stack lazily as a ``(Z, Y, X)`` :class:`Volume`.
 
     Accepts a folder of PNG/TIFF/JPEG slices, a TIFF stack, ``file.h5[:/dataset]``, a Zarr /
     OME-Zarr store, an MRC file, a ``.raw`` with its JSON sidecar, or one 2D image.
+    ``options`` carries what the user says about the file (channel, axis order, voxel size
+    in nm); a voxel size given there replaces the file's.
     Raises :class:`InputError` naming the file when it cannot be read.
     """
+    options = options or ReadOptions()
+    volume = _open(spec, options)
+    if options.pixel_size is not None:
+        volume.pixel_size = tuple(float(v) for v in options.pixel_size)
+        volume.metadata["pixel_size_from"] = "--pixel-size"
+    return volume
+
+
+def _open(spec: str | Path, options: ReadOptions) -> Volume:
     path, dataset = split_dataset(spec)
     if not path.exists():
         raise InputError(path, "no such file or folder")
@@ -35,29 +49,29 @@ def open_volume(spec: str | Path) -> Volume:
     if is_zarr(path):
         from .zarr import read_zarr
 
-        return read_zarr(path, dataset)
+        return read_zarr(path, dataset, options)
     if path.is_dir():
         from .slices import read_folder
 
-        return read_folder(path)
+        return read_folder(path, options)
     if suffix in HDF5_SUFFIXES:
         from .hdf5 import read_hdf5
 
-        return read_hdf5(path, dataset)
+        return read_hdf5(path, dataset, options)
     if suffix in TIFF_SUFFIXES:
         from .tiff import read_tiff
 
-        return read_tiff(path)
+        return read_tiff(path, options)
     if suffix in PIL_SUFFIXES:
         from .slices import read_image
 
-        return read_image(path)
+        return read_image(path, options)
     if suffix in MRC_SUFFIXES:
         from .mrc import read_mrc
 
-        return read_mrc(path)
+        return read_mrc(path, options)
     if suffix == ".raw":
         from .raw import read_raw
 
-        return read_raw(path)
+        return read_raw(path, options)
     raise UnreadableFileError(path, f"unknown file type {suffix or '(no extension)'}; expected a folder, TIFF, PNG, JPEG, HDF5, Zarr, MRC or RAW")

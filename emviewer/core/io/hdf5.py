@@ -12,6 +12,7 @@ import numpy as np
 from ..errors import ImageContentError, InputError, UnreadableFileError
 from ..progress import CancelToken, Progress, check, report
 from ..volume import Volume
+from .axes import ReadOptions
 from .atomic import atomic_path
 from .common import PlaneAsStack, check_slice_size
 
@@ -43,7 +44,7 @@ def _pick_dataset(h5: h5py.File, path: Path, dataset: Optional[str]) -> h5py.Dat
     return h5[candidates[0]]
 
 
-def read_hdf5(path: Path, dataset: Optional[str] = None) -> Volume:
+def read_hdf5(path: Path, dataset: Optional[str] = None, options: Optional[ReadOptions] = None) -> Volume:
     """Open a dataset of an HDF5 file as a lazy ``(Z, Y, X)`` Volume (2D datasets get Z = 1)."""
     try:
         h5 = h5py.File(path, "r")

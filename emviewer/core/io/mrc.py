@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import mrcfile
 
 from ..errors import UnreadableFileError
 from ..volume import Volume
+from .axes import ReadOptions
 from .common import check_slice_size
 
-def read_mrc(path: Path) -> Volume:
+def read_mrc(path: Path, options: Optional[ReadOptions] = None) -> Volume:
     """Open an MRC file as a memory-mapped ``(Z, Y, X)`` Volume; pixel size converted to nm."""
     try:
         mrc = mrcfile.mmap(path, mode="r", permissive=True)

@@ -12,6 +12,7 @@ import numpy as np
 from ..errors import ImageContentError, UnreadableFileError
 from ..progress import CancelToken, check
 from ..volume import Volume
+from .axes import ReadOptions
 from .atomic import atomic_paths
 
 
@@ -40,7 +41,7 @@ def write_raw(path: Path, slices: Iterable[np.ndarray], shape: tuple, dtype, ext
         tmp_json.write_text(json.dumps(sidecar, indent=2))
 
 
-def read_raw(path: Path) -> Volume:
+def read_raw(path: Path, options: Optional[ReadOptions] = None) -> Volume:
     """Memory-map a ``.raw`` file described by its ``.raw.json`` sidecar."""
     meta_path = sidecar_path(path)
     if not meta_path.exists():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import tifffile
@@ -11,6 +12,7 @@ from PIL import Image
 
 from ..errors import ImageContentError, InputError, ShapeMismatchError, UnreadableFileError
 from ..volume import LazySlices, Volume
+from .axes import ReadOptions
 from .atomic import atomic_paths
 from .common import MAX_SLICE_PIXELS, check_slice_size, image_files, is_colour, to_grey
 
@@ -84,14 +86,14 @@ class SliceFiles(LazySlices):
         return array
 
 
-def read_image(path: Path) -> Volume:
+def read_image(path: Path, options: Optional[ReadOptions] = None) -> Volume:
     """A single 2D image file as a one-slice Volume (decoded now, so damage shows at once)."""
     probe_2d(path)
     array = read_2d(path)
     return Volume(array[np.newaxis], str(path), slice_names=[path.stem])
 
 
-def read_folder(folder: Path) -> Volume:
+def read_folder(folder: Path, options: Optional[ReadOptions] = None) -> Volume:
     """A folder of 2D slices, ordered by the number in their names (``img2`` before ``img10``)."""
     if not any(folder.iterdir()):
         raise InputError(folder, "the folder is empty")

@@ -10,6 +10,7 @@ import tifffile
 
 from ..errors import ImageContentError, UnreadableFileError
 from ..volume import LazySlices, Volume
+from .axes import ReadOptions
 from .atomic import atomic_path
 from .common import GreyView, check_slice_size
 
@@ -73,7 +74,7 @@ def _series_array(tif: tifffile.TiffFile, path: Path):
     return array if stack_axes else array[np.newaxis]
 
 
-def read_tiff(path: Path) -> Volume:
+def read_tiff(path: Path, options: Optional[ReadOptions] = None) -> Volume:
     """Open a 2D or multi-page TIFF as ``(Z, Y, X)``; RGB pages are converted to grey."""
     try:
         tif = tifffile.TiffFile(path)

@@ -10,6 +10,7 @@ import zarr
 
 from ..errors import ImageContentError, InputError, UnreadableFileError
 from ..volume import Volume
+from .axes import ReadOptions
 from .common import PlaneAsStack, check_slice_size
 
 def _open(path: Path):
@@ -66,7 +67,7 @@ class _Squeezed:
         return np.asarray(self._array[(0,) * self._lead + key])
 
 
-def read_zarr(path: Path, name: Optional[str] = None) -> Volume:
+def read_zarr(path: Path, name: Optional[str] = None, options: Optional[ReadOptions] = None) -> Volume:
     """Open a Zarr / OME-Zarr image as ``(Z, Y, X)``; leading singleton axes (t, c) are dropped."""
     array = _pick_array(_open(path), path, name)
     shape = tuple(array.shape)
