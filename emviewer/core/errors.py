@@ -32,3 +32,11 @@ class ShapeMismatchError(InputError):
 
 class PairingError(InputError):
     """Images and labels cannot be paired by the number in their file names."""
+
+
+class InputWarning(UserWarning):
+    """Something unusual in the user's input that does not stop the work (e.g. NaN pixels).
+
+    Core code issues it with :func:`warnings.warn`, naming the file; the CLI prints it on
+    one line, the app shows it in the status bar.
+    """

@@ -6,22 +6,18 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
+from .intensity import sample_slices, tissue_stats
 from .objects import colour_of
+
+__all__ = ["StackRenderer", "display_range", "render_overlay", "sample_slices", "to_uint8"]
 
 
 def display_range(slices: Sequence[np.ndarray], percentiles: tuple[float, float] = (0.5, 99.5)) -> tuple[float, float]:
-    """Contrast limits from percentiles of the given slices (a sample of a stack is enough)."""
-    sample = np.concatenate([np.asarray(s, np.float32).ravel()[:: max(1, s.size // 500_000)] for s in slices])
-    low, high = np.percentile(sample, percentiles)
-    if high <= low:
-        low, high = float(sample.min()), float(sample.max())
-    return float(low), float(high if high > low else low + 1)
-
-
-def sample_slices(volume, count: int = 8) -> list[np.ndarray]:
-    """Up to ``count`` evenly spaced slices of a stack, enough for intensity statistics."""
-    picks = np.unique(np.linspace(0, len(volume) - 1, min(len(volume), count)).astype(int))
-    return [volume.slice(int(z)) for z in picks]
+    """Contrast limits from percentiles of the tissue of the given slices (a sample of a
+    stack is enough); NaN, constant borders and saturated runs are left out (see
+    :func:`~emviewer.core.intensity.tissue_stats`)."""
+    stats = tissue_stats(slices, percentiles)
+    return stats.low, stats.high
 
 
 def to_uint8(image: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -34,7 +30,7 @@ def to_uint8(image: np.ndarray, low: float, high: float) -> np.ndarray:
 
 def _scale(values: np.ndarray, low: float, high: float) -> np.ndarray:
     scaled = (np.asarray(values, np.float32) - low) * (255.0 / (high - low))
-    return np.clip(scaled + 0.5, 0, 255).astype(np.uint8)
+    return np.nan_to_num(np.clip(scaled + 0.5, 0, 255), nan=0.0).astype(np.uint8)  # NaN shows black
 
 
 def render_overlay(

@@ -11,13 +11,17 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Iterator, Mapping, Optional, Protocol, Sequence
 
+import warnings
+
 import numpy as np
 
 from . import augment
 from .length_filter import drop_long_objects
 from .models.loading import LoadedModel
 from .pipeline import prefetch
-from .preprocess import context_indices, input_levels, normalise, reflect_indices
+from .errors import InputWarning
+from .intensity import TissueStats, model_input, stack_stats, tissue_units
+from .preprocess import context_indices, reflect_indices
 from .progress import CancelToken, Progress, check, report
 from .tiling import Stitcher, blend_window, tile_grid
 from .volume import Volume
@@ -137,10 +141,10 @@ class LocalPredictor:
 
     # ------------------------------------------------------------------ reading side
 
-    def _tile_input(self, cache: _SliceCache, zs: list[int], rows: np.ndarray, cols: np.ndarray, levels) -> np.ndarray:
-        return np.stack([normalise(cache.get(z)[np.ix_(rows, cols)], levels) for z in zs], axis=-1)
+    def _tile_input(self, cache: _SliceCache, zs: list[int], rows: np.ndarray, cols: np.ndarray, stats: TissueStats) -> np.ndarray:
+        return np.stack([tissue_units(cache.get(z)[np.ix_(rows, cols)], stats) for z in zs], axis=-1)
 
-    def _batches(self, volume: Volume, slices: Sequence[int], levels) -> Iterator[_Batch]:
+    def _batches(self, volume: Volume, slices: Sequence[int], stats: TissueStats) -> Iterator[_Batch]:
         cache = _SliceCache(volume, self._context + 1)
         _, height, width = volume.shape
         grid, padded, before = self._layout(height, width)
@@ -156,7 +160,7 @@ class LocalPredictor:
                             zs,
                             reflect_indices(np.arange(r[0].start, r[0].stop) - before[0], height),
                             reflect_indices(np.arange(r[1].start, r[1].stop) - before[1], width),
-                            levels,
+                            stats,
                         )
                         for r in regions
                     ]
@@ -166,9 +170,12 @@ class LocalPredictor:
     # ------------------------------------------------------------------ model side
 
     def _predict_model(self, model: LoadedModel, inputs: np.ndarray) -> np.ndarray:
-        """Mean over test-time variants of one model's probabilities, ``(N, T, T)``."""
+        """Mean over test-time variants of one model's probabilities, ``(N, T, T)``.
+
+        ``inputs`` are in tissue units (see :func:`~.intensity.tissue_units`); each model
+        gets them at the contrast of its own training data (its card's reference levels)."""
         centre = self._context // 2
-        x = inputs[..., centre - model.context // 2 : centre + model.context // 2 + 1]
+        x = model_input(inputs[..., centre - model.context // 2 : centre + model.context // 2 + 1], model.reference)
         chosen = augment.variants(self.tta)
         if model.context == 1:  # a z-flip changes nothing for a single slice
             chosen = [v for v in chosen if not v.zflip]
@@ -194,10 +201,15 @@ class LocalPredictor:
         self, volume: Volume, slices: Optional[Sequence[int]] = None, progress: Optional[Progress] = None, cancel: Optional[CancelToken] = None
     ) -> Iterator[SliceResult]:
         slices = list(range(len(volume))) if slices is None else list(slices)
-        levels = input_levels(volume)
+        stats = stack_stats(volume)
+        if stats.nonfinite_fraction:
+            warnings.warn(InputWarning(
+                f"{volume.source}: {stats.nonfinite_fraction:.2%} of the sampled pixels are NaN or infinite; "
+                "they are left out of the contrast and predicted as background"
+            ))
         n_tiles = len(self._layout(*volume.shape[1:])[0])
         total, done, finished, stitchers = n_tiles * len(slices), 0, 0, {}
-        batches = prefetch(self._batches(volume, slices, levels), depth=2)
+        batches = prefetch(self._batches(volume, slices, stats), depth=2)
         try:
             for batch in batches:
                 check(cancel)
@@ -213,10 +225,21 @@ class LocalPredictor:
                 if batch.last_of_slice:
                     finished += 1
                     probabilities = {obj: drop_long_objects(s.result()[batch.crop], self.length_limits[obj], DECISION) for obj, s in stitchers.items()}
+                    _clear_nonfinite(probabilities, volume, batch.z)
                     stitchers = {}
                     yield SliceResult(batch.z, volume.slice_names[batch.z], probabilities)
         finally:
             batches.close()  # stops the reader thread at once on cancel or error
+
+
+def _clear_nonfinite(probabilities: dict[str, np.ndarray], volume: Volume, z: int) -> None:
+    """NaN and infinite pixels hold no tissue: background (probability 0) for every object."""
+    if volume.dtype.kind != "f":
+        return
+    holes = ~np.isfinite(volume.slice(z))
+    if holes.any():
+        for probability in probabilities.values():
+            probability[holes] = 0.0
 
 
 def length_limit_of(models: Sequence[LoadedModel]) -> Optional[float]:

@@ -2,31 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
-from .overlay import display_range, sample_slices
-
-#: Percentiles mapped to 0 and 1 for images that are not 8-bit.
-INPUT_PERCENTILES = (0.1, 99.9)
+from .intensity import levels_for, stack_stats
 
 
-def input_levels(volume, sample: int = 8) -> tuple[float, float]:
-    """The intensity range mapped to [0, 1]: the full range for uint8, else stack percentiles.
+def input_levels(volume, reference: Optional[Sequence[float]] = None, sample: int = 8) -> tuple[float, float]:
+    """The intensities of a ``(Z, Y, X)`` stack that the model input maps to 0 and 1.
 
-    8-bit EM is used as it is (salt-and-pepper noise cannot shift the mapping); other
-    depths are scaled by percentiles of up to ``sample`` evenly spaced slices.
+    The tissue's robust percentiles over up to ``sample`` evenly spaced slices land on the
+    model's ``reference`` levels, by one rule for every dtype (see :mod:`.intensity`).
     """
-    if volume.dtype == np.uint8:
-        return 0.0, 255.0
-    return display_range(sample_slices(volume, sample), INPUT_PERCENTILES)
+    return levels_for(stack_stats(volume, sample), reference)
 
 
 def normalise(image: np.ndarray, levels: tuple[float, float]) -> np.ndarray:
-    """Scale ``image`` so that ``levels`` map to 0 and 1 (clipped), as float32."""
+    """Scale ``image`` so that ``levels`` map to 0 and 1 (clipped), as float32 in [0, 1].
+
+    NaN and infinite pixels become 0.5 (neutral grey; prediction marks them background).
+    """
     low, high = levels
-    return np.clip((np.asarray(image, np.float32) - low) / (high - low), 0.0, 1.0)
+    scaled = (np.asarray(image, np.float32) - np.float32(low)) * np.float32(1.0 / (high - low))
+    if np.asarray(image).dtype.kind == "f":
+        scaled = np.where(np.isfinite(scaled), scaled, np.float32(0.5))
+    return np.clip(scaled, 0.0, 1.0)
 
 
 def reflect_indices(indices: np.ndarray, length: int) -> np.ndarray:

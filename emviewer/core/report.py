@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Mapping, Optional
 
+import numpy as np
 from PIL import Image
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, landscape
@@ -15,6 +16,7 @@ from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen.canvas import Canvas
 
 from .objects import colour_of, object_kind
+from .io.describe import format_pixel_size
 from .overlay import StackRenderer
 from .progress import CancelToken, Progress, check, report
 from .io.atomic import atomic_path
@@ -62,7 +64,7 @@ def _summary_page(canvas: Canvas, volume: Volume, masks, metrics, provenance) ->
     canvas.setFont("Helvetica", 10)
     z, y, x = volume.shape
     canvas.drawString(MARGIN, top - 8 * mm, f"Source: {volume.source}")
-    canvas.drawString(MARGIN, top - 13 * mm, f"Stack: {z} slices of {x} x {y} pixels, {volume.dtype}")
+    canvas.drawString(MARGIN, top - 13 * mm, f"Stack: {z} slices of {x} x {y} pixels, {volume.dtype}; voxel size {format_pixel_size(volume.pixel_size)}")
     _legend(canvas, masks, MARGIN, top - 22 * mm)
     y_pos = top - 32 * mm
     if metrics:
@@ -92,6 +94,27 @@ def _jpeg(image) -> ImageReader:
     return ImageReader(buffer)
 
 
+def scale_bar_length(width_nm: float) -> float:
+    """A round bar length (1, 2 or 5 x 10^k nm) near a fifth of the image width."""
+    target = width_nm / 5
+    power = 10 ** np.floor(np.log10(target))
+    return float(max(step * power for step in (1, 2, 5) if step * power <= target))
+
+
+def _scale_bar(canvas: Canvas, left: float, bottom: float, width: float, width_px: int, pixel_nm: float) -> None:
+    """A white bar with its length (nm or µm) in the lower left corner of an image."""
+    length_nm = scale_bar_length(width_px * pixel_nm)
+    bar = width * length_nm / (width_px * pixel_nm)
+    label = f"{length_nm / 1000:g} µm" if length_nm >= 1000 else f"{length_nm:g} nm"
+    x0, y0 = left + 4 * mm, bottom + 4 * mm
+    canvas.setFillColorRGB(1, 1, 1)
+    canvas.setStrokeColorRGB(0, 0, 0)
+    canvas.rect(x0, y0, bar, 1.5 * mm, stroke=1, fill=1)
+    canvas.setFont("Helvetica-Bold", 9)
+    canvas.drawString(x0, y0 + 2.5 * mm, label)
+    canvas.setFillColorRGB(0, 0, 0)
+
+
 def _slice_page(canvas: Canvas, z: int, renderer: StackRenderer) -> None:
     volume, masks = renderer.volume, renderer.masks
     grey = renderer.display(z)
@@ -106,6 +129,8 @@ def _slice_page(canvas: Canvas, z: int, renderer: StackRenderer) -> None:
     for i, (image, title) in enumerate(((grey, "raw"), (overlay, "overlay"))):
         left = MARGIN + i * (width + MARGIN)
         canvas.drawImage(_jpeg(image), left, top - 8 * mm - h, w, h)
+        if volume.pixel_size:
+            _scale_bar(canvas, left, top - 8 * mm - h, w, grey.shape[1], volume.pixel_size[-1])
         canvas.setFont("Helvetica", 10)
         canvas.drawString(left, top - 13 * mm - h, title)
     _legend(canvas, masks, MARGIN, MARGIN - 5 * mm)

@@ -58,7 +58,8 @@ class Volume:
 
     @property
     def dtype(self) -> np.dtype:
-        return np.dtype(self.data.dtype)
+        """The pixel type in this machine's byte order (big-endian files read as native)."""
+        return _native(np.dtype(self.data.dtype))
 
     @property
     def nbytes(self) -> int:
@@ -71,10 +72,10 @@ class Volume:
         """Read slice ``z`` as a ``(Y, X)`` array of the volume's dtype."""
         if not -len(self) <= z < len(self):
             raise IndexError(f"slice {z} out of range for {len(self)} slices")
-        return np.asarray(self.data[z % len(self)])
+        return _to_native(np.asarray(self.data[z % len(self)]))
 
     def __getitem__(self, key) -> np.ndarray:
-        return np.asarray(self.data[key])
+        return _to_native(np.asarray(self.data[key]))
 
     def iter_slices(self, indices: Optional[Sequence[int]] = None) -> Iterator[np.ndarray]:
         for z in range(len(self)) if indices is None else indices:
@@ -94,6 +95,15 @@ class Volume:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _native(dtype: np.dtype) -> np.dtype:
+    return dtype.newbyteorder("=") if dtype.byteorder not in "=|" else dtype
+
+
+def _to_native(array: np.ndarray) -> np.ndarray:
+    """Values unchanged, bytes in this machine's order (a no-op for native arrays)."""
+    return array.astype(_native(array.dtype), copy=False)
 
 
 def from_array(array: np.ndarray, source: str = "<array>", **kwargs) -> Volume:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from emviewer.core.preprocess import context_indices, input_levels, normalise, reflect_indices
-from emviewer.core.volume import from_array
+from emviewer.core.preprocess import context_indices, normalise, reflect_indices
 
 
 def test_context_mirrors_at_both_ends():
@@ -22,10 +21,8 @@ def test_reflect_matches_numpy_pad():
         assert values[reflect_indices(np.array([offset]), 6)][0] == np.pad(values, 14, mode="reflect")[offset + 14]
 
 
-def test_levels_keep_8_bit_and_stretch_16_bit():
-    assert input_levels(from_array(np.array([[0, 50], [100, 200]], np.uint8))) == (0.0, 255.0)
-    sixteen = np.linspace(1000, 3000, 10000).reshape(100, 100).astype(np.uint16)
-    low, high = input_levels(from_array(sixteen))
-    assert 1000 <= low < 1010 and 2990 < high <= 3000
-    scaled = normalise(sixteen, (low, high))
-    assert scaled.dtype == np.float32 and scaled.min() == 0 and scaled.max() == 1
+def test_normalise_scales_clips_and_fills_nan_with_neutral_grey():
+    values = np.array([[1000.0, 2000.0], [3000.0, np.nan]], np.float32)
+    scaled = normalise(values, (1500.0, 2500.0))
+    assert scaled.dtype == np.float32
+    np.testing.assert_allclose(scaled, [[0.0, 0.5], [1.0, 0.5]])

@@ -31,6 +31,15 @@ class LoadedModel:
     threshold: float = 0.5
     card: dict | None = None
 
+    @property
+    def reference(self) -> tuple[float, float]:
+        """Where the tissue's 1st / 99th intensity percentiles lay in the model's [0, 1] input
+        during training (the card's ``input_reference``; see :mod:`..intensity`)."""
+        from ..intensity import DEFAULT_REFERENCE
+
+        levels = (self.card or {}).get("input_reference")
+        return (float(levels[0]), float(levels[1])) if levels else DEFAULT_REFERENCE
+
     def threshold_for(self, tta: int) -> float:
         """The card's threshold for this many test-time variants: averaging variants makes
         probabilities less extreme, so accurate mode has its own (``"thresholds": {"16": t}``)."""

@@ -1,0 +1,168 @@
+"""Intensity statistics of the tissue, and the model-input scaling that holds across microscopes.
+
+The same tissue looks different from one microscope (or export) to the next: 8-bit grey
+squeezed into 100-150, 16-bit in a narrow band above 30000, floats with NaN holes, and
+constant alignment borders or padding around the data. A model must see all of them alike.
+
+The rule, the same for 8-bit, 16-bit and float images: take robust percentiles
+(:data:`TISSUE_PERCENTILES`) of the *tissue* only, leaving out
+
+- NaN and infinite pixels,
+- constant regions touching the slice edge (alignment borders, padding), and
+- spikes at the slice's extreme values (saturated or clipped runs),
+
+over a sample of slices of the whole stack (never per tile, so tiles agree), and map them
+linearly onto the model's *reference levels*: where the same percentiles of its training data
+lay in its [0, 1] input. A model then sees any stack at the contrast it was trained on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+from scipy import ndimage
+
+#: Percentiles of the tissue that are mapped onto a model's reference levels.
+TISSUE_PERCENTILES = (1.0, 99.0)
+#: Reference levels of a model whose card has none: the 1st / 99th percentiles of the
+#: CDeep3M SBEM training images scaled 0-255 to [0, 1] (measured with :func:`tissue_levels`).
+DEFAULT_REFERENCE = (0.098, 0.878)
+#: Pixels kept per slice for the statistics (evenly strided), so huge slices stay cheap.
+SAMPLE_PIXELS = 1_000_000
+#: A constant edge-connected region this large (fraction of the slice) is border, not tissue.
+MIN_BORDER_FRACTION = 0.002
+#: A single extreme value holding more than this fraction of the tissue is a saturated run.
+MAX_SPIKE_FRACTION = 0.005
+
+
+@dataclass(frozen=True)
+class TissueStats:
+    """Robust intensity statistics of a stack's tissue.
+
+    Attributes
+    ----------
+    low, high
+        :data:`TISSUE_PERCENTILES` of the tissue pixels, in the image's own units.
+    nonfinite_fraction
+        Share of the sampled pixels that are NaN or infinite (0 for integer images).
+    excluded_fraction
+        Share of the sampled pixels left out as border, padding, saturation or non-finite.
+    """
+
+    low: float
+    high: float
+    nonfinite_fraction: float = 0.0
+    excluded_fraction: float = 0.0
+
+
+def _strided(image: np.ndarray) -> np.ndarray:
+    step = max(1, int(np.ceil(np.sqrt(image.size / SAMPLE_PIXELS))))
+    return image[::step, ::step]
+
+
+def _edge_border(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Pixels of constant-valued regions that touch the edge and cover a sizeable area."""
+    edges = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+    edges = edges[np.isfinite(edges)] if edges.dtype.kind == "f" else edges
+    border = np.zeros(image.shape, bool)
+    if edges.size == 0:
+        return border
+    values, counts = np.unique(edges, return_counts=True)
+    min_size = max(64, MIN_BORDER_FRACTION * image.size)
+    for value in values[counts >= 0.05 * edges.size]:  # a border value fills a good part of the edge
+        labels, _ = ndimage.label((image == value) & valid)
+        on_edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+        sizes = np.bincount(labels.ravel())
+        wide = [label for label in on_edge if label and sizes[label] >= min_size]
+        if wide:
+            border |= np.isin(labels, wide)
+    return border
+
+
+def _drop_spikes(values: np.ndarray) -> np.ndarray:
+    for extreme in (values.min(), values.max()):
+        if np.count_nonzero(values == extreme) > MAX_SPIKE_FRACTION * values.size:
+            values = values[values != extreme]
+            if values.size == 0:
+                break
+    return values
+
+
+def tissue_values(image: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """Sampled tissue pixels of one ``(Y, X)`` slice as float32, with the counts of sampled
+    and of non-finite pixels. See the module docstring for what is left out."""
+    image = _strided(np.asarray(image))
+    valid = np.isfinite(image) if image.dtype.kind == "f" else np.ones(image.shape, bool)
+    n_nonfinite = int(image.size - np.count_nonzero(valid))
+    keep = valid & ~_edge_border(image, valid)
+    values = image[keep].astype(np.float32)
+    return (_drop_spikes(values) if values.size else values), int(image.size), n_nonfinite
+
+
+def tissue_stats(slices: Sequence[np.ndarray], percentiles: tuple[float, float] = TISSUE_PERCENTILES) -> TissueStats:
+    """Percentiles of the tissue over several ``(Y, X)`` slices (any dtype, NaN allowed).
+
+    When no tissue is left (a blank or all-NaN stack) the range of the finite pixels is
+    used, and ``(0, 1)`` when there are none.
+    """
+    parts, total, nonfinite = [], 0, 0
+    for image in slices:
+        values, n, bad = tissue_values(image)
+        parts.append(values)
+        total, nonfinite = total + n, nonfinite + bad
+    values = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    if values.size:
+        low, high = (float(v) for v in np.percentile(values, percentiles))
+    else:
+        finite = [np.asarray(s, np.float32)[np.isfinite(s)] for s in slices]
+        finite = np.concatenate(finite) if finite else np.zeros(0, np.float32)
+        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if high <= low:
+        high = low + 1.0
+    excluded = 1 - values.size / total if total else 0.0
+    return TissueStats(low, high, nonfinite / total if total else 0.0, float(excluded))
+
+
+def sample_slices(volume, count: int = 8) -> list[np.ndarray]:
+    """Up to ``count`` evenly spaced slices of a stack, enough for intensity statistics."""
+    picks = np.unique(np.linspace(0, len(volume) - 1, min(len(volume), count)).astype(int))
+    return [volume.slice(int(z)) for z in picks]
+
+
+def stack_stats(volume, sample: int = 8) -> TissueStats:
+    """:func:`tissue_stats` of evenly spaced slices of a ``(Z, Y, X)`` stack: ``sample`` of
+    them, or more when slices are small (a stack of 64 x 64 patches), up to
+    :data:`SAMPLE_PIXELS` x ``sample`` pixels in all."""
+    _, height, width = volume.shape
+    count = max(sample, -(-SAMPLE_PIXELS * sample // max(1, height * width)))
+    return tissue_stats(sample_slices(volume, count))
+
+
+def levels_for(stats: TissueStats, reference: Optional[Sequence[float]] = None) -> tuple[float, float]:
+    """The intensities ``(a, b)`` that the model input maps to 0 and 1.
+
+    Chosen so that the tissue's percentiles ``stats.low`` / ``stats.high`` land on the
+    model's ``reference`` levels (default :data:`DEFAULT_REFERENCE`):
+    ``input = clip((image - a) / (b - a), 0, 1)``.
+    """
+    ref_low, ref_high = reference or DEFAULT_REFERENCE
+    scale = (stats.high - stats.low) / (ref_high - ref_low)
+    low = stats.low - ref_low * scale
+    return float(low), float(low + scale)
+
+
+def tissue_units(image: np.ndarray, stats: TissueStats) -> np.ndarray:
+    """``(image - low) / (high - low)`` as float32, unclipped: the tissue's percentiles become
+    0 and 1. NaN and infinite pixels become 0.5, a neutral grey in the middle of the tissue's
+    range, so a hole does not look like an edge (prediction marks them background after)."""
+    scaled = (np.asarray(image, np.float32) - np.float32(stats.low)) * np.float32(1.0 / (stats.high - stats.low))
+    return np.where(np.isfinite(scaled), scaled, np.float32(0.5)) if np.asarray(image).dtype.kind == "f" else scaled
+
+
+def model_input(units: np.ndarray, reference: Optional[Sequence[float]] = None) -> np.ndarray:
+    """Tissue units (see :func:`tissue_units`) onto a model's reference levels, clipped to
+    [0, 1]: the float32 input the model was trained on."""
+    ref_low, ref_high = reference or DEFAULT_REFERENCE
+    return np.clip(units * np.float32(ref_high - ref_low) + np.float32(ref_low), 0.0, 1.0)
