@@ -26,6 +26,18 @@ class ImageContentError(InputError):
     """The file reads, but its pixels break a rule (binary image, label values, size, dtype)."""
 
 
+class ChannelChoiceError(ImageContentError):
+    """The file holds several channels and nobody said which one to read.
+
+    ``channels`` is how many there are and ``axes`` the stored axis order, so the app can
+    ask for one and the CLI can name ``--channel N``.
+    """
+
+    def __init__(self, path, problem: str, channels: int, axes: str):
+        super().__init__(path, problem)
+        self.channels, self.axes = channels, axes
+
+
 class ShapeMismatchError(InputError):
     """Two arrays that must line up (image and label, slices of a stack) do not."""
 

@@ -12,10 +12,12 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMe
 
 from .. import config
 from ..core.backend import keras_backend
-from ..core.errors import InputError
-from ..core.io import open_volume
+from ..core.errors import ChannelChoiceError, InputError
+from ..core.io import ReadOptions, open_volume
+from ..core.io.describe import format_pixel_size
 from ..core.models.registry import resolve_models
 from .export_dialog import ExportDialog
+from .file_options import ChannelDialog, PixelSizeDialog
 from .online_panel import OnlinePanel
 from .predict_panel import PredictPanel
 from .session import Session
@@ -86,6 +88,7 @@ class MainWindow(QMainWindow):
         self.panel.cancelRequested.connect(self._on_cancel_requested)
         self.viewer.cursorMoved.connect(self._on_cursor_moved)
         self.session.volumeChanged.connect(self._on_volume_changed)
+        self.session.pixelSizeChanged.connect(self._show_pixel_size)
         self._load_backend()
 
     # ------------------------------------------------------------------ building
@@ -106,6 +109,7 @@ class MainWindow(QMainWindow):
         self.recent_menu = file_menu.addMenu("&Recent files")
         self._refresh_recent()
         self._action(file_menu, "&Export...", self._on_export, "Ctrl+E")
+        self._action(file_menu, "&Voxel size...", self._on_pixel_size)
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.Quit)
         view = QToolBar("View")
@@ -135,22 +139,46 @@ class MainWindow(QMainWindow):
     def _build_status_bar(self) -> None:
         self.device_label = QLabel(f"Keras backend: {keras_backend()} (loading...)")
         self.size_label = QLabel("")
+        self.voxel_label = QLabel("")
         self.pixel_label = QLabel("")
-        for widget in (self.pixel_label, self.size_label, self.device_label):
+        for widget in (self.pixel_label, self.size_label, self.voxel_label, self.device_label):
             self.statusBar().addPermanentWidget(widget)
 
     # ------------------------------------------------------------------ files
 
-    def open_path(self, path) -> bool:
-        """Open a stack; a problem is shown in a dialog and the current stack stays."""
+    def open_path(self, path, options: Optional[ReadOptions] = None) -> bool:
+        """Open a stack; a problem is shown in a dialog and the current stack stays.
+
+        A file with several channels opens a dialog asking which one, then opens again."""
         try:
-            volume = open_volume(path)
+            volume = open_volume(path, options)
+        except ChannelChoiceError as exc:
+            self._ask_channel(path, exc)
+            return False
         except InputError as exc:
             self.show_error(str(exc))
             return False
         self.session.open(volume)
         self._remember(str(path))
         return True
+
+    def _ask_channel(self, path, error: ChannelChoiceError) -> None:
+        dialog = ChannelDialog(f"{error.path} holds {error.channels} channels (axes {error.axes}).", error.channels, self)
+        dialog.channelChosen.connect(lambda channel: self.open_path(path, ReadOptions(channel=channel)))
+        dialog.setAttribute(Qt.WA_DeleteOnClose)
+        dialog.open()
+        self.file_dialog = dialog
+
+    def _on_pixel_size(self) -> Optional[PixelSizeDialog]:
+        if self.session.volume is None:
+            self.show_error("Open a stack first (File > Open, or drop a file here).")
+            return None
+        dialog = PixelSizeDialog(self.session.volume.pixel_size, self)
+        dialog.pixelSizeChosen.connect(self.session.set_pixel_size)
+        dialog.setAttribute(Qt.WA_DeleteOnClose)
+        dialog.open()
+        self.file_dialog = dialog
+        return dialog
 
     def _on_open_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open image or stack", "", "Images and stacks (*.tif *.tiff *.png *.jpg *.jpeg *.h5 *.hdf5 *.mrc *.raw *.zip);;All files (*)")
@@ -302,6 +330,16 @@ class MainWindow(QMainWindow):
         z, y, x = volume.shape
         self.size_label.setText(f"{x} x {y} px, {z} slice{'s' if z != 1 else ''}, {volume.dtype}")
         self.setWindowTitle(f"EMViewer - {Path(volume.source).name}")
+        self._show_pixel_size()
+        tissue = self.session.tissue
+        if tissue is not None and tissue.nonfinite_fraction:
+            self.statusBar().showMessage(
+                f"{tissue.nonfinite_fraction:.1%} of the pixels are NaN or infinite: shown black, left out of the contrast, predicted as background"
+            )
+
+    def _show_pixel_size(self) -> None:
+        volume = self.session.volume
+        self.voxel_label.setText(f"voxel {format_pixel_size(volume.pixel_size)}" if volume.pixel_size else "voxel size unknown (File > Voxel size)")
 
     def _on_cursor_moved(self, x: int, y: int, value: float) -> None:
         self.pixel_label.setText(f"x {x}, y {y}: {value:g}")

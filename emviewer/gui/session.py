@@ -12,8 +12,12 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from ..core.objects import OBJECTS
-from ..core.overlay import display_range, sample_slices
+from ..core.intensity import TissueStats, sample_slices, tissue_stats
 from ..core.volume import Volume
+
+
+#: Contrast of a newly opened stack: these percentiles of its tissue (see core.intensity).
+DISPLAY_PERCENTILES = (0.5, 99.5)
 
 
 class Session(QObject):
@@ -27,12 +31,14 @@ class Session(QObject):
     sliceChanged = Signal(int)
     masksChanged = Signal(int)  # z whose masks changed; -1 for all
     displayChanged = Signal()  # visibility, opacity or contrast changed
+    pixelSizeChanged = Signal()  # the voxel size was set by hand
 
     def __init__(self, parent: Optional[QObject] = None) -> None:
         super().__init__(parent)
         self.volume: Optional[Volume] = None
         self.z = 0
         self.levels: tuple[float, float] = (0.0, 255.0)
+        self.tissue: Optional[TissueStats] = None  # display statistics of the open stack
         self.masks: dict[str, dict[int, np.ndarray]] = {}
         self.probabilities: dict[str, dict[int, np.ndarray]] = {}
         self.visible = {key: True for key in OBJECTS}
@@ -68,7 +74,16 @@ class Session(QObject):
             self.set_levels(*self._stack_levels())
 
     def _stack_levels(self) -> tuple[float, float]:
-        return display_range(sample_slices(self.volume))
+        self.tissue = tissue_stats(sample_slices(self.volume), DISPLAY_PERCENTILES)
+        return self.tissue.low, self.tissue.high
+
+    def set_pixel_size(self, pixel_size: Optional[tuple]) -> None:
+        """Voxel size ``(z, y, x)`` in nm (``z`` may be None), or None: uncalibrated."""
+        if self.volume is None:
+            return
+        self.volume.pixel_size = None if pixel_size is None else tuple(None if v is None else float(v) for v in pixel_size)
+        self.volume.metadata["pixel_size_from"] = "set in the app"
+        self.pixelSizeChanged.emit()
 
     def set_levels(self, low: float, high: float) -> None:
         self.levels = (float(low), float(max(high, low + 1e-6)))

@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..errors import ImageContentError, InputError
+from ..errors import ChannelChoiceError, ImageContentError, InputError
 from .common import to_grey
 
 _CHANNEL_AXES = "CS"
@@ -93,8 +93,8 @@ class _Plan:
 
 def _pick_channel(axis_name: str, size: int, channel: Optional[int], axes: str, shape, source) -> int:
     if channel is None:
-        raise ImageContentError(
-            source, f"has {size} channels (axes {axes}, shape {tuple(shape)}); choose one with --channel N (0-{size - 1})"
+        raise ChannelChoiceError(
+            source, f"has {size} channels (axes {axes}, shape {tuple(shape)}); choose one with --channel N (0-{size - 1})", size, axes
         )
     if not 0 <= channel < size:
         raise InputError(source, f"--channel {channel} is out of range: the file has channels 0-{size - 1} (axes {axes})")

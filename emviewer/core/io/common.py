@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Sequence
@@ -13,6 +14,14 @@ from ..errors import ImageContentError
 #: Largest slice we accept (32768 x 32768); a header claiming more is refused before
 #: any pixel buffer is allocated, so a corrupt or hostile file cannot exhaust memory.
 MAX_SLICE_PIXELS = 2**30
+
+#: Largest decoded slice we accept, in bytes: pixels x samples (RGB = 3) x bytes per sample.
+#: A PNG of one colour compresses 8192 x 8192 RGB to 200 KB; this budget, checked from the
+#: header before decoding, keeps such files from costing more memory than a real slice.
+MAX_DECODED_SLICE_BYTES = 2**30
+
+#: Pixels converted to grey at a time, so the float64 arithmetic stays near 25 MB per block.
+_GREY_BLOCK_PIXELS = 2**20
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 PIL_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -29,6 +38,22 @@ def is_zarr(path: Path) -> bool:
     if path.name.lower().endswith((".zarr", ".zarr.zip")):
         return True
     return path.is_dir() and any((path / marker).exists() for marker in ZARR_MARKERS)
+
+
+def is_n5(path: Path) -> bool:
+    """True for a ``*.n5`` folder, or a folder whose ``attributes.json`` marks an N5 container or dataset."""
+    if not path.is_dir():
+        return False
+    if path.name.lower().endswith(".n5"):
+        return True
+    marker = path / "attributes.json"
+    try:  # only a small marker inside the folder itself is read, never one a link points elsewhere
+        if not marker.is_file() or marker.resolve().parent != path.resolve() or marker.stat().st_size > 2**20:
+            return False
+        attrs = json.loads(marker.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(attrs, dict) and ("n5" in attrs or {"dimensions", "dataType"} <= attrs.keys())
 
 
 def numbers_in(name: str) -> tuple[int, ...]:
@@ -56,13 +81,61 @@ def check_slice_size(shape: Sequence[int], source) -> None:
         )
 
 
+def check_decoded_size(shape_yx: Sequence[int], samples: int, itemsize: int, source) -> None:
+    """Refuse a slice whose decoded pixels would exceed :data:`MAX_DECODED_SLICE_BYTES`.
+
+    Parameters
+    ----------
+    shape_yx
+        ``(Y, X)`` of the slice as its header states it.
+    samples
+        Samples per pixel as stored (1 grey, 2 grey + alpha, 3 RGB, 4 RGBA).
+    itemsize
+        Bytes per sample as decoded (1 for 8-bit, 2 for 16-bit, 4 for float32).
+
+    Raises
+    ------
+    ImageContentError
+        Naming ``source`` and the sizes, before any pixel is decoded.
+    """
+    y, x = int(shape_yx[-2]), int(shape_yx[-1])
+    total = y * x * int(samples) * int(itemsize)
+    if total > MAX_DECODED_SLICE_BYTES:
+        raise ImageContentError(
+            source,
+            f"one slice decodes to {x} x {y} pixels x {samples} samples x {itemsize} bytes = {total / 2**30:.2f} GiB, "
+            f"more than the limit of {MAX_DECODED_SLICE_BYTES / 2**30:g} GiB per slice; refusing to read it",
+        )
+
+
 def is_colour(shape: Sequence[int]) -> bool:
     """True for ``(..., Y, X, 3|4)`` arrays (RGB or RGBA)."""
     return len(shape) >= 3 and shape[-1] in (3, 4)
 
 
 def to_grey(rgb: np.ndarray) -> np.ndarray:
-    """Convert ``(..., 3|4)`` RGB(A) pixels to luminance, keeping the dtype (alpha is ignored)."""
+    """Convert ``(..., 3|4)`` RGB(A) pixels to luminance, keeping the dtype (alpha is ignored).
+
+    ITU-R 601 luma (0.299 R + 0.587 G + 0.114 B), rounded to the nearest integer for integer
+    dtypes. Works through blocks of leading rows, so the float64 arithmetic never holds more
+    than about 25 MB at once, whatever the image size.
+    """
+    rgb = np.asarray(rgb)
+    if rgb.ndim < 3 or rgb[..., 0].size <= _GREY_BLOCK_PIXELS:
+        return _grey_block(rgb)
+    out = np.empty(rgb.shape[:-1], dtype=rgb.dtype)
+    row_pixels = rgb[0, ..., 0].size
+    step = _GREY_BLOCK_PIXELS // row_pixels
+    if step < 1:  # one leading row is itself too big: split it further
+        for i in range(len(rgb)):
+            out[i] = to_grey(rgb[i])
+    else:
+        for start in range(0, len(rgb), step):
+            out[start : start + step] = _grey_block(rgb[start : start + step])
+    return out
+
+
+def _grey_block(rgb: np.ndarray) -> np.ndarray:
     weights = np.array([0.299, 0.587, 0.114])
     grey = rgb[..., :3].astype(np.float64) @ weights
     if np.issubdtype(rgb.dtype, np.integer):

@@ -9,11 +9,12 @@ from ..volume import Volume
 
 
 def format_pixel_size(pixel_size: Optional[tuple]) -> str:
-    """``(50, 7, 7)`` -> ``"z 50 x y 7 x x 7 nm"``; ``None`` -> ``"unknown"``."""
+    """``(50, 7, 7)`` -> ``"50 x 7 x 7 nm (z, y, x)"``; an unknown z shows as ``?``;
+    ``None`` -> ``"unknown"``."""
     if not pixel_size:
         return "unknown"
     z, y, x = pixel_size
-    return f"z {'?' if z is None else f'{z:g}'} x y {y:g} x x {x:g} nm"
+    return f"{'?' if z is None else f'{z:g}'} x {y:g} x {x:g} nm (z, y, x)"
 
 
 def describe(volume: Volume) -> dict:
