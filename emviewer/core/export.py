@@ -17,7 +17,10 @@ from .progress import CancelToken, Progress, check, report
 from .validate import check_same_shape
 from .volume import Volume, map_slices
 
-FORMATS = {".h5": "hdf5", ".hdf5": "hdf5", ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff", ".raw": "raw", ".pdf": "pdf"}
+FORMATS = {
+    ".h5": "hdf5", ".hdf5": "hdf5", ".zarr": "ome-zarr", ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg",
+    ".tif": "tiff", ".tiff": "tiff", ".raw": "raw", ".pdf": "pdf",
+}
 CONTENTS = ("raw", "mask", "overlay")
 
 
@@ -66,7 +69,7 @@ def _check_inputs(volume: Volume, masks: Mapping[str, Volume], content: str, fmt
         check_same_shape(volume.shape, mask.shape, volume.source, mask.source)
     if content not in CONTENTS:
         raise InputError(None, f"unknown content {content!r}; choose from {', '.join(CONTENTS)}")
-    if content in ("mask", "overlay") and not masks and fmt not in ("hdf5", "pdf"):
+    if content in ("mask", "overlay") and not masks and fmt not in ("hdf5", "ome-zarr", "pdf"):
         raise InputError(None, f"content {content!r} needs masks, and none were given")
     if content == "mask" and len(masks) > 1 and fmt != "hdf5":
         raise InputError(None, "mask export to image files takes one object at a time")
@@ -119,6 +122,12 @@ def export(
 
         write_hdf5(out, raw=volume, masks=masks, probabilities=probabilities, provenance=provenance, progress=progress, cancel=cancel)
         return [out]
+    if fmt == "ome-zarr":
+        from .io.ome_zarr import write_ome_zarr
+
+        extra = {**{k: m for k, m in masks.items()}, **{f"{k}_probabilities": p for k, p in probabilities.items()}}
+        write_ome_zarr(out, volume.iter_slices(), volume.shape, volume.dtype, volume.pixel_size, extra_arrays=extra, progress=progress, cancel=cancel)
+        return [out]
     if fmt == "pdf":
         from .report import write_report
 
@@ -158,10 +167,9 @@ def _export_pixels(out, fmt, volume, masks, content, opacity, progress, cancel) 
     if fmt == "tiff":
         from .io.tiff import write_tiff
 
-        pixel_size = volume.pixel_size[-1] if volume.pixel_size else None
-        write_tiff(out, frames(), shape, dtype, rgb=rgb, pixel_size_nm=pixel_size)
+        write_tiff(out, frames(), shape, dtype, rgb=rgb, pixel_size=volume.pixel_size)
         return [out]
     from .io.raw import sidecar_path, write_raw
 
-    write_raw(out, frames(), shape, dtype, extra={"content": content, "source": volume.source}, cancel=cancel)
+    write_raw(out, frames(), shape, dtype, pixel_size=volume.pixel_size, extra={"content": content, "source": volume.source}, cancel=cancel)
     return [out, sidecar_path(out)]

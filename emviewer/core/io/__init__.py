@@ -8,19 +8,21 @@ from typing import Optional
 from ..errors import InputError, UnreadableFileError
 from ..volume import Volume
 from .axes import ReadOptions
-from .common import HDF5_SUFFIXES, MRC_SUFFIXES, PIL_SUFFIXES, TIFF_SUFFIXES, is_zarr
+from .common import HDF5_SUFFIXES, MRC_SUFFIXES, PIL_SUFFIXES, TIFF_SUFFIXES, is_n5, is_zarr
 
 __all__ = ["ReadOptions", "open_volume", "split_dataset"]
 
-_DATASET_SUFFIXES = HDF5_SUFFIXES + (".zarr", ".zip")
+_DATASET_SUFFIXES = HDF5_SUFFIXES + (".zarr", ".zip", ".n5")
 
 
 def split_dataset(spec: str | Path) -> tuple[Path, Optional[str]]:
-    """Split ``file.h5:/path/to/ds`` into the file and the dataset (``None`` when absent)."""
+    """Split ``file.h5:/path/to/ds`` (or ``file.tif:series=N``) into the file and the dataset (``None`` when absent)."""
     text = str(spec)
     head, sep, tail = text.rpartition(":")
     if sep and head.lower().endswith(_DATASET_SUFFIXES) and tail:
         return Path(head), tail
+    if sep and head.lower().endswith(TIFF_SUFFIXES) and tail.lower().startswith("series="):
+        return Path(head), tail  # file.tif:series=N, read by read_tiff
     return Path(text), None
 
 
@@ -46,6 +48,10 @@ def _open(spec: str | Path, options: ReadOptions) -> Volume:
     if not path.exists():
         raise InputError(path, "no such file or folder")
     suffix = path.suffix.lower()
+    if is_n5(path):
+        from .n5 import read_n5
+
+        return read_n5(path, dataset, options)
     if is_zarr(path):
         from .zarr import read_zarr
 
@@ -61,7 +67,7 @@ def _open(spec: str | Path, options: ReadOptions) -> Volume:
     if suffix in TIFF_SUFFIXES:
         from .tiff import read_tiff
 
-        return read_tiff(path, options)
+        return read_tiff(path, options, series=dataset)
     if suffix in PIL_SUFFIXES:
         from .slices import read_image
 

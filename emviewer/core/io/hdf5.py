@@ -26,6 +26,7 @@ from ..volume import Volume
 from .atomic import atomic_path
 from .axes import ReadOptions, as_zyx, guess_axes
 from .common import check_slice_size
+from . import units
 from .hdf5_safety import (
     CheckedDataset,
     check_dataset,
@@ -42,8 +43,6 @@ __all__ = ["image_datasets", "read_hdf5", "write_hdf5"]
 #: Attributes holding the voxel size, in the order they are trusted, and their unit in nm
 #: (``None``: the unit is in a ``unit`` attribute beside it, nm when absent).
 PIXEL_SIZE_ATTRIBUTES = (("pixel_size_nm", 1.0), ("element_size_um", 1000.0), ("resolution", 1.0), ("pixel_size", None))
-_NM_PER_UNIT = {"nm": 1.0, "nanometer": 1.0, "nanometre": 1.0, "um": 1e3, "µm": 1e3, "μm": 1e3, "micron": 1e3,
-                "micrometer": 1e3, "micrometre": 1e3, "a": 0.1, "å": 0.1, "angstrom": 0.1, "mm": 1e6, "m": 1e9}  # fmt: skip
 #: h5py dimension labels spelled out, as some writers do (single letters are taken as they are).
 _LABEL_WORDS = {"time": "T", "channel": "C", "channels": "C", "depth": "Z", "slice": "Z", "row": "Y", "column": "X"}
 
@@ -154,7 +153,7 @@ def _pixel_size(objects: Iterable, axes: str) -> tuple[Optional[tuple], Optional
                 continue
             if nm_per_unit is None:
                 unit = _text(_attr(obj, "unit"))
-                nm_per_unit = _NM_PER_UNIT.get((unit or "nm").strip().lower())
+                nm_per_unit = units.nm_per_unit(unit or "nm")
             size = _zyx_nm(value, axes, nm_per_unit) if nm_per_unit else None
             if size is not None:
                 return size, f"HDF5 attribute {name}" + (f" of group {obj.name}" if i else "")

@@ -25,6 +25,8 @@ from ..errors import ImageContentError, InputError, ShapeMismatchError, Unreadab
 from ..volume import LazySlices, Volume
 from .atomic import atomic_paths
 from .axes import ReadOptions, as_zyx
+from .tiff_metadata import tiff_pixel_size
+from .units import dpi_to_nm
 from .common import MAX_SLICE_PIXELS, check_decoded_size, check_slice_size, image_files, to_grey
 
 # Let PIL open anything up to our own limit; we refuse larger slices ourselves with a clear message.
@@ -36,16 +38,6 @@ _STRIP_PIXELS = 2**22
 _PNG_SAMPLES = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 _PIL_COLOUR = ("RGB", "RGBA", "RGBX")
 
-#: Length units in TIFF / ImageJ metadata, in nm.
-_UNIT_NM = {
-    "nm": 1.0, "nanometer": 1.0, "nanometre": 1.0, "nanometers": 1.0, "nanometres": 1.0,
-    "um": 1e3, "µm": 1e3, "μm": 1e3, "\\u00b5m": 1e3, "micron": 1e3, "microns": 1e3,
-    "micrometer": 1e3, "micrometre": 1e3, "micrometers": 1e3, "micrometres": 1e3,
-    "mm": 1e6, "cm": 1e7, "m": 1e9, "inch": 25.4e6, "in": 25.4e6,
-    "a": 0.1, "å": 0.1, "angstrom": 0.1, "ångström": 0.1, "pm": 1e-3,
-}  # fmt: skip
-#: Resolutions every tool writes by default (screen and Pillow's JPEG fallback): not a calibration.
-_SCREEN_DPI = (72.0, 96.0)
 
 
 @dataclass(frozen=True)
@@ -89,27 +81,6 @@ def _check(header: SliceHeader, path: Path) -> SliceHeader:
 # ---------------------------------------------------------------- pixel size
 
 
-def _round(nm: float) -> float:
-    """Drop the float noise of unit conversions (``4.999999998`` -> ``5``)."""
-    return float(f"{nm:.6g}")
-
-
-def dpi_to_nm(dpi) -> Optional[float]:
-    """Pixel size in nm for a resolution in dots per inch; ``None`` when it says nothing.
-
-    72 and 96 dpi are the defaults that screens, Pillow, Photoshop, GIMP and most writers put
-    in every file (ImageJ shows them as "0.0139 inch" pixels); they are never a microscope's
-    calibration, so they, like zero, negative or non-finite values, count as unknown.
-    """
-    try:
-        dpi = float(dpi)
-    except (TypeError, ValueError):
-        return None
-    if not math.isfinite(dpi) or dpi <= 0 or any(abs(dpi - d) < 0.05 for d in _SCREEN_DPI):
-        return None
-    return _round(25.4e6 / dpi)
-
-
 def _pil_pixel_size(img: Image.Image) -> tuple[Optional[tuple[float, float]], Optional[str]]:
     """``(y, x)`` nm from a PNG pHYs chunk (pixels per metre) or JPEG JFIF/EXIF density.
 
@@ -123,45 +94,6 @@ def _pil_pixel_size(img: Image.Image) -> tuple[Optional[tuple[float, float]], Op
         return None, None
     source = "PNG pHYs (pixels per metre)" if img.format == "PNG" else f"{img.format} resolution (dpi)"
     return (y, x), source
-
-
-def _resolution(page, name: str) -> Optional[float]:
-    tag = page.tags.get(name)
-    value = tag.value if tag is not None else None
-    try:
-        return float(value[0]) / float(value[1]) if isinstance(value, tuple) else float(value)
-    except (TypeError, ValueError, ZeroDivisionError, IndexError):
-        return None
-
-
-def _tiff_page_pixel_size(tif: tifffile.TiffFile, page) -> tuple[Optional[tuple[float, float]], Optional[str]]:
-    """``(y, x)`` nm of one TIFF page, from ImageJ's ``unit`` or the resolution unit (inch, cm).
-
-    XResolution and YResolution are pixels per unit. ImageJ writes its unit (``micron``,
-    ``nm``...) in its description and ResolutionUnit NONE; other writers use inch or cm, where
-    screen defaults (72, 96 dpi; see :func:`dpi_to_nm`) count as unknown. Returns
-    ``(None, None)`` when the page has no calibration (no tags, ResolutionUnit NONE without an
-    ImageJ unit, ImageJ's ``pixel``, an unknown unit).
-    """
-    x_res, y_res = _resolution(page, "XResolution"), _resolution(page, "YResolution")
-    if not x_res or not y_res or not (math.isfinite(x_res) and math.isfinite(y_res)) or x_res <= 0 or y_res <= 0:
-        return None, None
-    unit = str((tif.imagej_metadata or {}).get("unit", "")).strip().lower() if tif.is_imagej else ""
-    if unit in ("inch", "in", "cm"):
-        scale, source = (2.54 if unit == "cm" else 1.0), f"ImageJ unit ({unit}) and resolution"
-    elif unit:
-        per_unit = _UNIT_NM.get(unit)
-        if per_unit is None:
-            return None, None
-        return (_round(per_unit / y_res), _round(per_unit / x_res)), f"ImageJ unit ({unit}) and resolution"
-    else:
-        tag = page.tags.get("ResolutionUnit")
-        res_unit = int(tag.value) if tag is not None else 2  # the TIFF default is inch
-        if res_unit not in (2, 3):
-            return None, None
-        scale, source = (2.54 if res_unit == 3 else 1.0), f"TIFF resolution ({'cm' if res_unit == 3 else 'inch'})"
-    x, y = dpi_to_nm(x_res * scale), dpi_to_nm(y_res * scale)
-    return ((y, x), source) if x is not None and y is not None else (None, None)
 
 
 # ---------------------------------------------------------------- headers
@@ -215,8 +147,8 @@ def _tiff_header(tif: tifffile.TiffFile, path: Path):
     samples = math.prod(shape) // max(1, yx[0] * yx[1])  # channels and colour samples alike
     extras = len(getattr(page, "extrasamples", ()) or ())
     colour = page.photometric in (tifffile.PHOTOMETRIC.RGB, tifffile.PHOTOMETRIC.YCBCR)  # tifffile decodes YCbCr to RGB
-    size_nm, size_from = _tiff_page_pixel_size(tif, page)
-    size = dict(pixel_size=size_nm, pixel_size_from=size_from)
+    size_zyx, size_from = tiff_pixel_size(tif, tif.series.index(series), page)
+    size = dict(pixel_size=size_zyx[1:] if size_zyx else None, pixel_size_from=size_from)
     header = SliceHeader(yx, str(series.dtype), axes, samples, _native(series.dtype), colour, extras, "TIFF", False, **size)
     return header, series
 

@@ -5,12 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import h5py
-import mrcfile
 import tifffile
-import zarr
 from PIL import Image
 
-from emviewer.core.errors import InputError
 from emviewer.core.io import open_volume, split_dataset
 from emviewer.core.io.common import natural_key
 
@@ -53,78 +50,9 @@ def test_folder_of_tiff_and_jpeg_slices(tmp_path, stack):
     assert np.abs(jpgs.read().astype(int) - stack).mean() < 4  # lossy, but close
 
 
-def test_multipage_tiff_is_memory_mapped(tmp_path, stack):
-    path = tmp_path / "stack.tif"
-    tifffile.imwrite(path, stack, imagej=True)
-    volume = open_volume(path)
-    assert isinstance(volume.data, np.memmap)
-    np.testing.assert_array_equal(volume.read(), stack)
-    volume.close()
-
-
-def test_compressed_tiff_is_read_page_by_page(tmp_path, stack):
-    path = tmp_path / "stack.tif"
-    tifffile.imwrite(path, stack, compression="zlib", photometric="minisblack")
-    with open_volume(path) as volume:
-        assert not isinstance(volume.data, np.memmap)
-        np.testing.assert_array_equal(volume.slice(2), stack[2])
-        np.testing.assert_array_equal(volume[1:3], stack[1:3])
-
-
-def test_hdf5_single_dataset_and_explicit_choice(tmp_path, stack):
-    path = tmp_path / "data.h5"
-    with h5py.File(path, "w") as h5:
-        h5["group/raw"] = stack
-        h5["meta"] = np.arange(5)  # 1D, not an image
-    with open_volume(path) as volume:
-        assert volume.source.endswith(":/group/raw")
-        np.testing.assert_array_equal(volume.slice(1), stack[1])
-    with h5py.File(path, "a") as h5:
-        h5["other"] = stack[:2]
-    with pytest.raises(InputError, match="several"):
-        open_volume(path)
-    with open_volume(f"{path}:/other") as volume:
-        assert volume.shape == (2, 1024, 1024)
-
-
-def test_hdf5_2d_dataset_is_one_slice(tmp_path, stack):
-    path = tmp_path / "one.hdf5"
-    with h5py.File(path, "w") as h5:
-        h5["img"] = stack[0]
-    with open_volume(path) as volume:
-        assert volume.shape == (1, 1024, 1024)
-        np.testing.assert_array_equal(volume.slice(0), stack[0])
-
-
 def test_split_dataset_only_after_hdf5_or_zarr_names():
     assert split_dataset("a/b.h5:/x/y") == (split_dataset("a/b.h5")[0], "/x/y")
     assert split_dataset("C:/data/img.tif")[1] is None
-
-
-def test_zarr_array_and_ome_zarr_level0(tmp_path, stack):
-    plain = tmp_path / "plain.zarr"
-    zarr.create_array(str(plain), shape=stack.shape, dtype=stack.dtype, chunks=(1, 256, 256))[:] = stack
-    with open_volume(plain) as volume:
-        np.testing.assert_array_equal(volume.slice(2), stack[2])
-
-    ome = tmp_path / "image.ome.zarr"
-    root = zarr.open_group(str(ome), mode="w")
-    root.attrs["multiscales"] = [{"version": "0.4", "axes": [{"name": a} for a in "tczyx"], "datasets": [{"path": "0"}, {"path": "1"}]}]
-    root.create_array("0", shape=(1, 1) + stack.shape, dtype=stack.dtype, chunks=(1, 1, 1, 256, 256))[:] = stack[None, None]
-    root.create_array("1", shape=(1, 1, 3, 512, 512), dtype=stack.dtype)[:] = stack[None, None, :, ::2, ::2]
-    with open_volume(ome) as volume:
-        assert volume.shape == stack.shape
-        np.testing.assert_array_equal(volume.slice(1), stack[1])
-
-
-def test_mrc_is_memory_mapped_with_pixel_size(tmp_path, stack):
-    path = tmp_path / "tomo.mrc"
-    with mrcfile.new(path) as mrc:
-        mrc.set_data(stack.astype(np.int16))
-        mrc.voxel_size = 50.0  # angstrom
-    with open_volume(path) as volume:
-        assert volume.dtype == np.int16 and volume.pixel_size == (5.0, 5.0, 5.0)
-        np.testing.assert_array_equal(volume.slice(0), stack[0].astype(np.int16))
 
 
 def test_single_images_of_each_depth(tmp_path, cdeep3m, stack):
@@ -173,10 +101,3 @@ def test_2gb_stack_opens_without_reading_it(tmp_path, kind):
         grown = _resident_mb() - before
     assert corner.tolist() == [[7, 7], [7, 7]]
     assert grown < 300, f"opening a 2 GiB stack grew memory by {grown:.0f} MB"
-
-
-def test_tiff_header_with_no_image_is_refused_by_name(tmp_path):
-    bad = tmp_path / "stack.tif"
-    bad.write_bytes(b"II*\x00" + b"\x07" * 500)  # found by the server tests: once an IndexError
-    with pytest.raises(InputError, match=r"stack\.tif: not a readable TIFF file"):
-        open_volume(bad)

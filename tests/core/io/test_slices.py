@@ -21,7 +21,8 @@ from PIL import Image
 from emviewer.core.errors import ImageContentError, InputError
 from emviewer.core.io import ReadOptions, open_volume
 from emviewer.core.io.common import MAX_DECODED_SLICE_BYTES, check_decoded_size, to_grey
-from emviewer.core.io.slices import dpi_to_nm, write_slices
+from emviewer.core.io.slices import write_slices
+from emviewer.core.io.units import dpi_to_nm
 
 
 @pytest.fixture
@@ -198,11 +199,11 @@ def _tiff_folder(tmp_path, name, **kwargs):
 def test_tiff_slices_take_the_first_files_calibration(tmp_path):
     fiji = _tiff_folder(tmp_path, "fiji", imagej=True, resolution=(1 / 0.007, 1 / 0.007), metadata={"unit": "micron"})
     assert fiji.pixel_size == (None, 7.0, 7.0)
-    assert fiji.metadata["pixel_size_from"] == "ImageJ unit (micron) and resolution of slice0.tif"
+    assert fiji.metadata["pixel_size_from"] == "ImageJ resolution/unit of slice0.tif"
     nm = _tiff_folder(tmp_path, "nm", imagej=True, resolution=(1 / 4.0, 1 / 5.0), metadata={"unit": "nm"})
     assert nm.pixel_size == (None, 5.0, 4.0)
     cm = _tiff_folder(tmp_path, "cm", resolution=(1e6, 1e6), resolutionunit="CENTIMETER")  # 10 nm
-    assert cm.pixel_size == (None, 10.0, 10.0) and cm.metadata["pixel_size_from"].startswith("TIFF resolution (cm)")
+    assert cm.pixel_size == (None, 10.0, 10.0) and cm.metadata["pixel_size_from"].startswith("TIFF resolution tags (centimeter)")
     assert _tiff_folder(tmp_path, "inch72", resolution=(72, 72), resolutionunit="INCH").pixel_size is None
     assert _tiff_folder(tmp_path, "plain").pixel_size is None
     uncalibrated = _tiff_folder(tmp_path, "pixel", imagej=True, resolution=(1, 1), metadata={"unit": "pixel"})
