@@ -33,6 +33,33 @@ def _values(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _pixel_size(text: str) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3 or not all(0 < v < float("inf") for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a voxel size Z,Y,X in nm, e.g. 50,7,7")
+    return values
+
+
+def _axes(text: str) -> str:
+    from .core.errors import InputError
+    from .core.io.axes import parse_axes
+
+    try:
+        return parse_axes(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _read_options(args):
+    """What ``--channel``, ``--axes`` and ``--pixel-size`` say about the input files."""
+    from .core.io import ReadOptions
+
+    return ReadOptions(channel=getattr(args, "channel", None), axes=getattr(args, "axes", None), pixel_size=getattr(args, "pixel_size", None))
+
+
 def _object_key(text: str) -> str:
     from .core.objects import object_kind
 
@@ -78,6 +105,8 @@ def _progress_bar(desc: str):
 
 
 def cmd_info(args) -> int:
+    if args.file:
+        return _describe_file(args)
     from . import config
     from .core.backend import device_summary
 
@@ -96,6 +125,32 @@ def cmd_info(args) -> int:
         print(f"Compute on: {', '.join(info['devices'])}")
         print(f"Models: {', '.join(info['models']) or 'none installed yet'}")
         print(f"Sample stack: {info['sample_stack']}")
+    return 0
+
+
+def _describe_file(args) -> int:
+    from .core.io import open_volume
+    from .core.io.describe import describe
+
+    with open_volume(args.file, _read_options(args)) as volume:
+        info = describe(volume)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    low, high = info["tissue_intensity_1_99"]
+    lines = {
+        "File": info["file"],
+        "Format": info["format"],
+        "Shape": f"{info['shape_zyx'][0]} slices of {info['shape_zyx'][2]} x {info['shape_zyx'][1]} pixels (Z, Y, X), {info['dtype']}",
+        "Stored axes": info["stored_axes"],
+        "Voxel size": f"{info['pixel_size']} ({info['pixel_size_from']})" if info["pixel_size_nm_zyx"] else "unknown (give --pixel-size Z,Y,X in nm)",
+        "Tissue intensity": f"{low:g} - {high:g} (1st - 99th percentile)",
+        "NaN / infinite": f"{info['nonfinite_fraction']:.2%} of the pixels",
+        "Border or saturated": f"{info['border_or_saturated_fraction']:.2%} of the pixels (left out of the intensity statistics)",
+        "Slices": info["slices"],
+    }
+    for label, value in lines.items():
+        print(f"{label + ':':<21}{value}")
     return 0
 
 
@@ -121,13 +176,13 @@ def cmd_export(args) -> int:
     from .core.provenance import provenance
 
     object_key = args.object
-    volume = open_volume(args.input)
+    volume = open_volume(args.input, _read_options(args))
     masks = _open_masks(args.mask, object_key)
     metrics = None
     if args.labels:
         if not args.mask:
             raise InputError(args.labels, "--labels needs --mask: the masks to score against these labels")
-        metrics = evaluate(args.mask, args.labels, args.foreground, args.invert).as_dict()
+        metrics = evaluate(args.mask, args.labels, args.foreground, args.invert, pair_by=args.pair_by).as_dict()
     record = provenance(command="export", input=args.input, mask=args.mask, labels=args.labels, object=object_key)
     written = export(
         args.output,
@@ -145,11 +200,14 @@ def cmd_export(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from .core.evaluate import evaluate
+    from .core.validate import unpaired_warning
 
-    result = evaluate(args.pred, args.labels, args.foreground, args.invert, progress=_progress_bar("evaluate"))
-    for name, kind in ((result.unpaired_predictions, "prediction"), (result.unpaired_labels, "label")):
-        if name:
-            print(f"warning: {len(name)} {kind} slice(s) without a partner, skipped: {', '.join(name[:5])}", file=sys.stderr)
+    result = evaluate(
+        args.pred, args.labels, args.foreground, args.invert, progress=_progress_bar("evaluate"), pair_by=args.pair_by, label_options=_read_options(args)
+    )
+    for names, kind, source in ((result.unpaired_predictions, "prediction", args.pred), (result.unpaired_labels, "label", args.labels)):
+        if names:
+            print(f"warning: {unpaired_warning(names, kind, source)}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.as_dict()))
         return 0
@@ -209,7 +267,7 @@ def cmd_predict(args) -> int:
     from .core.prediction_output import PredictionWriter, write_predictions
     from .core.provenance import provenance
 
-    volume = open_volume(args.input)
+    volume = open_volume(args.input, _read_options(args))
     predictor, how = _predictor(args)
     record = provenance(command="predict", input=args.input, mode=args.mode, **how)
     writer = PredictionWriter(Path(args.output), args.object, args.format, args.save_probabilities, record)
@@ -251,8 +309,9 @@ def cmd_train(args) -> int:
     context = args.context or network["context"]
     default_name = f"{args.object}-{network['arch']}-{context}fm-{date.today():%Y%m%d}.keras"
     out = Path(args.out) if args.out else config.user_models_dir() / args.object / default_name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    spec = DataSpec(args.images, args.labels, args.val_images or [], args.val_labels or [], args.foreground, args.invert)
+    spec = DataSpec(
+        args.images, args.labels, args.val_images or [], args.val_labels or [], args.foreground, args.invert, args.pair_by, read_options=_read_options(args)
+    )
     settings = TrainConfig(
         object=args.object,
         arch=args.arch,
@@ -269,7 +328,10 @@ def cmd_train(args) -> int:
         length_filter=args.length_filter,
     )
     limit = None if args.time_limit is None else args.time_limit * 60
-    card = train(spec, settings, out, resume=args.resume, progress=_progress_bar("train"), time_limit_s=limit, init_from=start)
+    card = train(
+        spec, settings, out, resume=args.resume, progress=_progress_bar("train"), time_limit_s=limit, init_from=start,
+        on_warning=lambda message: print(f"warning: {message}", file=sys.stderr, flush=True),
+    )
     v = card["validation"]
     print(f"wrote {out} (validation F1 {v['f1']:.3f} at threshold {v['threshold']:.2f}, best epoch {card['best_epoch']})")
     return 0
@@ -282,6 +344,20 @@ def cmd_gui(args) -> int:
 
 
 # ---------------------------------------------------------------------------- parser
+
+
+def _add_pair_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--pair-by", choices=("number", "order"), default="number",
+        help=f"how {what} line up: number = the number in the file names (default; refused when the numbers differ), order = position in natural order (equal counts)",
+    )
+
+
+def _add_read_options(parser: argparse.ArgumentParser, which: str = "") -> None:
+    group = parser.add_argument_group("reading the input" + (f" ({which})" if which else ""))
+    group.add_argument("--pixel-size", type=_pixel_size, metavar="Z,Y,X", help="voxel size in nm, e.g. 50,7,7 (overrides what the file says)")
+    group.add_argument("--channel", type=int, metavar="N", help="0-based channel to read from a file with several channels")
+    group.add_argument("--axes", type=_axes, metavar="AXES", help="axis order of the stored array when the file does not say, e.g. ZYXC or TCZYX")
 
 
 def _add_label_options(parser: argparse.ArgumentParser) -> None:
@@ -303,8 +379,10 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--screenshot", metavar="FILE", help="render the window (after predicting with --predict), save FILE as PNG and exit")
     gui.set_defaults(run=cmd_gui)
 
-    info = sub.add_parser("info", help="version, Keras backend, compute device, installed models")
+    info = sub.add_parser("info", help="version, Keras backend, compute device, installed models; or describe FILE")
+    info.add_argument("file", nargs="?", metavar="FILE", help="an image or stack to describe: shape, dtype, axes, voxel size, intensities")
     info.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_read_options(info)
     info.set_defaults(run=cmd_info)
 
     export = sub.add_parser("export", help="convert a stack (and masks) to HDF5, PNG, JPEG, TIFF, RAW or a PDF report")
@@ -316,6 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--slices", help="0-based slices to export, e.g. 0-4,9 (default all)")
     export.add_argument("--labels", help="expert labels: adds a metrics table to a PDF report")
     _add_label_options(export)
+    _add_pair_option(export, "the masks and --labels")
+    _add_read_options(export)
     export.set_defaults(run=cmd_export)
 
     models = sub.add_parser("models", help="installed models (bundled and your own) with their validation figures")
@@ -338,11 +418,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--save-probabilities", action="store_true", help="also write probabilities (PNG 0-255, or float32 in TIFF/HDF5)")
     predict.add_argument("--server", metavar="URL", help="predict online on an EMViewer server, e.g. http://gpu-box:8765")
     predict.add_argument("--token", help="the server's token (default: $EMVIEWER_TOKEN)")
+    _add_read_options(predict)
     predict.set_defaults(run=cmd_predict)
 
     train = sub.add_parser("train", help="train a model on your labelled slices")
     train.add_argument("--images", action="append", required=True, help="image folder or stack (repeat for several data sets)")
-    train.add_argument("--labels", action="append", required=True, help="labels for each --images, paired by the number in the file name")
+    train.add_argument("--labels", action="append", required=True, help="labels for each --images, paired by the number in the file name (see --pair-by)")
     train.add_argument("--object", type=_object_key, required=True, help="mito, nuclei or membrane")
     train.add_argument("--arch", choices=("multiresunet", "deepem3d"), default="multiresunet")
     train.add_argument(
@@ -351,7 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--val-images", action="append", help="held-out images (default: the last 15 %% of the training slices)")
     train.add_argument("--val-labels", action="append", help="labels of the held-out images")
+    _add_pair_option(train, "every --images/--labels (and --val-) pair")
     _add_label_options(train)
+    _add_read_options(train, "for the --images")
     train.add_argument("--epochs", type=int, default=20)
     train.add_argument("--steps", type=int, default=100, help="batches per epoch (default 100)")
     train.add_argument("--batch-size", type=int, default=8)
@@ -376,8 +459,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("evaluate", help="precision, recall, F1 and IoU of masks against labels")
     evaluate.add_argument("--pred", required=True, help="predicted masks (folder or stack)")
-    evaluate.add_argument("--labels", required=True, help="expert labels (folder or stack), paired by the number in the file name")
+    evaluate.add_argument("--labels", required=True, help="expert labels (folder or stack), paired by the number in the file name (see --pair-by)")
+    _add_pair_option(evaluate, "predictions and labels")
     _add_label_options(evaluate)
+    _add_read_options(evaluate, "for the --labels, e.g. an ilastik export")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object with keys per_image and mean")
     evaluate.set_defaults(run=cmd_evaluate)
     serve = sub.add_parser("serve", help="run the online-mode prediction server")
@@ -391,6 +476,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_input_warnings() -> None:
+    """Warnings about the user's files (``InputWarning``) go to stderr as one line each."""
+    import warnings
+
+    from .core.errors import InputWarning
+
+    shown = warnings.showwarning
+    if getattr(shown, "emviewer_input_warnings", False):  # main() may run many times in one process
+        return
+
+    def show(message, category, *rest, **kwargs):
+        if issubclass(category, InputWarning):
+            print(f"emviewer: warning: {message}", file=sys.stderr)
+        else:
+            shown(message, category, *rest, **kwargs)
+
+    show.emviewer_input_warnings = True
+    warnings.showwarning = show
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ start-up chatter off the terminal
     logging.getLogger("tifffile").setLevel(logging.ERROR)  # damaged files are reported by us, once
@@ -401,6 +506,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from .core.errors import InputError
     from .core.progress import Cancelled
 
+    _show_input_warnings()
     try:
         return args.run(args)
     except InputError as exc:

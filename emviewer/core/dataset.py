@@ -2,26 +2,29 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 import numpy as np
 
 from . import augment
 from .errors import InputError
-from .io import open_volume
+from .intensity import DEFAULT_REFERENCE
+from .io import ReadOptions, open_volume
 from .mining import ErrorMaps
 from .noise import box_blur, gaussian_noise, salt_and_pepper
 from .preprocess import context_indices, input_levels, normalise, reflect_indices
-from .validate import check_image, check_same_shape, label_to_mask, pair_by_number
+from .validate import check_image, check_same_shape, label_to_mask, pair_slices, unpaired_warning
 from .volume import from_array
 
 
 @dataclass
 class LabelledStack:
-    """Images ``(Z, Y, X)`` in their dtype, object masks ``(Z, Y, X)`` bool, paired by number.
+    """Images ``(Z, Y, X)`` in their dtype, object masks ``(Z, Y, X)`` bool, paired by number
+    (or by order).
 
-    Slices are in the order of their numbers, so neighbours in Z are neighbours in the stack.
+    Slices are in the image order, so neighbours in Z are neighbours in the stack. The
+    slices of either side that found no partner are kept by name, for a warning.
     """
 
     images: np.ndarray
@@ -29,23 +32,58 @@ class LabelledStack:
     names: list[str]
     levels: tuple[float, float]
     source: str
+    unpaired_images: list[str] = field(default_factory=list)
+    unpaired_labels: list[str] = field(default_factory=list)
+    label_source: str = ""
+    reference: tuple[float, float] = DEFAULT_REFERENCE  # model-input levels of the tissue (core.intensity)
+    pixel_size: Optional[tuple] = None  # the images' voxel size (z, y, x) in nm, when known
 
     def __len__(self) -> int:
         return len(self.names)
 
     def split(self, indices: Sequence[int]) -> "LabelledStack":
         indices = list(indices)
-        return LabelledStack(self.images[indices], self.masks[indices], [self.names[i] for i in indices], self.levels, self.source)
+        names = [self.names[i] for i in indices]
+        return LabelledStack(self.images[indices], self.masks[indices], names, self.levels, self.source, reference=self.reference)
+
+    def warnings(self) -> list[str]:
+        """One line per side with slices that found no partner (``[]`` when all paired)."""
+        sides = ((self.unpaired_images, "image", self.source), (self.unpaired_labels, "label", self.label_source))
+        return [unpaired_warning(names, kind, source) for names, kind, source in sides if names]
 
     def model_input(self, z: int, context: int) -> np.ndarray:
         """Whole slice ``z`` with its context as ``(Y, X, context)`` float32 in [0, 1]."""
         return np.stack([normalise(self.images[i], self.levels) for i in context_indices(z, len(self), context)], axis=-1)
 
 
-def load_labelled(images: str, labels: str, foreground: Optional[Sequence[float]] = None, invert: bool = False) -> LabelledStack:
-    """Read an image folder/stack and its labels, pair slices by number, and check the rules."""
-    with open_volume(images) as image_vol, open_volume(labels) as label_vol:
-        pairing = pair_by_number(image_vol.slice_names, label_vol.slice_names, image_vol.source, label_vol.source)
+def load_labelled(
+    images: str,
+    labels: str,
+    foreground: Optional[Sequence[float]] = None,
+    invert: bool = False,
+    pair_by: str = "number",
+    reference: Optional[Sequence[float]] = None,
+    options: Optional[ReadOptions] = None,
+) -> LabelledStack:
+    """Read an image folder/stack and its labels, pair their slices and check the rules.
+
+    ``pair_by`` is ``"number"`` (the number in the names) or ``"order"`` (position in natural
+    order, equal counts); see :func:`~emviewer.core.validate.pair_slices`. The images' model
+    input maps their tissue percentiles onto ``reference`` (default
+    :data:`~emviewer.core.intensity.DEFAULT_REFERENCE`; a fine-tuned model keeps its parent's).
+    ``options`` (channel, axes, voxel size) apply to the images. Slices of one side
+    without a partner are skipped and recorded in ``unpaired_images`` / ``unpaired_labels``.
+
+    Raises
+    ------
+    PairingError
+        When the two numberings do not line up one to one (see
+        :func:`~emviewer.core.validate.pair_by_number`), or by order, the counts differ.
+    InputError
+        For unreadable files, binary images, label values or shapes that break the rules.
+    """
+    with open_volume(images, options) as image_vol, open_volume(labels) as label_vol:
+        pairing = pair_slices(image_vol.slice_names, label_vol.slice_names, image_vol.source, label_vol.source, pair_by)
         image_slices, masks, names = [], [], []
         for i, j in pairing.pairs:
             image, label = image_vol.slice(i), label_vol.slice(j)
@@ -56,8 +94,10 @@ def load_labelled(images: str, labels: str, foreground: Optional[Sequence[float]
             masks.append(label_to_mask(label, f"{label_vol.source} ({label_vol.slice_names[j]})", foreground, invert))
             names.append(image_vol.slice_names[i])
         stack = np.stack(image_slices)
-        levels = input_levels(from_array(stack))
-    return LabelledStack(stack, np.stack(masks), names, levels, image_vol.source)
+        reference = tuple(reference or DEFAULT_REFERENCE)
+        levels = input_levels(from_array(stack), reference)
+    unpaired = (pairing.unpaired_a, pairing.unpaired_b)
+    return LabelledStack(stack, np.stack(masks), names, levels, image_vol.source, *unpaired, label_vol.source, reference, image_vol.pixel_size)
 
 
 def holdout_split(stack: LabelledStack, fraction: float = 0.15) -> tuple[LabelledStack, LabelledStack]:

@@ -1,4 +1,4 @@
-"""Score predicted masks against expert labels, pairing slices by the number in their names."""
+"""Score predicted masks against expert labels, pairing slices by the number in their names (or by order)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Iterator, Optional, Sequence
 import numpy as np
 
 from .errors import ImageContentError
-from .io import open_volume
+from .io import ReadOptions, open_volume
 from .metrics import Scores, mean_scores, score
 from .progress import CancelToken, Progress, check, report
-from .validate import Pairing, check_same_shape, label_to_mask, pair_by_number
+from .validate import Pairing, check_same_shape, label_to_mask, pair_slices
 from .volume import Volume
 
 
@@ -72,9 +72,11 @@ def evaluate_volumes(
     invert: bool = False,
     progress: Optional[Progress] = None,
     cancel: Optional[CancelToken] = None,
+    pair_by: str = "number",
 ) -> Evaluation:
-    """Score a prediction stack (masks, any two values) against a label stack, paired by number."""
-    pairing = pair_by_number(pred.slice_names, truth.slice_names, pred.source, truth.source)
+    """Score a prediction stack (masks, any two values) against a label stack, paired
+    ``pair_by`` ``"number"`` or ``"order"`` (see :func:`~emviewer.core.validate.pair_slices`)."""
+    pairing = pair_slices(pred.slice_names, truth.slice_names, pred.source, truth.source, pair_by, ("predictions", "labels"))
     names, per_image = [], []
     for i, truth_mask in truth_masks(truth, pairing, pred.shape[1:], pred.source, pred.slice_names, foreground, invert, progress, cancel):
         where = f"{pred.source} ({pred.slice_names[i]})"
@@ -90,12 +92,25 @@ def evaluate(
     invert: bool = False,
     progress: Optional[Progress] = None,
     cancel: Optional[CancelToken] = None,
+    pair_by: str = "number",
+    label_options: Optional[ReadOptions] = None,
 ) -> Evaluation:
     """Compare a prediction folder/stack (masks, any two values) with a label folder/stack.
 
     ``foreground`` and ``invert`` say which label value is the object (see
-    :func:`~emviewer.core.validate.label_to_mask`). Slices pair by number, so
-    ``slice 010`` of the prediction meets ``mitos_3D.010`` of the labels.
+    :func:`~emviewer.core.validate.label_to_mask`). With ``pair_by="number"`` slices pair by
+    the number in their names, so ``slice 010`` of the prediction meets ``mitos_3D.010`` of
+    the labels, and slices of one side without a partner are listed in the result; with
+    ``"order"`` the *n*-th prediction meets the *n*-th label (natural order, equal counts).
+    ``label_options`` (channel, axes) say how to read a label file from another tool.
+
+    Raises
+    ------
+    PairingError
+        When the numbers do not line up one to one (both sides hold numbers the other
+        lacks, or nothing pairs), or by order, the counts differ.
+    InputError
+        For unreadable files, non-binary masks, label values or shapes that break the rules.
     """
-    with open_volume(predictions) as pred, open_volume(labels) as truth:
-        return evaluate_volumes(pred, truth, foreground, invert, progress, cancel)
+    with open_volume(predictions) as pred, open_volume(labels, label_options) as truth:
+        return evaluate_volumes(pred, truth, foreground, invert, progress, cancel, pair_by)

@@ -49,17 +49,31 @@ class TissueStats:
         Share of the sampled pixels that are NaN or infinite (0 for integer images).
     excluded_fraction
         Share of the sampled pixels left out as border, padding, saturation or non-finite.
+    box
+        ``(y0, y1, x0, x1)``: the rectangle holding every sampled slice's data, without the
+        constant or non-finite borders around it; ``None`` when the slices had none.
     """
 
     low: float
     high: float
     nonfinite_fraction: float = 0.0
     excluded_fraction: float = 0.0
+    box: Optional[tuple[int, int, int, int]] = None
 
 
-def _strided(image: np.ndarray) -> np.ndarray:
-    step = max(1, int(np.ceil(np.sqrt(image.size / SAMPLE_PIXELS))))
-    return image[::step, ::step]
+def _stride(image: np.ndarray) -> int:
+    return max(1, int(np.ceil(np.sqrt(image.size / SAMPLE_PIXELS))))
+
+
+def _data_box(data: np.ndarray, step: int, shape: tuple) -> Optional[tuple[int, int, int, int]]:
+    """Bounding rectangle of ``data`` (a strided mask) in full-size pixels, widened by the
+    stride so no data pixel is cut; ``None`` when the mask is empty."""
+    rows, cols = np.flatnonzero(data.any(axis=1)), np.flatnonzero(data.any(axis=0))
+    if rows.size == 0:
+        return None
+    slack = step - 1  # a strided pixel stands for up to step - 1 unseen ones on either side
+    y0, x0 = max(0, rows[0] * step - slack), max(0, cols[0] * step - slack)
+    return y0, min(shape[0], (rows[-1] + 1) * step + slack), x0, min(shape[1], (cols[-1] + 1) * step + slack)
 
 
 def _edge_border(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -90,15 +104,19 @@ def _drop_spikes(values: np.ndarray) -> np.ndarray:
     return values
 
 
-def tissue_values(image: np.ndarray) -> tuple[np.ndarray, int, int]:
+def tissue_values(image: np.ndarray) -> tuple[np.ndarray, int, int, Optional[tuple]]:
     """Sampled tissue pixels of one ``(Y, X)`` slice as float32, with the counts of sampled
-    and of non-finite pixels. See the module docstring for what is left out."""
-    image = _strided(np.asarray(image))
+    and of non-finite pixels, and the rectangle holding the data (see :class:`TissueStats`).
+    See the module docstring for what is left out."""
+    full = np.asarray(image)
+    step = _stride(full)
+    image = full[::step, ::step]
     valid = np.isfinite(image) if image.dtype.kind == "f" else np.ones(image.shape, bool)
     n_nonfinite = int(image.size - np.count_nonzero(valid))
     keep = valid & ~_edge_border(image, valid)
     values = image[keep].astype(np.float32)
-    return (_drop_spikes(values) if values.size else values), int(image.size), n_nonfinite
+    box = _data_box(keep, step, full.shape)
+    return (_drop_spikes(values) if values.size else values), int(image.size), n_nonfinite, box
 
 
 def tissue_stats(slices: Sequence[np.ndarray], percentiles: tuple[float, float] = TISSUE_PERCENTILES) -> TissueStats:
@@ -107,10 +125,11 @@ def tissue_stats(slices: Sequence[np.ndarray], percentiles: tuple[float, float] 
     When no tissue is left (a blank or all-NaN stack) the range of the finite pixels is
     used, and ``(0, 1)`` when there are none.
     """
-    parts, total, nonfinite = [], 0, 0
+    parts, boxes, total, nonfinite = [], [], 0, 0
     for image in slices:
-        values, n, bad = tissue_values(image)
+        values, n, bad, box = tissue_values(image)
         parts.append(values)
+        boxes += [box] if box else []
         total, nonfinite = total + n, nonfinite + bad
     values = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     if values.size:
@@ -122,7 +141,8 @@ def tissue_stats(slices: Sequence[np.ndarray], percentiles: tuple[float, float] 
     if high <= low:
         high = low + 1.0
     excluded = 1 - values.size / total if total else 0.0
-    return TissueStats(low, high, nonfinite / total if total else 0.0, float(excluded))
+    box = tuple(int(f(b[i] for b in boxes)) for i, f in enumerate((min, max, min, max))) if boxes else None
+    return TissueStats(low, high, nonfinite / total if total else 0.0, float(excluded), box)
 
 
 def sample_slices(volume, count: int = 8) -> list[np.ndarray]:

@@ -24,7 +24,7 @@ from .intensity import TissueStats, model_input, stack_stats, tissue_units
 from .preprocess import context_indices, reflect_indices
 from .progress import CancelToken, Progress, check, report
 from .tiling import Stitcher, blend_window, tile_grid
-from .volume import Volume
+from .volume import Volume, crop_yx
 
 #: Decision threshold after :func:`calibrate`: every model's own threshold maps to it.
 DECISION = 0.5
@@ -207,9 +207,13 @@ class LocalPredictor:
                 f"{volume.source}: {stats.nonfinite_fraction:.2%} of the sampled pixels are NaN or infinite; "
                 "they are left out of the contrast and predicted as background"
             ))
-        n_tiles = len(self._layout(*volume.shape[1:])[0])
+        # Only the data are predicted, as if the constant border (alignment, padding) were not
+        # there: the model never sees a black frame it was not trained on.
+        box = stats.box if stats.box and stats.box != (0, volume.shape[1], 0, volume.shape[2]) else None
+        data = crop_yx(volume, box) if box else volume
+        n_tiles = len(self._layout(*data.shape[1:])[0])
         total, done, finished, stitchers = n_tiles * len(slices), 0, 0, {}
-        batches = prefetch(self._batches(volume, slices, stats), depth=2)
+        batches = prefetch(self._batches(data, slices, stats), depth=2)
         try:
             for batch in batches:
                 check(cancel)
@@ -225,11 +229,20 @@ class LocalPredictor:
                 if batch.last_of_slice:
                     finished += 1
                     probabilities = {obj: drop_long_objects(s.result()[batch.crop], self.length_limits[obj], DECISION) for obj, s in stitchers.items()}
+                    if box:
+                        probabilities = {obj: _paste(p, box, volume.shape[1:]) for obj, p in probabilities.items()}
                     _clear_nonfinite(probabilities, volume, batch.z)
                     stitchers = {}
                     yield SliceResult(batch.z, volume.slice_names[batch.z], probabilities)
         finally:
             batches.close()  # stops the reader thread at once on cancel or error
+
+
+def _paste(probability: np.ndarray, box: tuple, shape: tuple) -> np.ndarray:
+    """A cropped slice's probabilities in a full-size slice; outside the box is background."""
+    full = np.zeros(shape, np.float32)
+    full[box[0] : box[1], box[2] : box[3]] = probability
+    return full
 
 
 def _clear_nonfinite(probabilities: dict[str, np.ndarray], volume: Volume, z: int) -> None:
@@ -262,7 +275,8 @@ def labelled_predictions(model, context: int, stacks: Sequence, tta: int = 1, ca
     the length filter, tiling can join or split an object that is near the limit)."""
     from .volume import from_array
 
-    loaded = LoadedModel("training", model, context, 0.5)
+    reference = list(stacks[0].reference) if stacks else None  # the contrast the model trains on
+    loaded = LoadedModel("training", model, context, 0.5, {"input_reference": reference} if reference else None)
     predictor = LocalPredictor({"object": [loaded]}, tta=tta)
     for stack in stacks:
         volume = from_array(stack.images, stack.source, slice_names=stack.names)

@@ -22,11 +22,14 @@ import numpy as np
 
 from .dataset import Augmentation, LabelledStack, holdout_split, load_labelled, random_batch
 from .errors import InputError
+from .intensity import DEFAULT_REFERENCE
+from .io import ReadOptions
 from .io.atomic import atomic_path
 from .length_filter import length_limit, long_objects
 from .metrics import best_threshold, default_thresholds, mean_scores, score
 from .mining import ErrorMaps, error_maps
 from .models.loading import LoadedModel, load_model, sha256_of
+from .models.registry import read_card
 from .models.transfer import copy_weights
 from .objects import is_compact
 from .pipeline import parallel_map
@@ -58,7 +61,8 @@ class TrainConfig:
 
 @dataclass
 class DataSpec:
-    """Where the labelled slices are and which label value is the object."""
+    """Where the labelled slices are, which label value is the object, and how images and
+    labels pair (``"number"`` or ``"order"``, for every set; see :func:`.validate.pair_slices`)."""
 
     images: list[str]
     labels: list[str]
@@ -66,6 +70,9 @@ class DataSpec:
     val_labels: list[str] = field(default_factory=list)
     foreground: Optional[list[float]] = None
     invert: bool = False
+    pair_by: str = "number"
+    reference: Optional[tuple[float, float]] = None  # model-input levels; None: the default (core.intensity)
+    read_options: Optional[ReadOptions] = None  # --channel, --axes, --pixel-size for the images
 
 
 def checkpoint_dir(out: Path) -> Path:
@@ -117,17 +124,28 @@ def choose_precision(requested: str) -> str:
     return "mixed_bfloat16" if ("amx_bf16" in flags or "avx512_bf16" in flags) else "float32"
 
 
-def _load_sets(images: Sequence[str], labels: Sequence[str], spec: DataSpec) -> list[LabelledStack]:
+def _load_sets(images: Sequence[str], labels: Sequence[str], spec: DataSpec, on_warning: Optional[Callable[[str], None]]) -> list[LabelledStack]:
     if len(images) != len(labels):
         raise InputError(None, f"give one labels folder per images folder ({len(images)} images, {len(labels)} labels)")
-    return [load_labelled(i, l, spec.foreground, spec.invert) for i, l in zip(images, labels)]
+    sets = []
+    for image_path, label_path in zip(images, labels):
+        sets.append(load_labelled(image_path, label_path, spec.foreground, spec.invert, spec.pair_by, spec.reference, spec.read_options))
+        for message in sets[-1].warnings():
+            if on_warning is not None:
+                on_warning(message)  # at once: a later set may still be refused
+    return sets
 
 
-def load_data(spec: DataSpec) -> tuple[list[LabelledStack], list[LabelledStack]]:
-    """Training and validation stacks; without validation data the last 15 % of each set is held out."""
-    train_sets = _load_sets(spec.images, spec.labels, spec)
+def load_data(spec: DataSpec, on_warning: Optional[Callable[[str], None]] = None) -> tuple[list[LabelledStack], list[LabelledStack]]:
+    """Training and validation stacks; without validation data the last 15 % of each set is held out.
+
+    ``on_warning`` gets one line per set with slices that found no partner (they are skipped).
+    Raises :class:`~emviewer.core.errors.PairingError` when a set's images and labels do not
+    pair (see :func:`~emviewer.core.dataset.load_labelled`).
+    """
+    train_sets = _load_sets(spec.images, spec.labels, spec, on_warning)
     if spec.val_images:
-        return train_sets, _load_sets(spec.val_images, spec.val_labels, spec)
+        return train_sets, _load_sets(spec.val_images, spec.val_labels, spec, on_warning)
     pairs = [holdout_split(s) for s in train_sets]
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
@@ -228,7 +246,9 @@ def hardware_description() -> str:
     return f"{', '.join(device_summary()['devices'])}; {cpu}"
 
 
-def _card(config: TrainConfig, spec: DataSpec, state: dict, out: Path, precision: str, accurate: dict, max_length: Optional[float]) -> dict:
+def _card(
+    config: TrainConfig, spec: DataSpec, state: dict, out: Path, precision: str, accurate: dict, max_length: Optional[float], pixel_size: Optional[tuple]
+) -> dict:
     best = state["best"]
     return {
         "name": out.stem,
@@ -239,8 +259,9 @@ def _card(config: TrainConfig, spec: DataSpec, state: dict, out: Path, precision
         "depth": config.depth,
         "tile": config.tile,
         "threshold": best["threshold"],
-        "normalisation": "uint8 / 255; other dtypes: stack percentiles 0.1-99.9 to [0, 1]",
-        "training_data": {"images": spec.images, "labels": spec.labels, "foreground": spec.foreground, "invert": spec.invert},
+        "normalisation": "tissue percentiles 1-99 of the stack (NaN, constant borders and saturated runs left out) mapped onto input_reference",
+        "input_reference": list(spec.reference or DEFAULT_REFERENCE),
+        "training_data": {"images": spec.images, "labels": spec.labels, "foreground": spec.foreground, "invert": spec.invert, "pair_by": spec.pair_by},
         "validation_data": {"images": spec.val_images or "last 15 % of each training set", "labels": spec.val_labels},
         "epochs": state["epoch"],
         "best_epoch": best["epoch"],
@@ -255,7 +276,7 @@ def _card(config: TrainConfig, spec: DataSpec, state: dict, out: Path, precision
         # prediction removes longer objects (None: keeps all); the validation figures are without them
         "max_object_length_px": max_length,
         "initialised_from": state.get("initialised_from"),
-        "pixel_size_nm": None,
+        "pixel_size_nm": list(pixel_size) if pixel_size else None,  # of the first training images
         "precision": precision,
         "training_time_s": round(state["seconds"], 1),
         "hardware": hardware_description(),
@@ -274,6 +295,7 @@ def train(
     on_epoch: Optional[Callable[[dict], None]] = None,
     time_limit_s: Optional[float] = None,
     init_from: Optional[str | Path] = None,
+    on_warning: Optional[Callable[[str], None]] = None,
 ) -> dict:
     """Train a model and write ``out`` (.keras), its card ``out.json`` and the history.
 
@@ -296,11 +318,14 @@ def train(
         to fine-tune it on new data; its card's architecture, width and depth replace those
         of ``config``. ``config.context`` may differ from the card's: the kernels that read
         the input are then adapted (see :mod:`.models.transfer`).
+    on_warning
+        Called with a line for each data set with slices that found no partner, before
+        training starts (the data is read and paired before any model is loaded or built).
 
     Returns the model card. On cancel the newest checkpoint stays for ``--resume``.
+    Raises :class:`~emviewer.core.errors.PairingError` before training when images and
+    labels do not pair (see :func:`load_data`).
     """
-    import keras
-
     out = Path(out)
     if out.suffix != ".keras":
         raise InputError(out, "the model file must end in .keras")
@@ -310,11 +335,16 @@ def train(
         raise InputError(folder, "nothing to resume: no checkpoint state found")
     if state is not None:
         config = config_from_state(state, config.epochs)  # the card must describe the run as it was
+    if init_from is not None and spec.reference is None:  # a fine-tuned model sees its parent's contrast
+        spec = replace(spec, reference=read_card(Path(init_from)).get("input_reference"))
+    train_sets, val_sets = load_data(spec, on_warning)  # refused data stops here, before Keras loads
+    check(cancel)
+    import keras
+
     start_model = None
     if init_from is not None and state is None:
         start_model = load_model(init_from)  # checks the file against its card's hash
         config = _config_like(config, start_model, init_from)
-    train_sets, val_sets = load_data(spec)
     max_length = object_length_limit(config, train_sets)
     check(cancel)
     precision = choose_precision(config.precision)
@@ -340,7 +370,7 @@ def train(
     check(cancel)
     report(progress, config.epochs * config.steps_per_epoch, config.epochs * config.steps_per_epoch, "tuning the accurate-mode threshold (16x augmentation)")
     accurate = validate(best, config.context, val_sets, tta=16, max_length=max_length)
-    card = _card(config, spec, state, out, precision, accurate, max_length)
+    card = _card(config, spec, state, out, precision, accurate, max_length, train_sets[0].pixel_size)
     with atomic_path(out.with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps(card, indent=2, default=str))
     return card

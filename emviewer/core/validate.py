@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .errors import ImageContentError, InputError, PairingError, ShapeMismatchError
-from .io.common import numbers_in
+from .io.common import natural_key, numbers_in
 from .overlay import sample_slices
 from .tiling import pad_to_at_least as pad_to_tile  # noqa: F401  (the padding rule lives with the tiles)
 
@@ -77,9 +77,16 @@ def check_same_shape(image_shape: Sequence[int], label_shape: Sequence[int], ima
         )
 
 
+PAIR_BY = ("number", "order")
+
+#: How a refusal offers the way out, on the command line and in the app.
+ORDER_HINT = 'if both hold the same slices in the same order, pair them by order (--pair-by order; in the app: Pair by "order")'
+
+
 @dataclass
 class Pairing:
-    """Result of :func:`pair_by_number`: index pairs and what stayed unpaired."""
+    """Result of :func:`pair_slices`: ``(index in a, index in b)`` pairs, sorted by the first,
+    and the names of each side that stayed unpaired."""
 
     pairs: list[tuple[int, int]]
     unpaired_a: list[str]
@@ -97,28 +104,101 @@ def _keys(names: Sequence[str], n_numbers: int, source) -> dict[tuple, int]:
     return keys
 
 
-def pair_by_number(names_a: Sequence[str], names_b: Sequence[str], source_a="images", source_b="labels") -> Pairing:
+def _runs(values: list[int]) -> list[str]:
+    """``[1, 2, 3, 5]`` -> ``["1-3", "5"]``."""
+    runs: list[list[int]] = []
+    for value in values:
+        if runs and value == runs[-1][1] + 1:
+            runs[-1][1] = value
+        else:
+            runs.append([value, value])
+    return [f"{a}" if a == b else f"{a}-{b}" for a, b in runs]
+
+
+def describe_keys(keys, limit: int = 4) -> str:
+    """Pairing keys as short text: ``"1-5, 7"``; ``"100_1, 100_2, ... (41 in all)"`` for
+    several numbers per name; names for names without a number."""
+    keys = sorted(keys, key=lambda k: tuple(natural_key(str(part)) for part in k))
+    if not keys:
+        return "none"
+    if all(len(k) == 1 and isinstance(k[0], int) for k in keys):
+        parts = _runs([k[0] for k in keys])
+    else:
+        parts = ["_".join(str(part) for part in k) for k in keys]
+    if len(parts) <= limit:
+        return ", ".join(parts)
+    return f"{', '.join(parts[:limit - 1])}, ..., {parts[-1]} ({len(keys)} in all)"
+
+
+def pair_by_number(
+    names_a: Sequence[str], names_b: Sequence[str], source_a="images", source_b="labels", kinds: tuple[str, str] = ("images", "labels")
+) -> Pairing:
     """Pair two lists of file stems by the numbers at the end of their names.
 
     ``images.010`` pairs with ``mitos_3D.010`` and ``Hela_Data_Slice_100_Sample_7`` with
     ``Hela_Label_Slice100_Sample_7``: the key is the last *k* numbers of each name, where
     *k* is the fewest numbers any name carries (names without a number pair by equal stem).
-    Raises :class:`PairingError` when nothing pairs.
+    One side may hold numbers the other lacks (predictions for some of the labelled slices):
+    those names are returned unpaired, for a warning.
+
+    Raises
+    ------
+    PairingError
+        When nothing pairs, when two names of a side carry the same number, or when both
+        sides hold numbers the other lacks (``slice_0000...`` against ``mask_0001...``: the
+        numberings differ, and pairing by number would shift slices). The message (naming
+        ``source_b``) lists both sides' numbers, called ``kinds``, and offers pairing by order.
     """
     counts = [len(numbers_in(n)) for n in list(names_a) + list(names_b)]
     n_numbers = min(counts) if counts else 0
     keys_a, keys_b = _keys(names_a, n_numbers, source_a), _keys(names_b, n_numbers, source_b)
-    pairs = [(i, keys_b[key]) for key, i in keys_a.items() if key in keys_b]
+    pairs = sorted((i, keys_b[key]) for key, i in keys_a.items() if key in keys_b)
+    both = f"{kinds[0]} {describe_keys(keys_a)}, {kinds[1]} {describe_keys(keys_b)}"
     if not pairs:
-        raise PairingError(
-            source_b, f"no file pairs with {source_a} by the number in its name (e.g. {names_a[0] if names_a else '-'!r} vs {names_b[0] if names_b else '-'!r})"
-        )
+        example = f"e.g. {names_a[0] if names_a else '-'!r} vs {names_b[0] if names_b else '-'!r}"
+        raise PairingError(source_b, f"no file pairs with {source_a} by the number in its name ({both}; {example}); {ORDER_HINT}")
     paired_b = {j for _, j in pairs}
-    return Pairing(
-        pairs=sorted(pairs),
-        unpaired_a=[names_a[i] for key, i in keys_a.items() if key not in keys_b],
-        unpaired_b=[names_b[j] for j in range(len(names_b)) if j not in paired_b],
-    )
+    unpaired_a = [names_a[i] for key, i in keys_a.items() if key not in keys_b]
+    unpaired_b = [names_b[j] for j in range(len(names_b)) if j not in paired_b]
+    if unpaired_a and unpaired_b:
+        raise PairingError(
+            source_b, f"the numbers in the names do not line up one to one with {source_a} ({both}), so pairing by number would shift or drop slices; {ORDER_HINT}"
+        )
+    return Pairing(pairs=pairs, unpaired_a=unpaired_a, unpaired_b=unpaired_b)
+
+
+def pair_by_order(
+    names_a: Sequence[str], names_b: Sequence[str], source_a="images", source_b="labels", kinds: tuple[str, str] = ("images", "labels")
+) -> Pairing:
+    """Pair the *n*-th name of each side in natural order (``img2`` before ``img10``).
+
+    Raises :class:`PairingError` (naming ``source_b``) when the two sides differ in length.
+    """
+    if len(names_a) != len(names_b):
+        raise PairingError(
+            source_b, f"pairing by order needs as many {kinds[1]} as {kinds[0]}: {len(names_b)} here, {len(names_a)} in {source_a}"
+        )
+    order_a = sorted(range(len(names_a)), key=lambda i: natural_key(names_a[i]))
+    order_b = sorted(range(len(names_b)), key=lambda j: natural_key(names_b[j]))
+    return Pairing(pairs=sorted(zip(order_a, order_b)), unpaired_a=[], unpaired_b=[])
+
+
+def pair_slices(
+    names_a: Sequence[str], names_b: Sequence[str], source_a="images", source_b="labels", by: str = "number", kinds: tuple[str, str] = ("images", "labels")
+) -> Pairing:
+    """Pair slices ``by`` ``"number"`` (:func:`pair_by_number`) or ``"order"`` (:func:`pair_by_order`)."""
+    if by == "number":
+        return pair_by_number(names_a, names_b, source_a, source_b, kinds)
+    if by == "order":
+        return pair_by_order(names_a, names_b, source_a, source_b, kinds)
+    raise InputError(None, f"pair by {by!r}: choose one of {', '.join(PAIR_BY)}")
+
+
+def unpaired_warning(names: Sequence[str], kind: str, source=None) -> str:
+    """``"<source>: 3 label slice(s) without a partner, skipped: a, b, c"``, the warning of evaluate and train."""
+    shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    text = f"{len(names)} {kind} slice(s) without a partner, skipped: {shown}"
+    return f"{source}: {text}" if source else text
 
 
 def check_volume_image(volume, sample: int = 3) -> None:

@@ -162,3 +162,10 @@ def map_slices(
     call = fn if with_index else (lambda s, z: s) if fn is None else (lambda s, z: fn(s))
     data = _MappedSlices(volume, indices, call, volume.shape[1:], dtype or volume.dtype)
     return Volume(data, volume.source, slice_names=[volume.slice_names[i] for i in indices], pixel_size=volume.pixel_size, metadata=dict(volume.metadata))
+
+
+def crop_yx(volume: Volume, box: tuple[int, int, int, int]) -> Volume:
+    """A lazy view of the rectangle ``box = (y0, y1, x0, x1)`` of every slice of ``volume``."""
+    y0, y1, x0, x1 = (int(v) for v in box)
+    data = _MappedSlices(volume, range(len(volume)), lambda s, z: s[y0:y1, x0:x1], (y1 - y0, x1 - x0), volume.dtype)
+    return Volume(data, volume.source, slice_names=list(volume.slice_names), pixel_size=volume.pixel_size, metadata=dict(volume.metadata))

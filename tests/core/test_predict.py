@@ -8,6 +8,7 @@ import pytest
 from emviewer.core.models import build_model
 from emviewer.core.models.loading import LoadedModel, load_model
 from emviewer.core.predict import LocalPredictor, calibrate, predict_all
+from emviewer.core.preprocess import input_levels, normalise
 from emviewer.core.progress import CancelToken, Cancelled
 from emviewer.core.volume import from_array
 
@@ -52,8 +53,9 @@ def test_small_image_is_padded_and_cropped_back(em_slices, tiny_model):
 def test_tta_averages_inverted_variants(em_slices, tiny_model):
     volume = from_array(em_slices[:1, :128, :128])
     plain = predict_all(LocalPredictor({"mito": [tiny_model]}, tta=1, tile=128, overlap=0), volume)["mito"][0]
-    by_hand = np.mean([np.rot90(tiny_model.predict(np.rot90(volume.slice(0)[None, ..., None] / 255.0, k, axes=(1, 2)))[0, ..., 0], -k) for k in range(4)] +
-                      [np.fliplr(np.rot90(tiny_model.predict(np.rot90(np.fliplr(volume.slice(0))[None, ..., None] / 255.0, k, axes=(1, 2)))[0, ..., 0], -k)) for k in range(4)], axis=0)
+    x = normalise(volume.slice(0), input_levels(volume))  # the model input: tissue levels onto the reference
+    by_hand = np.mean([np.rot90(tiny_model.predict(np.rot90(x[None, ..., None], k, axes=(1, 2)))[0, ..., 0], -k) for k in range(4)] +
+                      [np.fliplr(np.rot90(tiny_model.predict(np.rot90(np.fliplr(x)[None, ..., None], k, axes=(1, 2)))[0, ..., 0], -k)) for k in range(4)], axis=0)
     eight = predict_all(LocalPredictor({"mito": [tiny_model]}, tta=8, tile=128, overlap=0), volume)["mito"][0]
     np.testing.assert_allclose(eight, by_hand, atol=1e-3)
     assert np.abs(eight - plain).max() > 1e-3  # the variants really differ
@@ -144,3 +146,14 @@ def test_objects_longer_than_the_cards_limit_are_removed_unless_kept():
     unlimited = LoadedModel("echo2", echo, 1, 0.5, {"max_object_length_px": None})
     ensemble = predict_all(LocalPredictor({"mito": [limited, unlimited]}, tile=128), volume)["mito"][0] >= 0.5
     assert ensemble[40:44, 4:124].all()  # one model without a limit: the ensemble keeps all
+
+
+def test_a_constant_border_is_not_predicted_and_changes_nothing_inside(em_slices, tiny_model):
+    tissue = em_slices[:, :128, :160].astype(np.uint16) * 16 + 30000
+    framed = np.zeros((2, 256, 288), np.uint16)  # an alignment border of zeros around the data
+    framed[:, 64:192, 64:224] = tissue
+    predictor = LocalPredictor({"mito": [tiny_model]}, tile=256, overlap=0)
+    alone = predict_all(predictor, from_array(tissue))["mito"]
+    with_border = predict_all(predictor, from_array(framed))["mito"]
+    np.testing.assert_allclose(with_border[:, 64:192, 64:224], alone, atol=1e-5)
+    assert not with_border[:, :64].any() and not with_border[:, :, 224:].any()

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from emviewer.core.errors import ImageContentError, InputError, PairingError
-from emviewer.core.validate import check_image, label_to_mask, pad_to_tile, pair_by_number
+from emviewer.core.validate import check_image, describe_keys, label_to_mask, pad_to_tile, pair_by_number, pair_slices
 
 
 def pixels(path: Path) -> np.ndarray:
@@ -122,7 +122,7 @@ def test_class_map_without_foreground_is_refused_listing_its_values(hela):
     assert "values 1, 2, 3" in message and "--foreground" in message
 
 
-# ---------------------------------------------------------------------------- pair_by_number
+# ---------------------------------------------------------------------------- pairing
 
 
 def _stems(folder: Path) -> list[str]:
@@ -153,18 +153,70 @@ def test_hela_patches_pair_by_slice_and_sample(hela):
     assert labels[partner[images.index("Hela_Data_Slice_102_Sample_7")]] == "Hela_Label_Slice102_Sample_7"
 
 
-def test_unpaired_names_are_reported_on_both_sides():
+def test_unpaired_names_on_one_side_are_reported(cdeep3m):
+    """Predictions for 5 of the 20 labelled slices: a subset pairs, the rest is listed for a warning."""
+    images = [f"images.0{n}" for n in range(12, 17)]
+    labels = _stems(cdeep3m / "training" / "labels")
+    pairing = pair_by_number(images, labels)
+    assert [(images[i], labels[j]) for i, j in pairing.pairs] == [(f"images.0{n}", f"mitos_3D.0{n}") for n in range(12, 17)]
+    assert pairing.unpaired_a == [] and len(pairing.unpaired_b) == 15 and "mitos_3D.010" in pairing.unpaired_b
+    extra = pair_by_number(images + ["images.099"], [f"mitos_3D.0{n}" for n in range(12, 17)])
+    assert extra.unpaired_a == ["images.099"] and extra.unpaired_b == []
+
+
+def test_a_subset_of_the_hela_patches_pairs_with_all_labels(hela):
+    images = _stems(hela / "images")[:100]
+    pairing = pair_by_number(images, _stems(hela / "labels"))
+    assert len(pairing.pairs) == 100 and not pairing.unpaired_a and len(pairing.unpaired_b) == 2337 - 100
+
+
+def test_numberings_that_differ_are_refused_listing_both_sides():
+    """A 0-based stack's generated names against a 1-based folder: by number each mask would
+    meet the next slice, so pairing refuses and offers pairing by order."""
+    stack = [f"slice_{z:04d}" for z in range(5)]
+    masks = [f"mask_{n:04d}" for n in range(1, 6)]
+    with pytest.raises(PairingError) as info:
+        pair_by_number(masks, stack, "masks", "labels.tif")
+    message = str(info.value)
+    assert message.startswith("labels.tif: ") and "masks" in message and "\n" not in message
+    assert "images 1-5, labels 0-4" in message and "--pair-by order" in message and 'Pair by "order"' in message
+
+
+def test_partial_overlap_is_refused():
     images = [f"images.0{n}" for n in range(10, 16)]
     labels = [f"mitos_3D.0{n}" for n in range(12, 21)]
-    pairing = pair_by_number(images, labels)
-    assert [(images[i], labels[j]) for i, j in pairing.pairs] == [(f"images.0{n}", f"mitos_3D.0{n}") for n in range(12, 16)]
-    assert pairing.unpaired_a == ["images.010", "images.011"]
-    assert pairing.unpaired_b == [f"mitos_3D.0{n}" for n in range(16, 21)]
+    with pytest.raises(PairingError, match=r"label_folder: .*do not line up.*\(predictions 10-15, labels 12-20\).*--pair-by order"):
+        pair_slices(images, labels, "pred_folder", "label_folder", "number", ("predictions", "labels"))
 
 
 def test_nothing_pairs():
-    with pytest.raises(PairingError, match=r"label_folder: no file pairs"):
+    with pytest.raises(PairingError, match=r"label_folder: no file pairs") as info:
         pair_by_number(["images.010", "images.011"], ["mitos_3D.050", "mitos_3D.051"], "image_folder", "label_folder")
+    assert "images 10-11, labels 50-51" in str(info.value) and "--pair-by order" in str(info.value)
+
+
+def test_long_lists_of_numbers_stay_short():
+    assert describe_keys([(n,) for n in (1, 2, 3, 5, 7, 8, 9, 20, 22)]) == "1-3, 5, 7-9, ..., 22 (9 in all)"
+    assert describe_keys([(100, 7), (100, 10), (100, 1)]) == "100_1, 100_7, 100_10"
+    assert describe_keys([("cell",)]) == "cell"
+
+
+def test_pairing_by_order_takes_natural_order():
+    masks = ["mask_10", "mask_9", "mask_2"]
+    labels = [f"slice_{z:04d}" for z in range(3)]
+    pairing = pair_slices(masks, labels, by="order")
+    assert [(masks[i], labels[j]) for i, j in pairing.pairs] == [("mask_10", "slice_0002"), ("mask_9", "slice_0001"), ("mask_2", "slice_0000")]
+    assert not pairing.unpaired_a and not pairing.unpaired_b
+
+
+def test_pairing_by_order_needs_equal_counts():
+    with pytest.raises(PairingError, match=r"^labels.tif: pairing by order needs as many labels as images: 4 here, 5 in images/$"):
+        pair_slices([f"m{n}" for n in range(5)], [f"s{n}" for n in range(4)], "images/", "labels.tif", "order")
+
+
+def test_an_unknown_pairing_is_refused():
+    with pytest.raises(InputError, match=r"pair by 'position': choose one of number, order"):
+        pair_slices(["a1"], ["b1"], by="position")
 
 
 @pytest.mark.parametrize(

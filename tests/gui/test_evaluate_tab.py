@@ -144,3 +144,54 @@ def test_robustness_curve_is_plotted(qtbot, session, label_dir):
     assert points[0].relative == 1.0 and all(0 <= p.f1 <= 1 for p in points)
     x, y = tab.robustness_line.getData()
     assert list(x) == [level * 100 for level in DEFAULT_LEVELS] and list(y) == [p.f1 for p in points]
+
+
+# ---------------------------------------------------------------------------- pairing
+
+
+@pytest.fixture
+def stack_session(qtbot, em_stack, labels, tmp_path):
+    """The issue's case in the app: the EM crops as a stack whose slices carry no names of
+    their own (as in a TIFF stack: slice_0000...), predicted perfectly, and labels in a folder
+    numbered from 1 (mask_0001...)."""
+    from emviewer.core.volume import from_array
+    from emviewer.gui.session import Session
+
+    state = Session()
+    state.open(from_array(em_stack.copy(), source=str(tmp_path / "stack.tif")))
+    predict_as(state, labels)
+    folder = tmp_path / "one_based"
+    folder.mkdir()
+    for z, label in enumerate(labels, 1):
+        Image.fromarray(label).save(folder / f"mask_{z:04d}.png")
+    return state, folder
+
+
+def test_numbers_that_do_not_line_up_are_refused_offering_pair_by_order(qtbot, stack_session):
+    session, folder = stack_session
+    tab = make_tab(qtbot, session, folder)
+    assert tab.pair_box.currentData() == "number"
+    with qtbot.waitSignal(tab.evaluationFailed, timeout=TIMEOUT) as blocker:
+        qtbot.mouseClick(tab.evaluate_button, Qt.LeftButton)
+    message = blocker.args[0]
+    assert str(folder) in message and "slices 0-2, labels 1-3" in message and 'Pair by "order"' in message
+    assert tab.status.text() == message and tab.last_metrics() is None
+
+
+def test_pair_by_order_scores_each_slice_against_its_own_label(qtbot, stack_session):
+    session, folder = stack_session
+    tab = make_tab(qtbot, session, folder)
+    tab.pair_box.setCurrentIndex(tab.pair_box.findData("order"))
+    result = evaluate(qtbot, tab)
+    assert [row["name"] for row in result["per_image"]] == ["slice_0000", "slice_0001", "slice_0002"]
+    assert result["mean"]["f1"] == 1.0
+
+
+def test_pair_by_order_needs_a_label_per_slice(qtbot, stack_session):
+    session, folder = stack_session
+    (folder / "mask_0003.png").unlink()
+    tab = make_tab(qtbot, session, folder)
+    tab.pair_box.setCurrentIndex(tab.pair_box.findData("order"))
+    with qtbot.waitSignal(tab.evaluationFailed, timeout=TIMEOUT) as blocker:
+        qtbot.mouseClick(tab.evaluate_button, Qt.LeftButton)
+    assert "pairing by order needs as many labels as slices: 2 here, 3 in" in blocker.args[0]

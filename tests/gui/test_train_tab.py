@@ -177,3 +177,52 @@ def test_fields_follow_object_architecture_and_context(tab):
     assert tab.output_path().name == "my-model.keras" and tab.output_path().parent.name == "nuclei"
     with pytest.raises(TypeError):
         tab.set_fields(colour="red")
+
+
+# ---------------------------------------------------------------------------- pairing (no training: refused first)
+
+
+@pytest.fixture
+def shifted(labelled, tmp_path) -> dict[str, Path]:
+    """The crops as a 1-based image folder (img_0001...) and 0-based label folder (label_0000...),
+    numbered as a TIFF stack's slices are; and labels 010-014, one more than there are images."""
+    folders = {key: tmp_path / key for key in ("images", "labels", "extra_labels")}
+    for folder in folders.values():
+        folder.mkdir()
+    for z, (image, label) in enumerate(zip(sorted(labelled["images"].iterdir()), sorted(labelled["labels"].iterdir()))):
+        (folders["images"] / f"img_{z + 1:04d}.png").write_bytes(image.read_bytes())
+        (folders["labels"] / f"label_{z:04d}.png").write_bytes(label.read_bytes())
+        (folders["extra_labels"] / label.name).write_bytes(label.read_bytes())
+    (folders["extra_labels"] / "mitos_3D.014.png").write_bytes(label.read_bytes())
+    return folders
+
+
+def test_images_and_labels_whose_numbers_differ_are_refused(tab, qtbot, shifted):
+    assert tab.pair_by.currentData() == "number"
+    with qtbot.waitSignal(tab.trainingFailed, timeout=TIMEOUT_MS) as failed:
+        tab.start_training(images=shifted["images"], labels=shifted["labels"], name="shifted", **TINY)
+    message = failed.args[0]
+    assert str(shifted["labels"]) in message and "images 1-4, labels 0-3" in message and 'Pair by "order"' in message
+    assert tab.status.text() == f"failed: {message}" and not tab.is_running()
+
+
+def test_unpaired_labels_are_shown_before_a_bad_validation_set_is_refused(tab, qtbot, labelled, shifted):
+    warned = []
+    tab.dataWarned.connect(warned.append)
+    with qtbot.waitSignal(tab.trainingFailed, timeout=TIMEOUT_MS) as failed:
+        tab.start_training(images=labelled["images"], labels=shifted["extra_labels"], val_images=shifted["images"],
+                           val_labels=shifted["labels"], name="warned", **TINY)
+    assert warned == [f"{shifted['extra_labels']}: 1 label slice(s) without a partner, skipped: mitos_3D.014"]
+    assert tab.warnings.text() == f"warning: {warned[0]}"
+    assert str(shifted["labels"]) in failed.args[0] and "images 1-4, labels 0-3" in failed.args[0]
+
+
+def test_pair_by_order_applies_to_training_and_validation_sets(tab, qtbot, shifted):
+    """By order the shifted training set loads; the validation set (4 images, 5 labels) is refused."""
+    tab.set_fields(pair_by="order", images=shifted["images"], labels=shifted["labels"])
+    assert tab.data_spec().pair_by == "order"
+    with qtbot.waitSignal(tab.trainingFailed, timeout=TIMEOUT_MS) as failed:
+        tab.start_training(val_images=shifted["images"], val_labels=shifted["extra_labels"], name="ordered", **TINY)
+    assert f"{shifted['extra_labels']}: pairing by order needs as many labels as images: 5 here, 4 in {shifted['images']}" in failed.args[0]
+    with pytest.raises(ValueError, match="pair_by"):
+        tab.set_fields(pair_by="position")

@@ -23,38 +23,49 @@ from ...core.objects import OBJECTS, colour_of
 from ...core.predict import Predictor
 from ...core.progress import CancelToken, Progress
 from ...core.robustness import RobustnessPoint, robustness_curve
-from ...core.validate import pair_by_number, parse_values
+from ...core.validate import Pairing, pair_slices, parse_values
 from ...core.volume import Volume, map_slices
 from ..session import Session
 from ..workers import Job, start
 
 COLUMNS = ("slice", "precision", "recall", "F1", "IoU")
+PAIR_CHOICES = (("number in the name", "number"), ("order", "order"))
+
+
+def _pair_with_stack(volume: Volume, labels: Volume, pair_by: str) -> Pairing:
+    """The stack's slices (all of them, so its numbering is checked whole) paired with the labels."""
+    return pair_slices(volume.slice_names, labels.slice_names, volume.source, labels.source, pair_by, ("slices", "labels"))
 
 
 def evaluate_masks(
     masks: Mapping[int, np.ndarray], volume: Volume, labels_folder: str, foreground=None, invert: bool = False,
-    progress: Optional[Progress] = None, cancel: Optional[CancelToken] = None,
+    progress: Optional[Progress] = None, cancel: Optional[CancelToken] = None, pair_by: str = "number",
 ) -> tuple[list[int], Evaluation]:
-    """Score ``{z: (Y, X) bool}`` masks of ``volume`` against labels paired by the number in their names.
+    """Score ``{z: (Y, X) bool}`` masks of ``volume`` against labels paired ``pair_by``
+    ``"number"`` (in their names) or ``"order"`` with the slices of ``volume``.
 
     Returns the paired slice indices and the :class:`~emviewer.core.evaluate.Evaluation`.
+    Raises :class:`~emviewer.core.errors.PairingError` when the stack's and the labels'
+    numbers do not line up one to one (or, by order, their counts differ).
     """
-    zs = sorted(masks)
-    names = [volume.slice_names[z] for z in zs]
     with open_volume(labels_folder) as labels:
-        pairing = pair_by_number(names, labels.slice_names, "the predicted slices", labels.source)
-        scored = [(zs[i], score(masks[zs[i]], truth)) for i, truth in truth_masks(labels, pairing, volume.shape[1:], "the predicted slices", names, foreground, invert, progress, cancel)]
+        whole = _pair_with_stack(volume, labels, pair_by)
+        pairing = Pairing([(z, j) for z, j in whole.pairs if z in masks], [], [])
+        scored = [(z, score(masks[z], truth)) for z, truth in truth_masks(labels, pairing, volume.shape[1:], volume.source, volume.slice_names, foreground, invert, progress, cancel)]
+        labelled = {j for _, j in pairing.pairs}
+        unpaired_labels = [name for j, name in enumerate(labels.slice_names) if j not in labelled]
     paired = [z for z, _ in scored]
-    return paired, Evaluation([volume.slice_names[z] for z in paired], [s for _, s in scored], pairing.unpaired_a, pairing.unpaired_b)
+    unpaired = [volume.slice_names[z] for z in sorted(set(masks) - set(paired))]
+    return paired, Evaluation([volume.slice_names[z] for z in paired], [s for _, s in scored], unpaired, unpaired_labels)
 
 
 def robustness_against_labels(
     predictor: Predictor, volume: Volume, labels_folder: str, object_key: str, foreground=None, invert: bool = False,
-    progress: Optional[Progress] = None, cancel: Optional[CancelToken] = None,
+    progress: Optional[Progress] = None, cancel: Optional[CancelToken] = None, pair_by: str = "number",
 ) -> list[RobustnessPoint]:
-    """F1 vs salt-and-pepper noise on the slices of ``volume`` that have a label."""
+    """F1 vs salt-and-pepper noise on the slices of ``volume`` that have a label (paired ``pair_by``)."""
     with open_volume(labels_folder) as labels:
-        pairing = pair_by_number(volume.slice_names, labels.slice_names, volume.source, labels.source)
+        pairing = _pair_with_stack(volume, labels, pair_by)
         truths = dict(truth_masks(labels, pairing, volume.shape[1:], volume.source, volume.slice_names, foreground, invert, None, cancel))
     zs = sorted(truths)
     return robustness_curve(predictor, map_slices(volume, indices=zs), [truths[z] for z in zs], object_key=object_key, progress=progress, cancel=cancel)
@@ -112,13 +123,17 @@ class EvaluateTab(QWidget):
         self.browse_button = QPushButton("Browse...")
         self.foreground_edit = QLineEdit(placeholderText="e.g. 2 or 1,2 (empty: the larger value)")
         self.invert_check = QCheckBox("invert (object is the background value)")
+        self.pair_box = QComboBox(toolTip="How label files meet the stack's slices: by the number in their names, or by position (same count, same order)")
+        for text, value in PAIR_CHOICES:
+            self.pair_box.addItem(text, value)
         self.object_box = QComboBox()
         self.evaluate_button, self.robustness_button, self.cancel_button = QPushButton("Evaluate"), QPushButton("Robustness"), QPushButton("Cancel")
         self.robustness_button.setToolTip("F1 as salt-and-pepper noise grows (runs the model several times)")
         self.progress, self.status = QProgressBar(), QLabel("")
         grid = QGridLayout()  # narrow: one control per row, the panel sits beside the images
         for row, (label, *widgets) in enumerate((
-            ("Labels", self.labels_edit, self.browse_button), ("Foreground", self.foreground_edit), ("", self.invert_check), ("Object", self.object_box),
+            ("Labels", self.labels_edit, self.browse_button), ("Foreground", self.foreground_edit), ("", self.invert_check),
+            ("Pair by", self.pair_box), ("Object", self.object_box),
         )):
             grid.addWidget(QLabel(label), row, 0)
             for column, widget in enumerate(widgets, 1):
@@ -126,7 +141,7 @@ class EvaluateTab(QWidget):
         buttons = QHBoxLayout()
         for button in (self.evaluate_button, self.robustness_button, self.cancel_button):
             buttons.addWidget(button)
-        grid.addLayout(buttons, 4, 0, 1, 3)
+        grid.addLayout(buttons, 5, 0, 1, 3)
         self.f1_plot, self.f1_curve = _plot("F1 per slice", "slice")
         self.robustness_plot, self.robustness_line = _plot("Robustness", "salt-and-pepper noise (% of pixels)")
         self.table = QTableWidget(0, len(COLUMNS))
@@ -150,18 +165,19 @@ class EvaluateTab(QWidget):
 
     # ------------------------------------------------------------------ jobs
 
-    def _choices(self) -> tuple[str, Optional[list[float]], bool, str]:
+    def _choices(self) -> tuple[str, Optional[list[float]], bool, str, str]:
         if self.session.volume is None:
             raise InputError(None, "open a stack and predict before evaluating")
         folder = self.labels_edit.text().strip()
         if not folder:
             raise InputError(None, "choose the folder of labels to compare with")
-        return folder, parse_values(self.foreground_edit.text()), self.invert_check.isChecked(), self.object_box.currentData()
+        return (folder, parse_values(self.foreground_edit.text()), self.invert_check.isChecked(),
+                self.object_box.currentData(), self.pair_box.currentData())
 
     def evaluate(self) -> None:
         """Score the chosen object's masks against the labels, in a background job."""
         try:
-            folder, foreground, invert, key = self._choices()
+            folder, foreground, invert, key, pair_by = self._choices()
             masks = dict(self.session.masks.get(key, {}))
             if not masks:
                 raise InputError(None, f"there are no {OBJECTS[key].label if key in OBJECTS else key} masks yet: predict first")
@@ -171,14 +187,14 @@ class EvaluateTab(QWidget):
         volume = self.session.volume
 
         def work(progress, cancel, _emit):
-            return (key,) + evaluate_masks(masks, volume, folder, foreground, invert, progress, cancel)
+            return (key,) + evaluate_masks(masks, volume, folder, foreground, invert, progress, cancel, pair_by)
 
         self._start(work, self._on_evaluation_finished, self._on_evaluation_failed)
 
     def run_robustness(self) -> None:
         """Predict the labelled slices at growing salt-and-pepper noise and plot F1 against it."""
         try:
-            folder, foreground, invert, key = self._choices()
+            folder, foreground, invert, key, pair_by = self._choices()
             if self.predictor_factory is None:
                 raise InputError(None, "no model is available for the robustness study")
         except InputError as exc:
@@ -187,7 +203,7 @@ class EvaluateTab(QWidget):
         volume, factory = self.session.volume, self.predictor_factory
 
         def work(progress, cancel, _emit):
-            return key, robustness_against_labels(factory(key), volume, folder, key, foreground, invert, progress, cancel)
+            return key, robustness_against_labels(factory(key), volume, folder, key, foreground, invert, progress, cancel, pair_by)
 
         self._start(work, self._on_robustness_finished, self._on_robustness_failed)
 

@@ -1,7 +1,8 @@
 """The Train tab: labelled folders and settings in, a user model out, with live curves.
 
 Training runs in a :class:`~emviewer.gui.workers.Job`; each epoch's history row comes back
-through the job's ``itemFinished`` signal and is drawn on the GUI thread. Stop leaves the
+through the job's ``itemFinished`` signal and is drawn on the GUI thread (as do warnings
+about slices without a partner, as text, before training starts). Stop leaves the
 newest checkpoint in ``<model>.checkpoints/``; Resume continues from it.
 """
 
@@ -38,7 +39,8 @@ class TrainTab(QWidget):
     """Train a model on labelled folders; the result lands in the user's model folder.
 
     ``start_training(**fields)`` and ``resume_training(**fields)`` fill the fields (the
-    folder keys of ``FOLDERS``, ``foreground``, ``invert``, ``name`` and the
+    folder keys of ``FOLDERS``, ``foreground``, ``invert``, ``pair_by`` (``"number"`` or
+    ``"order"``), ``name`` and the
     :class:`TrainConfig` names ``object``, ``arch``, ``context``, ``epochs``,
     ``steps_per_epoch``, ``width``, ``depth``, ``tile``, ``batch_size``, ``learning_rate``,
     ``hard_mining``, ``precision``), ``start_from`` (an installed model's name or file to
@@ -50,6 +52,7 @@ class TrainTab(QWidget):
     trainingFailed = Signal(str)  # the message shown in the dialog
     trainingStopped = Signal(int)  # the epoch Resume continues from
     epochFinished = Signal(dict)  # a history row, after it is drawn
+    dataWarned = Signal(str)  # e.g. slices without a partner, skipped; shown under the status
 
     def __init__(self, settings: Optional[QSettings] = None, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -148,8 +151,11 @@ class TrainTab(QWidget):
             self.folders[key] = edit
         self.foreground = QLineEdit(placeholderText="e.g. 2 or 1,2 (empty: the larger of two values)")
         self.invert = QCheckBox("invert (object is the background value)")
+        self.pair_by = combo_box([("number in the name", "number"), ("order", "order")], "number")
+        self.pair_by.setToolTip("How label files meet image files: by the number in their names, or by position (same count, same order)")
         form.addRow("Foreground", self.foreground)
         form.addRow("", self.invert)
+        form.addRow("Pair by", self.pair_by)
         return box
 
     def _build_run_controls(self) -> QVBoxLayout:
@@ -160,6 +166,7 @@ class TrainTab(QWidget):
         self.resume_button.clicked.connect(lambda: self._launch(resume=True))
         self.stop_button.clicked.connect(self.stop)
         self.progress, self.status = QProgressBar(format="%v / %m steps"), QLabel("", wordWrap=True)
+        self.warnings = QLabel("", wordWrap=True)  # this run's data warnings; progress does not overwrite them
         buttons = QHBoxLayout()
         for button in (self.start_button, self.stop_button, self.resume_button):
             buttons.addWidget(button)
@@ -167,6 +174,7 @@ class TrainTab(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
+        layout.addWidget(self.warnings)
         return layout
 
     # ------------------------------------------------------------------ fields
@@ -187,6 +195,10 @@ class TrainTab(QWidget):
                 self.foreground.setText(value if isinstance(value, str) else ",".join(f"{v:g}" for v in value or []))
             elif key == "invert":
                 self.invert.setChecked(bool(value))
+            elif key == "pair_by":
+                if self.pair_by.findData(value) < 0:
+                    raise ValueError(f"pair_by: {value!r} is not one of number, order")
+                self.pair_by.setCurrentIndex(self.pair_by.findData(value))
             elif key == "name":
                 self.name.setText(value)
                 self._on_name_edited(value)
@@ -205,7 +217,7 @@ class TrainTab(QWidget):
             raise InputError(None, "give both validation images and validation labels, or neither")
         lists = {key: [path] if path else [] for key, path in paths.items()}
         return DataSpec(lists["images"], lists["labels"], lists["val_images"], lists["val_labels"],
-                        parse_values(self.foreground.text(), "foreground"), self.invert.isChecked())
+                        parse_values(self.foreground.text(), "foreground"), self.invert.isChecked(), self.pair_by.currentData())
 
     def train_config(self) -> TrainConfig:
         values = {key: combo.currentData() for key, combo in self.combos.items()}
@@ -315,16 +327,17 @@ class TrainTab(QWidget):
         self.history = list(state["history"]) if state else []
         self._redraw()
         self._out, self._first_step = out, None
+        self.warnings.setText("")
         start_model = None if state else self.start_from.currentData()
 
         def work(progress, cancel, emit_item):
             out.parent.mkdir(parents=True, exist_ok=True)
             return train(spec, train_config, out, resume=state is not None, progress=progress, cancel=cancel, on_epoch=emit_item,
-                         init_from=start_model)
+                         init_from=start_model, on_warning=emit_item)
 
         self.job = Job(work)
         self.job.signals.progressed.connect(self._on_progressed)
-        self.job.signals.itemFinished.connect(self._on_epoch_finished)
+        self.job.signals.itemFinished.connect(self._on_item)
         self.job.signals.finished.connect(self._on_finished)
         self.job.signals.failed.connect(self._on_failed)
         self.job.signals.cancelled.connect(self._on_cancelled)
@@ -391,6 +404,14 @@ class TrainTab(QWidget):
         self.progress.setValue(done)
         left = f", about {format_duration((now - start_time) * (total - done) / (done - start_done))} left" if done > start_done else ""
         self.status.setText(f"{message}{left}")
+
+    def _on_item(self, item) -> None:
+        """A history row (dict) or a data warning (str) from the job."""
+        if isinstance(item, str):
+            self.warnings.setText("\n".join(filter(None, (self.warnings.text(), f"warning: {item}"))))
+            self.dataWarned.emit(item)
+        else:
+            self._on_epoch_finished(item)
 
     def _on_epoch_finished(self, row: dict) -> None:
         self.history.append(row)
