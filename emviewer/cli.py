@@ -270,7 +270,7 @@ def cmd_predict(args) -> int:
     volume = open_volume(args.input, _read_options(args))
     predictor, how = _predictor(args)
     record = provenance(command="predict", input=args.input, mode=args.mode, **how)
-    writer = PredictionWriter(Path(args.output), args.object, args.format, args.save_probabilities, record)
+    writer = PredictionWriter(Path(args.output), args.object, args.format, args.save_probabilities, record, volume.pixel_size)
     results = predictor.iter_predict(volume, progress=_progress_bar("predict"))
     written = write_predictions(results, writer, raw=volume if args.format == "h5" else None)
     print(f"wrote {len(written)} file(s) to {args.output}")

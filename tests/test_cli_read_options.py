@@ -88,8 +88,9 @@ def test_nan_pixels_are_reported_once_and_predicted_as_background(run_cli, em_ti
     values[holes] = np.nan
     path = tmp_path / "holes.tif"
     tifffile.imwrite(path, values)
-    code, _, err = run_cli("predict", str(path), "-o", str(tmp_path / "masks"), "--object", "mito", "--format", "tif")
+    code, _, err = run_cli("predict", str(path), "-o", str(tmp_path / "masks"), "--object", "mito", "--format", "tif", "--pixel-size", "50,7,7")
     assert code == 0, err
     assert err.count("NaN or infinite") == 1
-    masks = open_volume(tmp_path / "masks" / "mito.tif").read()
-    assert masks.any() and not masks[holes].any()
+    with open_volume(tmp_path / "masks" / "mito.tif") as masks:
+        assert masks.read().any() and not masks.read()[holes].any()
+        assert masks.pixel_size == pytest.approx((50, 7, 7))  # the masks keep the input's voxel size

@@ -76,13 +76,14 @@ def _data_box(data: np.ndarray, step: int, shape: tuple) -> Optional[tuple[int, 
     return y0, min(shape[0], (rows[-1] + 1) * step + slack), x0, min(shape[1], (cols[-1] + 1) * step + slack)
 
 
-def _edge_border(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Pixels of constant-valued regions that touch the edge and cover a sizeable area."""
+def _edge_border(image: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, list]:
+    """Pixels of constant-valued regions that touch the edge and cover a sizeable area, and
+    the values of those regions."""
     edges = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
     edges = edges[np.isfinite(edges)] if edges.dtype.kind == "f" else edges
-    border = np.zeros(image.shape, bool)
+    border, border_values = np.zeros(image.shape, bool), []
     if edges.size == 0:
-        return border
+        return border, border_values
     values, counts = np.unique(edges, return_counts=True)
     min_size = max(64, MIN_BORDER_FRACTION * image.size)
     for value in values[counts >= 0.05 * edges.size]:  # a border value fills a good part of the edge
@@ -92,7 +93,28 @@ def _edge_border(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
         wide = [label for label in on_edge if label and sizes[label] >= min_size]
         if wide:
             border |= np.isin(labels, wide)
-    return border
+            border_values.append(value)
+    return border, border_values
+
+
+def _trim_box(image: np.ndarray, box: tuple, border_values: list) -> tuple[int, int, int, int]:
+    """Shrink a rectangle found on a strided slice to the full-size rows and columns that hold
+    data (anything but border values and NaN), so the data are predicted at their true size."""
+    y0, y1, x0, x1 = box
+
+    def empty(line: np.ndarray) -> bool:
+        data = ~np.isin(line, border_values)
+        return not np.any(data & np.isfinite(line) if line.dtype.kind == "f" else data)
+
+    while y1 - y0 > 1 and empty(image[y0, x0:x1]):
+        y0 += 1
+    while y1 - y0 > 1 and empty(image[y1 - 1, x0:x1]):
+        y1 -= 1
+    while x1 - x0 > 1 and empty(image[y0:y1, x0]):
+        x0 += 1
+    while x1 - x0 > 1 and empty(image[y0:y1, x1 - 1]):
+        x1 -= 1
+    return y0, y1, x0, x1
 
 
 def _drop_spikes(values: np.ndarray) -> np.ndarray:
@@ -113,9 +135,12 @@ def tissue_values(image: np.ndarray) -> tuple[np.ndarray, int, int, Optional[tup
     image = full[::step, ::step]
     valid = np.isfinite(image) if image.dtype.kind == "f" else np.ones(image.shape, bool)
     n_nonfinite = int(image.size - np.count_nonzero(valid))
-    keep = valid & ~_edge_border(image, valid)
+    border, border_values = _edge_border(image, valid)
+    keep = valid & ~border
     values = image[keep].astype(np.float32)
     box = _data_box(keep, step, full.shape)
+    if box and step > 1:
+        box = _trim_box(full, box, border_values)
     return (_drop_spikes(values) if values.size else values), int(image.size), n_nonfinite, box
 
 

@@ -33,11 +33,20 @@ def probability_image(probability: np.ndarray) -> np.ndarray:
 class PredictionWriter:
     """Writes the :class:`SliceResult` stream of one run to ``outdir`` in one format."""
 
-    def __init__(self, outdir: Path, objects: Sequence[str], fmt: str = "png", probabilities: bool = False, provenance: Optional[Mapping] = None) -> None:
+    def __init__(
+        self,
+        outdir: Path,
+        objects: Sequence[str],
+        fmt: str = "png",
+        probabilities: bool = False,
+        provenance: Optional[Mapping] = None,
+        pixel_size: Optional[tuple] = None,
+    ) -> None:
         if fmt not in FORMATS:
             raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
         self.outdir, self.objects, self.fmt = Path(outdir), list(objects), fmt
         self.probabilities, self.provenance = probabilities, provenance
+        self.pixel_size = pixel_size  # the input's (z, y, x) nm, written into tif and h5 outputs
         self._masks: dict[str, list] = {o: [] for o in self.objects}
         self._probs: dict[str, list] = {o: [] for o in self.objects}
         self._names: list[str] = []
@@ -69,8 +78,9 @@ class PredictionWriter:
         """Write the collected stacks (``tif``/``h5``); returns every file written."""
         if self.fmt == "png" or not self._names:
             return self.written
-        masks = {o: from_array(np.stack(v), slice_names=self._names) for o, v in self._masks.items()}
-        probs = {o: from_array(np.stack(v), slice_names=self._names) for o, v in self._probs.items() if v}
+        stack = {"slice_names": self._names, "pixel_size": self.pixel_size}
+        masks = {o: from_array(np.stack(v), **stack) for o, v in self._masks.items()}
+        probs = {o: from_array(np.stack(v), **stack) for o, v in self._probs.items() if v}
         if self.fmt == "h5":
             from .io.hdf5 import write_hdf5
 
@@ -82,7 +92,7 @@ class PredictionWriter:
 
         outputs = [(f"{o}.tif", m) for o, m in masks.items()] + [(f"{o}_probabilities.tif", p) for o, p in probs.items()]
         for name, volume in outputs:
-            write_tiff(self.outdir / name, volume.iter_slices(), volume.shape, volume.dtype)
+            write_tiff(self.outdir / name, volume.iter_slices(), volume.shape, volume.dtype, pixel_size=self.pixel_size)
             self.written.append(self.outdir / name)
         return self.written
 

@@ -58,6 +58,6 @@ def run_job(job: Job, progress: Callable[[int, int, str], None], cancel: CancelT
     volume, models = open_job_inputs(job.inputs, p, store, job.folder / "input")
     predictor = LocalPredictor(models, tta=mode_tta(p.mode, p.tta), keep_long_objects=p.keep_long_objects)
     record = provenance(command="serve", mode=p.mode, tta=predictor.tta, slices=p.slices, keep_long_objects=p.keep_long_objects, models=models_record(models))
-    writer = PredictionWriter(job.folder / "result", p.objects, "h5", probabilities=True, provenance=record)
+    writer = PredictionWriter(job.folder / "result", p.objects, "h5", probabilities=True, provenance=record, pixel_size=volume.pixel_size)
     results = predictor.iter_predict(volume, slices=p.slices, progress=progress, cancel=cancel)
     return write_predictions(results, writer)[0]

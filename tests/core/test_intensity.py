@@ -91,3 +91,13 @@ def test_blank_and_all_nan_stacks_do_not_break():
     assert tissue_stats([np.zeros((32, 32), np.uint8)]).high > tissue_stats([np.zeros((32, 32), np.uint8)]).low
     stats = tissue_stats([np.full((32, 32), np.nan, np.float32)])
     assert (stats.low, stats.high, stats.nonfinite_fraction) == (0.0, 1.0, 1.0)
+
+
+def test_the_data_rectangle_is_found_exactly_even_on_large_strided_slices(tissue):
+    canvas = np.zeros((1700, 1500), np.uint16)  # more than SAMPLE_PIXELS: statistics are strided
+    canvas[301:685, 517:901] = 30000 + tissue[0].astype(np.uint16) * 16
+    assert tissue_stats([canvas]).box == (301, 685, 517, 901)
+    holes = np.full((1700, 1500), np.nan, np.float32)  # a NaN frame, as aligned float stacks have
+    holes[100:1600, 200:1400] = np.resize(tissue[0], (1500, 1200))
+    assert tissue_stats([holes]).box == (100, 1600, 200, 1400)
+    assert tissue_stats([tissue[0]]).box == (0, 384, 0, 384)
