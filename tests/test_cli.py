@@ -160,7 +160,7 @@ def garbage_tiff(base, em):
 
 def truncated_tiff_page(base, em):
     tifffile.imwrite(base / "cut_page.tif", em[0])
-    return _cut_in_half(base / "cut_page.tif"), ["cut_page.tif"], r"cannot decode|failed to read"
+    return _cut_in_half(base / "cut_page.tif"), ["cut_page.tif"], r"cannot decode|truncated|failed to read"
 
 
 def truncated_tiff_stack(base, em):

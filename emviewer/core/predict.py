@@ -201,6 +201,7 @@ class LocalPredictor:
         self, volume: Volume, slices: Optional[Sequence[int]] = None, progress: Optional[Progress] = None, cancel: Optional[CancelToken] = None
     ) -> Iterator[SliceResult]:
         slices = list(range(len(volume))) if slices is None else list(slices)
+        report(progress, 0, len(slices), "measuring the stack's intensities")  # reads a few slices first
         stats = stack_stats(volume)
         if stats.nonfinite_fraction:
             warnings.warn(InputWarning(

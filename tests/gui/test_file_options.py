@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import h5py
 import numpy as np
 import pytest
@@ -59,3 +63,28 @@ def test_nan_pixels_are_reported_once_on_opening(window, em_stack, tmp_path):
     assert window.open_path(path)
     assert "1.0% of the pixels are NaN" in window.statusBar().currentMessage()
     assert window.session.levels[1] > window.session.levels[0] and np.isfinite(window.session.levels).all()
+
+
+_QUIT_WITH_AN_HDF5_OPEN = """
+import os, sys
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from emviewer.core.io import ReadOptions
+from emviewer.gui.main_window import MainWindow
+window = MainWindow(QSettings(sys.argv[2], QSettings.IniFormat))
+window.show()
+assert window.open_path(sys.argv[1], ReadOptions(channel=1))
+app.processEvents()
+"""
+
+
+def test_quitting_with_an_hdf5_stack_open_exits_cleanly(em_stack, tmp_path):
+    """HDF5 files are read through a Python file object; left open, they crashed the app on exit."""
+    path = tmp_path / "two_channels.h5"
+    with h5py.File(path, "w") as f:
+        f["data"] = np.stack([em_stack, 255 - em_stack])
+    env = {**os.environ, "EMVIEWER_USER_DIR": str(tmp_path / "user"), "EMVIEWER_MODELS_DIR": str(tmp_path / "none")}
+    result = subprocess.run([sys.executable, "-c", _QUIT_WITH_AN_HDF5_OPEN, str(path), str(tmp_path / "s.ini")], env=env, capture_output=True, timeout=300)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]

@@ -14,9 +14,12 @@ hard links only, so it never opens the target of an external (or soft) link.
 
 from __future__ import annotations
 
+import atexit
 import posixpath
 import re
+import weakref
 from pathlib import Path
+
 import h5py
 import numpy as np
 
@@ -184,6 +187,20 @@ def _open_problem(exc: OSError) -> str:
     return f"not a readable HDF5 file ({text})"
 
 
+#: Files opened through a Python file object and not closed yet: HDF5 must close them before
+#: the interpreter tears their file objects down, or it crashes on exit (seen with the app).
+_OPEN_FILES: "weakref.WeakSet[h5py.File]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_files() -> None:
+    for h5 in list(_OPEN_FILES):
+        try:
+            h5.close()
+        except Exception:  # already closed or half torn down: nothing left to protect
+            pass
+
+
 def open_checked(path: Path) -> tuple[h5py.File, object]:
     """Open ``path`` read-only through a Python file object; returns the file and that object."""
     try:
@@ -191,7 +208,9 @@ def open_checked(path: Path) -> tuple[h5py.File, object]:
     except OSError as exc:
         raise UnreadableFileError(path, f"cannot open the file ({exc.strerror or exc})") from None
     try:
-        return h5py.File(handle, "r"), handle
+        h5 = h5py.File(handle, "r")
+        _OPEN_FILES.add(h5)
+        return h5, handle
     except OSError as exc:
         handle.close()
         raise UnreadableFileError(path, _open_problem(exc)) from None

@@ -34,12 +34,16 @@ def ramp16() -> np.ndarray:
 # ---------------------------------------------------------------- decoded-size budget
 
 
+# VmHWM is this process's own peak: ru_maxrss would also carry the parent's (pytest's) peak
+# across fork and exec on Linux.
 _PEAK_SCRIPT = """
-import resource, sys
+import re, sys
+from pathlib import Path
 from emviewer.core.io import open_volume
 volume = open_volume(sys.argv[1])
 grey = volume.slice(0)
-print(grey.shape, grey.dtype, int(grey.min()), int(grey.max()), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+peak_kb = int(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1))
+print(grey.shape, grey.dtype, int(grey.min()), int(grey.max()), peak_kb // 1024)
 """
 
 
