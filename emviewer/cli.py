@@ -12,65 +12,9 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from . import __version__
+from .cli_args import add_label_options, add_pair_option, add_read_options, fraction, object_key, object_keys, read_options
 
 EXIT_INPUT_ERROR = 2
-
-
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
-    return value
-
-
-def _values(text: str) -> list[float]:
-    from .core.errors import InputError
-    from .core.validate import parse_values
-
-    try:
-        return parse_values(text)
-    except InputError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _pixel_size(text: str) -> tuple[float, float, float]:
-    try:
-        values = tuple(float(part) for part in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != 3 or not all(0 < v < float("inf") for v in values):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a voxel size Z,Y,X in nm, e.g. 50,7,7")
-    return values
-
-
-def _axes(text: str) -> str:
-    from .core.errors import InputError
-    from .core.io.axes import parse_axes
-
-    try:
-        return parse_axes(text)
-    except InputError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _read_options(args):
-    """What ``--channel``, ``--axes`` and ``--pixel-size`` say about the input files."""
-    from .core.io import ReadOptions
-
-    return ReadOptions(channel=getattr(args, "channel", None), axes=getattr(args, "axes", None), pixel_size=getattr(args, "pixel_size", None))
-
-
-def _object_key(text: str) -> str:
-    from .core.objects import object_kind
-
-    try:
-        return object_kind(text).key
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _object_keys(text: str) -> list[str]:
-    return list(dict.fromkeys(_object_key(part) for part in text.split(",") if part.strip()))
 
 
 def _progress_bar(desc: str):
@@ -132,7 +76,7 @@ def _describe_file(args) -> int:
     from .core.io import open_volume
     from .core.io.describe import describe
 
-    with open_volume(args.file, _read_options(args)) as volume:
+    with open_volume(args.file, read_options(args)) as volume:
         info = describe(volume)
     if args.json:
         print(json.dumps(info, indent=2))
@@ -176,7 +120,7 @@ def cmd_export(args) -> int:
     from .core.provenance import provenance
 
     object_key = args.object
-    volume = open_volume(args.input, _read_options(args))
+    volume = open_volume(args.input, read_options(args))
     masks = _open_masks(args.mask, object_key)
     metrics = None
     if args.labels:
@@ -203,7 +147,7 @@ def cmd_evaluate(args) -> int:
     from .core.validate import unpaired_warning
 
     result = evaluate(
-        args.pred, args.labels, args.foreground, args.invert, progress=_progress_bar("evaluate"), pair_by=args.pair_by, label_options=_read_options(args)
+        args.pred, args.labels, args.foreground, args.invert, progress=_progress_bar("evaluate"), pair_by=args.pair_by, label_options=read_options(args)
     )
     for names, kind, source in ((result.unpaired_predictions, "prediction", args.pred), (result.unpaired_labels, "label", args.labels)):
         if names:
@@ -267,7 +211,7 @@ def cmd_predict(args) -> int:
     from .core.prediction_output import PredictionWriter, write_predictions
     from .core.provenance import provenance
 
-    volume = open_volume(args.input, _read_options(args))
+    volume = open_volume(args.input, read_options(args))
     predictor, how = _predictor(args)
     record = provenance(command="predict", input=args.input, mode=args.mode, **how)
     writer = PredictionWriter(Path(args.output), args.object, args.format, args.save_probabilities, record, volume.pixel_size)
@@ -310,7 +254,7 @@ def cmd_train(args) -> int:
     default_name = f"{args.object}-{network['arch']}-{context}fm-{date.today():%Y%m%d}.keras"
     out = Path(args.out) if args.out else config.user_models_dir() / args.object / default_name
     spec = DataSpec(
-        args.images, args.labels, args.val_images or [], args.val_labels or [], args.foreground, args.invert, args.pair_by, read_options=_read_options(args)
+        args.images, args.labels, args.val_images or [], args.val_labels or [], args.foreground, args.invert, args.pair_by, read_options=read_options(args)
     )
     settings = TrainConfig(
         object=args.object,
@@ -346,25 +290,6 @@ def cmd_gui(args) -> int:
 # ---------------------------------------------------------------------------- parser
 
 
-def _add_pair_option(parser: argparse.ArgumentParser, what: str) -> None:
-    parser.add_argument(
-        "--pair-by", choices=("number", "order"), default="number",
-        help=f"how {what} line up: number = the number in the file names (default; refused when the numbers differ), order = position in natural order (equal counts)",
-    )
-
-
-def _add_read_options(parser: argparse.ArgumentParser, which: str = "") -> None:
-    group = parser.add_argument_group("reading the input" + (f" ({which})" if which else ""))
-    group.add_argument("--pixel-size", type=_pixel_size, metavar="Z,Y,X", help="voxel size in nm, e.g. 50,7,7 (overrides what the file says)")
-    group.add_argument("--channel", type=int, metavar="N", help="0-based channel to read from a file with several channels")
-    group.add_argument("--axes", type=_axes, metavar="AXES", help="axis order of the stored array when the file does not say, e.g. ZYXC or TCZYX")
-
-
-def _add_label_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--foreground", type=_values, metavar="V[,V]", help="label value(s) that mark the object (default: the larger of two values)")
-    parser.add_argument("--invert", action="store_true", help="the object is the background value of the labels (e.g. ISBI membranes: 0 = membrane)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     from .server.settings import DEFAULT_HOST, DEFAULT_PORT
 
@@ -374,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     gui = sub.add_parser("gui", help="the desktop app (also what 'emviewer' alone starts)")
     gui.add_argument("path", nargs="?", help="stack to open (default: the bundled sample stack)")
-    gui.add_argument("--object", type=_object_keys, help="objects to select, e.g. mito or mito,membrane")
+    gui.add_argument("--object", type=object_keys, help="objects to select, e.g. mito or mito,membrane")
     gui.add_argument("--predict", action="store_true", help="predict the selected objects at once")
     gui.add_argument("--screenshot", metavar="FILE", help="render the window (after predicting with --predict), save FILE as PNG and exit")
     gui.set_defaults(run=cmd_gui)
@@ -382,20 +307,20 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="version, Keras backend, compute device, installed models; or describe FILE")
     info.add_argument("file", nargs="?", metavar="FILE", help="an image or stack to describe: shape, dtype, axes, voxel size, intensities")
     info.add_argument("--json", action="store_true", help="print one JSON object")
-    _add_read_options(info)
+    add_read_options(info)
     info.set_defaults(run=cmd_info)
 
     export = sub.add_parser("export", help="convert a stack (and masks) to HDF5, PNG, JPEG, TIFF, RAW or a PDF report")
     export.add_argument("input", help="PNG/TIFF/JPEG folder, TIFF stack, file.h5[:/dataset], Zarr, MRC or image")
     export.add_argument("-o", "--output", required=True, help="OUT.h5, .png, .jpg, .tif, .raw or .pdf")
     export.add_argument("--mask", help="mask folder or stack (0/255), or a folder with one sub-folder per object")
-    export.add_argument("--object", type=_object_key, default="mito", help="object the masks show: mito, nuclei or membrane (default mito)")
+    export.add_argument("--object", type=object_key, default="mito", help="object the masks show: mito, nuclei or membrane (default mito)")
     export.add_argument("--content", choices=("raw", "mask", "overlay"), help="what PNG/JPEG/TIFF/RAW hold (default: overlay with masks for PNG/JPEG, else raw)")
     export.add_argument("--slices", help="0-based slices to export, e.g. 0-4,9 (default all)")
     export.add_argument("--labels", help="expert labels: adds a metrics table to a PDF report")
-    _add_label_options(export)
-    _add_pair_option(export, "the masks and --labels")
-    _add_read_options(export)
+    add_label_options(export)
+    add_pair_option(export, "the masks and --labels")
+    add_read_options(export)
     export.set_defaults(run=cmd_export)
 
     models = sub.add_parser("models", help="installed models (bundled and your own) with their validation figures")
@@ -405,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict = sub.add_parser("predict", help="segment a stack with the installed (or given) models")
     predict.add_argument("input", help="PNG/TIFF/JPEG folder, TIFF stack, file.h5[:/dataset], Zarr, MRC or image")
     predict.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the masks")
-    predict.add_argument("--object", type=_object_keys, required=True, help="mito, nuclei or membrane, or a comma list of them")
+    predict.add_argument("--object", type=object_keys, required=True, help="mito, nuclei or membrane, or a comma list of them")
     predict.add_argument("--model", help="registered model name or .keras file (a comma list makes an ensemble)")
     predict.add_argument("--mode", choices=("fast", "accurate"), default="fast", help="fast: one model, no augmentation; accurate: ensemble + 16x test-time augmentation")
     predict.add_argument("--tta", type=int, choices=(1, 8, 16), help="test-time variants (default 1 fast, 16 accurate)")
@@ -418,13 +343,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--save-probabilities", action="store_true", help="also write probabilities (PNG 0-255, or float32 in TIFF/HDF5)")
     predict.add_argument("--server", metavar="URL", help="predict online on an EMViewer server, e.g. http://gpu-box:8765")
     predict.add_argument("--token", help="the server's token (default: $EMVIEWER_TOKEN)")
-    _add_read_options(predict)
+    add_read_options(predict)
     predict.set_defaults(run=cmd_predict)
 
     train = sub.add_parser("train", help="train a model on your labelled slices")
     train.add_argument("--images", action="append", required=True, help="image folder or stack (repeat for several data sets)")
     train.add_argument("--labels", action="append", required=True, help="labels for each --images, paired by the number in the file name (see --pair-by)")
-    train.add_argument("--object", type=_object_key, required=True, help="mito, nuclei or membrane")
+    train.add_argument("--object", type=object_key, required=True, help="mito, nuclei or membrane")
     train.add_argument("--arch", choices=("multiresunet", "deepem3d"), default="multiresunet")
     train.add_argument(
         "--context", type=int, choices=(1, 3, 5),
@@ -432,9 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--val-images", action="append", help="held-out images (default: the last 15 %% of the training slices)")
     train.add_argument("--val-labels", action="append", help="labels of the held-out images")
-    _add_pair_option(train, "every --images/--labels (and --val-) pair")
-    _add_label_options(train)
-    _add_read_options(train, "for the --images")
+    add_pair_option(train, "every --images/--labels (and --val-) pair")
+    add_label_options(train)
+    add_read_options(train, "for the --images")
     train.add_argument("--epochs", type=int, default=20)
     train.add_argument("--steps", type=int, default=100, help="batches per epoch (default 100)")
     train.add_argument("--batch-size", type=int, default=8)
@@ -448,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--init-from", metavar="MODEL", help="fine-tune this model (a name from 'emviewer models' or a .keras file) instead of starting from scratch; its architecture and width are used, and its context unless --context is given")
     train.add_argument("--time-limit", type=float, metavar="MINUTES", help="stop after the epoch that would run past this; --resume continues")
     train.add_argument(
-        "--hard-mining", type=_fraction, default=0.0, metavar="F",
+        "--hard-mining", type=fraction, default=0.0, metavar="F",
         help="centre this fraction of the crops (0-1) where the model still errs, found by predicting the training slices before each epoch (default 0)",
     )
     train.add_argument(
@@ -460,9 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="precision, recall, F1 and IoU of masks against labels")
     evaluate.add_argument("--pred", required=True, help="predicted masks (folder or stack)")
     evaluate.add_argument("--labels", required=True, help="expert labels (folder or stack), paired by the number in the file name (see --pair-by)")
-    _add_pair_option(evaluate, "predictions and labels")
-    _add_label_options(evaluate)
-    _add_read_options(evaluate, "for the --labels, e.g. an ilastik export")
+    add_pair_option(evaluate, "predictions and labels")
+    add_label_options(evaluate)
+    add_read_options(evaluate, "for the --labels, e.g. an ilastik export")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object with keys per_image and mean")
     evaluate.set_defaults(run=cmd_evaluate)
     serve = sub.add_parser("serve", help="run the online-mode prediction server")
