@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional, Sequence
 
 import numpy as np
@@ -43,8 +43,8 @@ class LabelledStack:
 
     def split(self, indices: Sequence[int]) -> "LabelledStack":
         indices = list(indices)
-        names = [self.names[i] for i in indices]
-        return LabelledStack(self.images[indices], self.masks[indices], names, self.levels, self.source, reference=self.reference)
+        names = [self.names[i] for i in indices]  # the part keeps where it came from, its levels and voxel size
+        return replace(self, images=self.images[indices], masks=self.masks[indices], names=names, unpaired_images=[], unpaired_labels=[])
 
     def warnings(self) -> list[str]:
         """One line per side with slices that found no partner (``[]`` when all paired)."""

@@ -27,7 +27,7 @@ from scipy import ndimage
 #: Percentiles of the tissue that are mapped onto a model's reference levels.
 TISSUE_PERCENTILES = (1.0, 99.0)
 #: Reference levels of a model whose card has none: the 1st / 99th percentiles of the
-#: CDeep3M SBEM training images scaled 0-255 to [0, 1] (measured with :func:`tissue_levels`).
+#: CDeep3M SBEM training images scaled 0-255 to [0, 1] (measured with :func:`tissue_stats`).
 DEFAULT_REFERENCE = (0.098, 0.878)
 #: Pixels kept per slice for the statistics (evenly strided), so huge slices stay cheap.
 SAMPLE_PIXELS = 1_000_000

@@ -9,10 +9,11 @@ import numpy as np
 from .intensity import sample_slices, tissue_stats
 from .objects import colour_of
 
-__all__ = ["StackRenderer", "display_range", "render_overlay", "sample_slices", "to_uint8"]
+#: Contrast of a newly shown stack: these percentiles of its tissue.
+DISPLAY_PERCENTILES = (0.5, 99.5)
 
 
-def display_range(slices: Sequence[np.ndarray], percentiles: tuple[float, float] = (0.5, 99.5)) -> tuple[float, float]:
+def display_range(slices: Sequence[np.ndarray], percentiles: tuple[float, float] = DISPLAY_PERCENTILES) -> tuple[float, float]:
     """Contrast limits from percentiles of the tissue of the given slices (a sample of a
     stack is enough); NaN, constant borders and saturated runs are left out (see
     :func:`~emviewer.core.intensity.tissue_stats`)."""

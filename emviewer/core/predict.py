@@ -9,18 +9,17 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Iterator, Mapping, Optional, Protocol, Sequence
-
 import warnings
+from typing import Iterator, Mapping, Optional, Protocol, Sequence
 
 import numpy as np
 
 from . import augment
+from .errors import InputWarning
+from .intensity import TissueStats, model_input, stack_stats, tissue_units
 from .length_filter import drop_long_objects
 from .models.loading import LoadedModel
 from .pipeline import prefetch
-from .errors import InputWarning
-from .intensity import TissueStats, model_input, stack_stats, tissue_units
 from .preprocess import context_indices, reflect_indices
 from .progress import CancelToken, Progress, check, report
 from .tiling import Stitcher, blend_window, tile_grid
@@ -96,6 +95,7 @@ class _Batch:
     last_of_slice: bool
     padded_shape: tuple = ()
     crop: tuple = ()
+    holes: Optional[np.ndarray] = None  # last batch of a float slice: its NaN / infinite pixels
 
 
 @dataclass
@@ -165,7 +165,9 @@ class LocalPredictor:
                         for r in regions
                     ]
                 )
-                yield _Batch(z, regions, inputs, first + self.batch_size >= len(grid), padded, crop)
+                last = first + self.batch_size >= len(grid)
+                holes = ~np.isfinite(cache.get(z)) if last and volume.dtype.kind == "f" else None  # read once, here
+                yield _Batch(z, regions, inputs, last, padded, crop, holes)
 
     # ------------------------------------------------------------------ model side
 
@@ -230,9 +232,9 @@ class LocalPredictor:
                 if batch.last_of_slice:
                     finished += 1
                     probabilities = {obj: drop_long_objects(s.result()[batch.crop], self.length_limits[obj], DECISION) for obj, s in stitchers.items()}
+                    _clear_holes(probabilities, batch.holes)
                     if box:
                         probabilities = {obj: _paste(p, box, volume.shape[1:]) for obj, p in probabilities.items()}
-                    _clear_nonfinite(probabilities, volume, batch.z)
                     stitchers = {}
                     yield SliceResult(batch.z, volume.slice_names[batch.z], probabilities)
         finally:
@@ -246,12 +248,9 @@ def _paste(probability: np.ndarray, box: tuple, shape: tuple) -> np.ndarray:
     return full
 
 
-def _clear_nonfinite(probabilities: dict[str, np.ndarray], volume: Volume, z: int) -> None:
+def _clear_holes(probabilities: dict[str, np.ndarray], holes: Optional[np.ndarray]) -> None:
     """NaN and infinite pixels hold no tissue: background (probability 0) for every object."""
-    if volume.dtype.kind != "f":
-        return
-    holes = ~np.isfinite(volume.slice(z))
-    if holes.any():
+    if holes is not None and holes.any():
         for probability in probabilities.values():
             probability[holes] = 0.0
 

@@ -12,8 +12,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .errors import ImageContentError, InputError, PairingError, ShapeMismatchError
-from .io.common import natural_key, numbers_in
-from .overlay import sample_slices
+from .io.common import natural_key, numbers_in, short_list
+from .intensity import sample_slices
 from .tiling import pad_to_at_least as pad_to_tile  # noqa: F401  (the padding rule lives with the tiles)
 
 
@@ -35,8 +35,7 @@ def distinct_values(array: np.ndarray, limit: int = 10) -> np.ndarray:
 
 
 def _format_values(values: np.ndarray, limit: int = 8) -> str:
-    shown = ", ".join(f"{v:g}" for v in values[:limit])
-    return shown + (", ..." if len(values) > limit else "")
+    return short_list([f"{v:g}" for v in values], limit)
 
 
 def check_image(image: np.ndarray, source) -> None:
@@ -196,8 +195,7 @@ def pair_slices(
 
 def unpaired_warning(names: Sequence[str], kind: str, source=None) -> str:
     """``"<source>: 3 label slice(s) without a partner, skipped: a, b, c"``, the warning of evaluate and train."""
-    shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
-    text = f"{len(names)} {kind} slice(s) without a partner, skipped: {shown}"
+    text = f"{len(names)} {kind} slice(s) without a partner, skipped: {short_list(names, 5)}"
     return f"{source}: {text}" if source else text
 
 

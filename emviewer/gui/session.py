@@ -13,11 +13,8 @@ from PySide6.QtCore import QObject, Signal
 
 from ..core.objects import OBJECTS
 from ..core.intensity import TissueStats, sample_slices, tissue_stats
+from ..core.overlay import DISPLAY_PERCENTILES
 from ..core.volume import Volume
-
-
-#: Contrast of a newly opened stack: these percentiles of its tissue (see core.intensity).
-DISPLAY_PERCENTILES = (0.5, 99.5)
 
 
 class Session(QObject):

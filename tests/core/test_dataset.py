@@ -23,6 +23,18 @@ def test_loads_real_pairs_in_number_order(cdeep3m):
     assert val.names == ["images.058", "images.059"] and len(train) == 8
 
 
+def test_held_out_parts_keep_the_voxel_size_levels_and_reference(cdeep3m):
+    from emviewer.core.io import ReadOptions
+
+    stack = load_labelled(
+        str(cdeep3m / "validation" / "images"), str(cdeep3m / "validation" / "labels"),
+        reference=(0.2, 0.8), options=ReadOptions(pixel_size=(50.0, 7.0, 7.0)),
+    )
+    for part in holdout_split(stack):
+        assert part.pixel_size == (50.0, 7.0, 7.0)  # the trained card records it
+        assert (part.reference, part.levels, part.source) == (stack.reference, stack.levels, stack.source)
+
+
 def test_batches_are_aligned_with_context_and_in_range():
     rng = np.random.default_rng(0)
     base = rng.integers(0, 200, (100, 90)).astype(np.uint8)

@@ -64,12 +64,17 @@ def guess_axes(shape: Sequence[int]) -> str:
     return names + ("C" if trailing_channel else "")
 
 
+def _well_formed(axes: str) -> bool:
+    """Distinct letters, Y and X among them."""
+    return axes.isalpha() and len(set(axes)) == len(axes) and "Y" in axes and "X" in axes
+
+
 def check_axes(axes: str, shape: Sequence[int], source) -> str:
     """``axes`` in upper case, after checking it fits ``shape``; raises :class:`InputError`."""
     text = str(axes).strip().upper()
     if len(text) != len(shape):
         raise InputError(source, f"axes {axes!r} name {len(text)} axes but the array has {len(shape)} {tuple(shape)}")
-    if len(set(text)) != len(text) or "Y" not in text or "X" not in text or not text.isalpha():
+    if not _well_formed(text):
         raise InputError(source, f"axes {axes!r} must be distinct letters including Y and X (e.g. ZYX, ZYXC, TCZYX)")
     return text
 
@@ -77,7 +82,7 @@ def check_axes(axes: str, shape: Sequence[int], source) -> str:
 def parse_axes(text: str) -> str:
     """Check the spelling of a ``--axes`` value (letters only); the length is checked per file."""
     cleaned = str(text).strip().upper()
-    if not cleaned.isalpha() or len(set(cleaned)) != len(cleaned) or "Y" not in cleaned or "X" not in cleaned:
+    if not _well_formed(cleaned):
         raise InputError(None, f"--axes {text!r} must be distinct letters including Y and X, e.g. ZYX, ZYXC or TCZYX")
     return cleaned
 
@@ -91,7 +96,7 @@ class _Plan:
     grey_axis: Optional[int]  # colour samples averaged to luminance when reading
 
 
-def _pick_channel(axis_name: str, size: int, channel: Optional[int], axes: str, shape, source) -> int:
+def _pick_channel(size: int, channel: Optional[int], axes: str, shape, source) -> int:
     if channel is None:
         raise ChannelChoiceError(
             source, f"has {size} channels (axes {axes}, shape {tuple(shape)}); choose one with --channel N (0-{size - 1})", size, axes
@@ -112,7 +117,7 @@ def _plan(axes: str, shape: Sequence[int], source, channel: Optional[int], colou
             elif channel is None and colour_to_grey and name == "S" and shape[i] in (3, 4):
                 grey_axis = i
             else:
-                fixed[i] = _pick_channel(name, shape[i], channel, axes, shape, source)
+                fixed[i] = _pick_channel(shape[i], channel, axes, shape, source)
         elif name not in "YX" and shape[i] == 1 and (name != "Z" or len(stack_axes) > 0):
             fixed[i] = 0
     if len(stack_axes) > 1:

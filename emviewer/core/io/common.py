@@ -61,6 +61,11 @@ def numbers_in(name: str) -> tuple[int, ...]:
     return tuple(int(m) for m in _NUMBER.findall(name))
 
 
+def short_list(items: Sequence, most: int = 8) -> str:
+    """``"a, b, c, ..."``: the first ``most`` items, and an ellipsis when there are more."""
+    return ", ".join(str(item) for item in items[:most]) + (", ..." if len(items) > most else "")
+
+
 def natural_key(name: str) -> tuple:
     """Sort key that orders ``img2`` before ``img10``."""
     return tuple(int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name))

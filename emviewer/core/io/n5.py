@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import ImageContentError, InputError, UnreadableFileError
 from ..volume import Volume
 from .axes import ReadOptions, as_zyx, guess_axes
-from .common import check_decoded_size, check_slice_size
+from .common import check_decoded_size, check_slice_size, short_list
 from .ome_zarr import axis_letters
 from .units import nm_per_unit
 from .zarr_safety import MAX_CHUNK_BYTES, MAX_STORED_OBJECT_BYTES, StoreFiles, check_sizes, confine, join_key, node_key
@@ -223,8 +223,7 @@ def _pick(files: StoreFiles, name: Optional[str]) -> tuple[str, dict]:
     if len(found) == 1:
         return found[0], files.json(join_key(found[0], "attributes.json")) or {}
     if found:
-        listed = ", ".join(found[:8]) + (", ..." if len(found) > 8 else "")
-        raise InputError(path, f"the N5 container holds several datasets ({listed}); choose one as {path.name}:{found[0]}")
+        raise InputError(path, f"the N5 container holds several datasets ({short_list(found)}); choose one as {path.name}:{found[0]}")
     if name:
         raise InputError(path, f"no N5 dataset {name!r} in the container")
     raise ImageContentError(path, "the N5 container holds no dataset")

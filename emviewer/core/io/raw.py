@@ -18,7 +18,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from ..errors import ImageContentError, UnreadableFileError
+from ..errors import UnreadableFileError
 from ..progress import CancelToken, check
 from ..volume import SUPPORTED_KINDS, Volume
 from .atomic import atomic_paths
@@ -177,21 +177,10 @@ def read_raw(path: Path, options: Optional[ReadOptions] = None) -> Volume:
         raise UnreadableFileError(path, f"file has {size:,} bytes, the sidecar's shape {list(shape)} and dtype {dtype.name} need {expected:,}")
     mapped = np.memmap(path, dtype=dtype, mode="r", shape=shape)
     used = (axes or guess_axes(shape)).upper()
-    data = as_zyx(mapped if dtype.isnative else _NativeOrder(mapped), used, path, options.channel)
+    data = as_zyx(mapped, used, path, options.channel)  # Volume hands out big-endian data in native order
     check_slice_size(data.shape[-2:], path)
     metadata = {"format": "raw", "axes": used}
     if pixel_size is not None:
         metadata["pixel_size_from"] = f"sidecar {meta_path.name} (pixel_size_nm)"
     return Volume(data, str(path), pixel_size=pixel_size, metadata=metadata)
 
-
-class _NativeOrder:
-    """Lazy view of a big-endian memory map that hands out native-order copies of what is read."""
-
-    def __init__(self, array: np.ndarray) -> None:
-        self._array = array
-        self.shape = array.shape
-        self.dtype = array.dtype.newbyteorder("=")
-
-    def __getitem__(self, key):
-        return np.asarray(self._array[key]).astype(self.dtype)

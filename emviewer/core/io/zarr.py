@@ -22,7 +22,7 @@ import zarr
 from ..errors import ImageContentError, InputError, UnreadableFileError
 from ..volume import Volume
 from .axes import ReadOptions, as_zyx, guess_axes
-from .common import check_decoded_size, check_slice_size
+from .common import check_decoded_size, check_slice_size, short_list
 from .ome_zarr import PIXEL_SIZE_FROM, NgffLevel, axis_letters, multiscales, ngff_level
 from .zarr_safety import ArrayInfo, StoreFiles, check_array_metadata, confine, join_key, node_key
 
@@ -131,8 +131,7 @@ def _target(files: StoreFiles, name: Optional[str]) -> tuple[str, _Node, Optiona
     if len(images) == 1:
         return _target(files, images[0])
     if images:
-        listed = ", ".join(images[:8]) + (", ..." if len(images) > 8 else "")
-        raise InputError(path, f"the store holds several images ({listed}); choose one as {path.name}:{images[0]}")
+        raise InputError(path, f"the store holds several images ({short_list(images)}); choose one as {path.name}:{images[0]}")
     if name:
         raise InputError(path, f"no array {name!r} in the store (it has: {', '.join(_images(files, '')[:8]) or 'none'})")
     raise ImageContentError(path, "the store holds no image array")

@@ -27,9 +27,9 @@ from ...core.validate import Pairing, pair_slices, parse_values
 from ...core.volume import Volume, map_slices
 from ..session import Session
 from ..workers import Job, start
+from .train_widgets import PAIR_CHOICES
 
 COLUMNS = ("slice", "precision", "recall", "F1", "IoU")
-PAIR_CHOICES = (("number in the name", "number"), ("order", "order"))
 
 
 def _pair_with_stack(volume: Volume, labels: Volume, pair_by: str) -> Pairing:

@@ -27,7 +27,7 @@ from ...core.objects import OBJECTS, colour_of
 from ...core.train import DataSpec, TrainConfig, checkpoint_dir, config_from_state, load_state, network_settings, train
 from ...core.validate import parse_values
 from ..workers import Job, start
-from .train_widgets import TrainingCurvesView, combo_box, format_duration, spin_box
+from .train_widgets import PAIR_CHOICES, TrainingCurvesView, combo_box, format_duration, spin_box
 
 FOLDERS = {"images": "Images", "labels": "Labels", "val_images": "Validation images", "val_labels": "Validation labels"}
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
@@ -151,7 +151,7 @@ class TrainTab(QWidget):
             self.folders[key] = edit
         self.foreground = QLineEdit(placeholderText="e.g. 2 or 1,2 (empty: the larger of two values)")
         self.invert = QCheckBox("invert (object is the background value)")
-        self.pair_by = combo_box([("number in the name", "number"), ("order", "order")], "number")
+        self.pair_by = combo_box(PAIR_CHOICES, "number")
         self.pair_by.setToolTip("How label files meet image files: by the number in their names, or by position (same count, same order)")
         form.addRow("Foreground", self.foreground)
         form.addRow("", self.invert)

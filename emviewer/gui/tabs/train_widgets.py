@@ -1,4 +1,5 @@
-"""Small widgets of the Train tab: field makers, the duration format and the live curves."""
+"""Small widgets of the Train tab (field makers, the duration format, the live curves) and the
+pairing choices the Evaluate tab shares."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QSpinBox, QVBoxLayout, QWidget
 
 from ...core.objects import colour_of
+
+#: How image (or stack) slices meet label files, as the Train and Evaluate tabs offer it.
+PAIR_CHOICES = (("number in the name", "number"), ("order", "order"))
 
 
 def format_duration(seconds: float) -> str:
