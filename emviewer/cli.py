@@ -221,22 +221,6 @@ def cmd_predict(args) -> int:
     return 0
 
 
-def cmd_serve(args) -> int:
-    from .server.run import serve
-    from .server.settings import ServerSettings, read_token
-
-    settings = ServerSettings(
-        host=args.host,
-        port=args.port,
-        token=read_token(args.token_file),
-        max_upload_bytes=int(args.max_upload_mb * 2**20),
-        result_ttl=args.keep_results * 60,
-        workers=args.workers,
-    )
-    serve(settings)
-    return 0
-
-
 def cmd_train(args) -> int:
     from datetime import date
 
@@ -291,7 +275,7 @@ def cmd_gui(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .server.settings import DEFAULT_HOST, DEFAULT_PORT
+    from .server.command import add_serve_parser
 
     parser = argparse.ArgumentParser(prog="emviewer", description="Segment organelles in electron-microscopy stacks.")
     parser.add_argument("--version", action="version", version=f"emviewer {__version__}")
@@ -390,14 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_read_options(evaluate, "for the --labels, e.g. an ilastik export")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object with keys per_image and mean")
     evaluate.set_defaults(run=cmd_evaluate)
-    serve = sub.add_parser("serve", help="run the online-mode prediction server")
-    serve.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST}; any other needs a token)")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
-    serve.add_argument("--token-file", metavar="FILE", help="file holding the token clients must send (default: $EMVIEWER_TOKEN)")
-    serve.add_argument("--max-upload-mb", type=float, default=4096, help="largest upload accepted, in MiB (default 4096)")
-    serve.add_argument("--keep-results", type=float, default=60, metavar="MINUTES", help="how long finished results are kept (default 60)")
-    serve.add_argument("--workers", type=int, default=1, help="jobs run at the same time (default 1: one job on the GPU)")
-    serve.set_defaults(run=cmd_serve)
+    add_serve_parser(sub)
     return parser
 
 

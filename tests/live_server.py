@@ -128,3 +128,57 @@ def slow_tiff(cdeep3m, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("server_inputs") / "slow.tif"
     tifffile.imwrite(path, np.stack([np.asarray(Image.open(f)) for f in files]), photometric="minisblack")
     return path
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServeProcess:
+    """``emviewer serve`` as a separate process (for kill -9 and its own memory figures)."""
+
+    def __init__(self, model_folder: Path, folder: Path, temp_dir: Path | None = None) -> None:
+        import os
+        import subprocess
+        import sys
+
+        token_file = folder / "token"
+        token_file.write_text(TOKEN)
+        token_file.chmod(0o600)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ, EMVIEWER_MODELS_DIR=str(model_folder), EMVIEWER_USER_DIR=str(folder / "user"), TF_CPP_MIN_LOG_LEVEL="3")
+        if temp_dir is not None:
+            env["TMPDIR"] = str(temp_dir)
+        self.log = open(folder / f"serve-{self.port}.log", "wb")
+        cmd = [sys.executable, "-m", "emviewer", "serve", "--port", str(self.port), "--token-file", str(token_file)]
+        self.process = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout: float = 180.0) -> "ServeProcess":
+        import requests
+
+        def up():
+            assert self.process.poll() is None, "the server exited"
+            try:
+                return requests.get(f"{self.url}/v1/health", timeout=2).ok
+            except requests.ConnectionError:
+                return False
+
+        wait_for(up, timeout)
+        return self
+
+    def memory_mb(self) -> dict:
+        """Resident and peak resident memory (VmRSS, VmHWM) in MiB, from /proc (Linux)."""
+        lines = Path(f"/proc/{self.process.pid}/status").read_text().splitlines()
+        fields = dict(line.split(":", 1) for line in lines if ":" in line)
+        return {key: int(fields[name].split()[0]) / 1024 for key, name in (("rss", "VmRSS"), ("peak", "VmHWM"))}
+
+    def stop(self, kill: bool = False) -> None:
+        if self.process.poll() is None:
+            self.process.kill() if kill else self.process.terminate()
+            self.process.wait(timeout=60)
+        self.log.close()

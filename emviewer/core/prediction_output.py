@@ -2,8 +2,9 @@
 
 ``png`` writes each slice as soon as it is predicted (``OUTDIR/<stem>.png``, or
 ``OUTDIR/<object>/<stem>.png`` for several objects), so finished slices are kept even if a
-long run is cancelled. ``tif`` and ``h5`` collect the slices and write one file per output
-at the end, atomically.
+long run is cancelled. ``tif`` and ``h5`` append each slice to their files as it arrives, so
+memory does not grow with the number of slices; the files are written under temporary names
+in the output folder and renamed when the run finishes, or deleted when it is abandoned.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from typing import Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
+from .io.atomic import atomic_paths
 from .io.slices import write_slices
 from .predict import SliceResult
-from .volume import Volume, from_array
+from .volume import Volume
 
 FORMATS = ("png", "tif", "h5")
 
@@ -30,8 +32,94 @@ def probability_image(probability: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(probability * 255), 0, 255).astype(np.uint8)
 
 
+class _Abandoned(Exception):
+    """Handed to the temporary files' context on :meth:`PredictionWriter.abort` so it deletes them."""
+
+
+class _HDF5Output:
+    """``prediction.h5`` grown one slice at a time, laid out as :func:`~.io.hdf5.write_hdf5` writes it."""
+
+    def __init__(self, path: Path, names: Sequence[str], shape: tuple, provenance: Optional[Mapping]) -> None:
+        import h5py
+
+        from .io.hdf5 import create_stack, provenance_attributes
+
+        self._h5 = h5py.File(path, "w")
+        self._h5.attrs.update(provenance_attributes(provenance))
+        self._datasets = [create_stack(self._h5, name, (0, *shape), dtype, growable=True) for name, dtype in names]
+
+    def append(self, planes: Sequence[np.ndarray]) -> None:
+        for ds, plane in zip(self._datasets, planes):
+            z = ds.shape[0]
+            ds.resize(z + 1, axis=0)
+            ds[z] = plane
+
+    def close(self, raw: Optional[Volume], pixel_size: Optional[tuple]) -> None:
+        """Write ``raw`` slice by slice, the voxel size on every dataset, and close the file."""
+        from .io.hdf5 import pixel_size_attributes, write_stack
+
+        datasets = list(self._datasets)
+        if raw is not None:
+            datasets.append(write_stack(self._h5, "raw", raw.shape, raw.dtype, raw.iter_slices()))
+        voxel = pixel_size_attributes((raw.pixel_size if raw is not None else None) or pixel_size)
+        for ds in datasets:
+            ds.attrs.update(voxel)
+        self._h5.close()
+
+    def discard(self) -> None:
+        self._h5.close()
+
+
+class _TiffOutput:
+    """An ImageJ stack whose pages are appended as slices arrive, as :func:`~.io.tiff.write_tiff` writes it."""
+
+    def __init__(self, path: Path, pixel_size: Optional[tuple]) -> None:
+        import tifffile
+
+        from .io.tiff import imagej_calibration
+
+        self._metadata, self._options = imagej_calibration(pixel_size)
+        self._tif = tifffile.TiffWriter(path, imagej=True)
+
+    def append(self, planes: Sequence[np.ndarray]) -> None:
+        # (1, Y, X) pages of one contiguous series: tifffile counts them and writes ImageJ's
+        # images=/slices= on close (and only the first page's IFD when the file passes 4 GB,
+        # as ImageJ does, exactly like write_tiff)
+        (plane,) = planes
+        options = {"photometric": "minisblack", "metadata": self._metadata, **self._options}
+        self._tif.write(plane[None], contiguous=True, **options)
+
+    def close(self, raw: Optional[Volume], pixel_size: Optional[tuple]) -> None:
+        self._tif.close()
+
+    def discard(self) -> None:
+        self._tif.filehandle.close()  # not TiffWriter.close: no need to finish the page chain
+
+
 class PredictionWriter:
-    """Writes the :class:`SliceResult` stream of one run to ``outdir`` in one format."""
+    """Writes the :class:`SliceResult` stream of one run to ``outdir`` in one format.
+
+    Parameters
+    ----------
+    outdir
+        Output folder, made when needed.
+    objects
+        Object names; each result must have a ``(Y, X)`` probability for each.
+    fmt
+        ``png`` (one file per slice and output), ``tif`` (``<object>.tif`` and
+        ``<object>_probabilities.tif``, ImageJ stacks) or ``h5`` (``prediction.h5``).
+    probabilities
+        Also write the probabilities: float32 in [0, 1] in ``tif``/``h5``, uint8 0-255 in ``png``.
+    provenance
+        Root attributes of ``prediction.h5``.
+    pixel_size
+        The input's ``(z, y, x)`` voxel size in nm, written into ``tif`` and ``h5`` outputs.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``fmt``.
+    """
 
     def __init__(
         self,
@@ -46,59 +134,125 @@ class PredictionWriter:
             raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
         self.outdir, self.objects, self.fmt = Path(outdir), list(objects), fmt
         self.probabilities, self.provenance = probabilities, provenance
-        self.pixel_size = pixel_size  # the input's (z, y, x) nm, written into tif and h5 outputs
-        self._masks: dict[str, list] = {o: [] for o in self.objects}
-        self._probs: dict[str, list] = {o: [] for o in self.objects}
-        self._names: list[str] = []
+        self.pixel_size = pixel_size
         self.written: list[Path] = []
+        self._staged = None  # the temporary files' context (atomic_paths) while tif/h5 are being written
+        self._outputs: list = []
+        self._shape: Optional[tuple] = None
 
     def _folder(self, obj: str) -> Path:
         return self.outdir / obj if len(self.objects) > 1 else self.outdir
 
+    def _targets(self) -> list[Path]:
+        if self.fmt == "h5":
+            return [self.outdir / "prediction.h5"]
+        names = [f"{o}.tif" for o in self.objects]
+        names += [f"{o}_probabilities.tif" for o in self.objects if self.probabilities]
+        return [self.outdir / name for name in names]
+
+    def _open(self, shape: tuple) -> None:
+        staged = atomic_paths(self._targets())
+        temps = staged.__enter__()
+        self._staged, self._shape = staged, shape
+        if self.fmt == "h5":
+            names = [(f"masks/{o}", np.uint8) for o in self.objects]
+            names += [(f"probabilities/{o}", np.float32) for o in self.objects if self.probabilities]
+            self._outputs = [_HDF5Output(temps[0], names, shape, self.provenance)]
+        else:
+            for tmp in temps:
+                self._outputs.append(_TiffOutput(tmp, self.pixel_size))
+
     def add(self, result: SliceResult) -> None:
+        """Write one predicted slice (``png``) or append it to the output files (``tif``, ``h5``).
+
+        Raises
+        ------
+        ValueError
+            A slice whose ``(Y, X)`` shape differs from the first slice's (``tif``, ``h5``).
+        """
         masks = result.masks()
         if self.fmt == "png":
-            paths, images = [], []
-            for obj in self.objects:
-                paths.append(self._folder(obj) / f"{result.name}.png")
-                images.append(mask_image(masks[obj]))
-                if self.probabilities:
-                    paths.append(self._folder(obj) / "probabilities" / f"{result.name}.png")
-                    images.append(probability_image(result.probabilities[obj]))
-            write_slices(paths, images)
-            self.written += paths
+            self._write_png(result, masks)
             return
-        self._names.append(result.name)
+        planes = [mask_image(masks[o]) for o in self.objects]
+        planes += [np.asarray(result.probabilities[o], np.float32) for o in self.objects if self.probabilities]
+        shape = planes[0].shape
+        if self._staged is None:
+            self._open(shape)
+        elif shape != self._shape:
+            (y, x), (y0, x0) = shape, self._shape
+            raise ValueError(f"slice {result.name} is {y} x {x} pixels, the earlier ones {y0} x {x0}")
+        if self.fmt == "h5":
+            self._outputs[0].append(planes)
+        else:
+            for output, plane in zip(self._outputs, planes):
+                output.append([plane])
+
+    def _write_png(self, result: SliceResult, masks: dict) -> None:
+        paths, images = [], []
         for obj in self.objects:
-            self._masks[obj].append(mask_image(masks[obj]))
+            paths.append(self._folder(obj) / f"{result.name}.png")
+            images.append(mask_image(masks[obj]))
             if self.probabilities:
-                self._probs[obj].append(result.probabilities[obj].astype(np.float32))
+                paths.append(self._folder(obj) / "probabilities" / f"{result.name}.png")
+                images.append(probability_image(result.probabilities[obj]))
+        write_slices(paths, images)
+        self.written += paths
 
     def finish(self, raw: Optional[Volume] = None) -> list[Path]:
-        """Write the collected stacks (``tif``/``h5``); returns every file written."""
-        if self.fmt == "png" or not self._names:
-            return self.written
-        stack = {"slice_names": self._names, "pixel_size": self.pixel_size}
-        masks = {o: from_array(np.stack(v), **stack) for o, v in self._masks.items()}
-        probs = {o: from_array(np.stack(v), **stack) for o, v in self._probs.items() if v}
-        if self.fmt == "h5":
-            from .io.hdf5 import write_hdf5
+        """Complete the run: close the ``tif``/``h5`` files and rename them into place.
 
-            path = self.outdir / "prediction.h5"
-            write_hdf5(path, raw=raw, masks=masks, probabilities=probs, provenance=self.provenance)
-            self.written.append(path)
-            return self.written
-        from .io.tiff import write_tiff
+        Parameters
+        ----------
+        raw
+            ``h5`` only: the input stack, written as ``/raw`` slice by slice (its voxel size,
+            when it has one, is the one recorded on every dataset).
 
-        outputs = [(f"{o}.tif", m) for o, m in masks.items()] + [(f"{o}_probabilities.tif", p) for o, p in probs.items()]
-        for name, volume in outputs:
-            write_tiff(self.outdir / name, volume.iter_slices(), volume.shape, volume.dtype, pixel_size=self.pixel_size)
-            self.written.append(self.outdir / name)
+        Returns
+        -------
+        list of Path
+            Every file written; empty for ``tif``/``h5`` when no slice was added.
+        """
+        staged, outputs = self._staged, self._outputs
+        if staged is None:
+            return self.written
+        try:
+            for output in outputs:
+                output.close(raw, self.pixel_size)
+        except BaseException:
+            self.abort()
+            raise
+        self._staged, self._outputs = None, []
+        staged.__exit__(None, None, None)
+        self.written += self._targets()
         return self.written
 
+    def abort(self) -> None:
+        """Abandon the run: close and delete the partial ``tif``/``h5`` files (an earlier file
+        of the same name is kept); ``png`` slices already written stay. Safe to call twice."""
+        staged, outputs = self._staged, self._outputs
+        self._staged, self._outputs = None, []
+        for output in outputs:
+            try:
+                output.discard()
+            except Exception:  # the files are deleted next; a failed close must not hide why we stop
+                pass
+        if staged is not None:
+            staged.__exit__(_Abandoned, _Abandoned(), None)
 
-def write_predictions(results: Iterable[SliceResult], writer: PredictionWriter, raw: Optional[Volume] = None) -> list[Path]:
-    """Feed a prediction stream to ``writer`` and finish it."""
-    for result in results:
-        writer.add(result)
-    return writer.finish(raw)
+
+def write_predictions(
+    results: Iterable[SliceResult], writer: PredictionWriter, raw: Optional[Volume] = None
+) -> list[Path]:
+    """Feed a prediction stream to ``writer`` and finish it; returns every file written.
+
+    When the stream raises (e.g. :class:`~.progress.Cancelled`), the writer is aborted (no
+    partial ``tif``/``h5`` file is left) and the exception propagates.
+    """
+    try:
+        for result in results:
+            writer.add(result)
+        return writer.finish(raw)
+    except BaseException:
+        writer.abort()
+        raise

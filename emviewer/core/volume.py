@@ -65,6 +65,12 @@ class Volume:
     def nbytes(self) -> int:
         return int(np.prod(self.shape)) * self.dtype.itemsize
 
+    @property
+    def decoded_nbytes(self) -> int:
+        """Bytes the stored data takes once decoded, channels and time points included (a
+        colour or multi-channel file counts every sample, not just the grey view)."""
+        return int(getattr(self.data, "stored_nbytes", self.nbytes))
+
     def __len__(self) -> int:
         return self.shape[0]
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -13,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from .. import __version__, config
 from ..core.models.registry import list_models
@@ -22,6 +21,7 @@ from .models import ModelStore
 from .routes import router
 from .runner import run_job
 from .settings import ServerSettings
+from .workdir import WorkFolder
 
 log = logging.getLogger("emviewer.server")
 
@@ -37,25 +37,34 @@ async def _lifespan(app: FastAPI):
     from ..core.backend import device_summary
 
     settings: ServerSettings = app.state.settings
-    owns_work_dir = settings.work_dir is None
-    work_dir = Path(tempfile.mkdtemp(prefix="emviewer-server-")) if owns_work_dir else Path(settings.work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    store = ModelStore(_installed_models(settings))
-    summary = device_summary()
-    app.state.work_dir, app.state.store = work_dir, store
-    app.state.device = {"backend": summary["backend"], "device": ", ".join(summary["devices"])}
-    app.state.jobs = JobManager(partial(run_job, store=store), settings.workers, settings.max_waiting, settings.result_ttl)
-    log.info("serving %d model(s) on %s", len(store.entries), app.state.device["device"])
+    work_folder = WorkFolder.open(settings.work_dir)
+    jobs = None
     try:
+        store = ModelStore(_installed_models(settings))
+        summary = device_summary()
+        app.state.work_dir, app.state.store = work_folder.path, store
+        app.state.device = {"backend": summary["backend"], "device": ", ".join(summary["devices"])}
+        app.state.jobs = jobs = JobManager(partial(run_job, store=store), settings.workers, settings.max_waiting, settings.result_ttl)
+        log.info("serving %d model(s) on %s; work folder %s", len(store.entries), app.state.device["device"], work_folder.path)
         yield
     finally:
-        app.state.jobs.close()
-        if owns_work_dir:
-            shutil.rmtree(work_dir, ignore_errors=True)
+        if jobs is not None:
+            jobs.close()
+        work_folder.close()
 
 
 def _error(status: int, detail: str, headers=None) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path, for the ``Allow`` header of a 405."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -63,7 +72,10 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:  # Starlette names only the first matching route's methods
+            headers["Allow"] = _allowed_methods(request)
+        return _error(exc.status_code, str(exc.detail), headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -8,6 +8,7 @@ worker means one job on the GPU at a time.
 
 from __future__ import annotations
 
+import logging
 import queue
 import shutil
 import threading
@@ -20,6 +21,8 @@ from typing import Callable, Optional
 from ..core.errors import InputError
 from ..core.progress import CancelToken, Cancelled
 from ..remote.schemas import FINISHED_STATES, JobParameters, JobState, JobStatus
+
+log = logging.getLogger("emviewer.server")
 
 #: Runs one job: (job, progress callback, cancel token) -> path of the result file.
 Runner = Callable[["Job", Callable[[int, int, str], None], CancelToken], Path]
@@ -166,9 +169,11 @@ class JobManager:
                 self._finish(job, JobState.cancelled, "cancelled")
             return
         except InputError as exc:
+            log.warning("job %s refused: %s", job.id, exc)
             outcome, message, result = JobState.failed, str(exc), None
-        except Exception as exc:  # a bug or a broken model: the user sees a summary, not internals
-            outcome, message, result = JobState.failed, f"prediction failed on the server ({type(exc).__name__})", None
+        except Exception as exc:  # a bug or a broken model: the log has the traceback, the user a summary
+            log.exception("job %s failed", job.id)
+            outcome, message, result = JobState.failed, f"prediction failed on the server ({type(exc).__name__}); the server's log has the details", None
         else:
             outcome, message = JobState.done, "done"
         shutil.rmtree(job.folder / "input", ignore_errors=True)

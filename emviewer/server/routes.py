@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 
+import anyio
+
 from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Request
 from fastapi.responses import FileResponse
 from pydantic import ValidationError
@@ -12,13 +14,16 @@ from starlette.concurrency import run_in_threadpool
 from ..core.errors import InputError
 from ..remote.schemas import FILES_FIELD, PARAMETERS_FIELD, ErrorBody, first_problem, Health, JobParameters, JobState, JobStatus, ModelInfo
 from .auth import require_token
+from .budget import OverBudgetError, check_job
 from .jobs import Job, QueueFullError, new_job_folder
-from .runner import check_slices, open_job_inputs
+from .runner import check_upload_image, open_job_inputs
 from .uploads import UploadError, receive_form
 
 router = APIRouter()
 JobId = PathParam(pattern=r"^[0-9a-f]{32}$", description="the id POST /jobs answered")
-_errors = {code: {"model": ErrorBody} for code in (401, 404, 409, 413, 415, 422, 503)}
+#: Every status the API answers besides success; 400 (a malformed upload body) and 500 (a fault
+#: of the server, e.g. a full disk) come with the same one-line body.
+_errors = {code: {"model": ErrorBody} for code in (400, 401, 404, 409, 413, 415, 422, 500, 503)}
 
 _UPLOAD_BODY = {
     "required": True,
@@ -66,15 +71,31 @@ def _parse_parameters(text: str | None) -> JobParameters:
         raise InputError(None, first_problem(exc.errors(), PARAMETERS_FIELD)) from None
 
 
-def _prepare(job_id: str, folder, form, store) -> Job:
-    """Check the parameters, the upload (with core) and the models; a Job ready to queue."""
+def _prepare(job_id: str, folder, form, store, settings) -> Job:
+    """Check the parameters, the upload (with core), the budget and the models; a Job ready to queue."""
     parameters = _parse_parameters(form.fields.get(PARAMETERS_FIELD))
     volume, _ = open_job_inputs(form.files, parameters, store, folder / "input")
-    n_slices = check_slices(parameters, len(volume))
-    return Job(job_id, folder, parameters, tuple(volume.shape), form.files, n_slices)
+    with volume:  # the worker opens it again; no file stays open while the job waits
+        n_slices = check_job(volume, parameters.slices, settings)
+        check_upload_image(volume, folder)
+        return Job(job_id, folder, parameters, tuple(volume.shape), form.files, n_slices)
 
 
-@router.post("/jobs", status_code=202, response_model=JobStatus, dependencies=[Depends(require_token)], responses=_errors, openapi_extra={"requestBody": _UPLOAD_BODY})
+#: What a client (and a stateful API tester) may do next with the id a new job answers.
+_JOB_LINKS = {
+    name: {"operationId": operation, "parameters": {"job_id": "$response.body#/id"}}
+    for name, operation in (("status", "job_status"), ("result", "job_result"), ("cancel", "cancel_job"))
+}
+
+
+@router.post(
+    "/jobs",
+    status_code=202,
+    response_model=JobStatus,
+    dependencies=[Depends(require_token)],
+    responses={**_errors, 202: {"links": _JOB_LINKS}},
+    openapi_extra={"requestBody": _UPLOAD_BODY},
+)
 async def submit_job(request: Request) -> JobStatus:
     """Upload a stack (TIFF, HDF5, Zarr zip, or PNG/TIFF slices) with its parameters; 202 + job."""
     state = request.app.state
@@ -84,11 +105,14 @@ async def submit_job(request: Request) -> JobStatus:
         raise HTTPException(413, f"upload of {declared} bytes is over the server's limit of {limit} bytes")
     job_id, folder = new_job_folder(state.work_dir)
     try:
-        form = await receive_form(request.stream(), request.headers.get("content-type", ""), folder / "input", limit, FILES_FIELD)
-        job = await run_in_threadpool(_prepare, job_id, folder, form, state.store)
+        content_type = request.headers.get("content-type", "")
+        form = await receive_form(request.stream(), content_type, folder / "input", limit, FILES_FIELD, max_parts=state.settings.max_parts)
+        job = await run_in_threadpool(_prepare, job_id, folder, form, state.store, state.settings)
         state.jobs.submit(job)
     except BaseException as exc:
-        shutil.rmtree(folder, ignore_errors=True)  # a refused upload leaves nothing behind
+        # a refused upload leaves nothing behind; deleting 20,000 parts takes a while: in a thread
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(shutil.rmtree, folder, True)
         refusal = _refusal(exc)
         if refusal is None:
             raise
@@ -102,6 +126,8 @@ def _refusal(exc: BaseException) -> HTTPException | None:
         return HTTPException(exc.status, exc.detail)
     if isinstance(exc, InputError):
         return HTTPException(422, str(exc))
+    if isinstance(exc, OverBudgetError):
+        return HTTPException(413, str(exc))
     if isinstance(exc, QueueFullError):
         return HTTPException(503, str(exc), headers={"Retry-After": "2"})
     return None
@@ -114,7 +140,7 @@ def _job(request: Request, job_id: str) -> Job:
     return job
 
 
-@router.get("/jobs/{job_id}", response_model=JobStatus, dependencies=[Depends(require_token)], responses=_errors)
+@router.get("/jobs/{job_id}", response_model=JobStatus, dependencies=[Depends(require_token)], responses=_errors, operation_id="job_status")
 def job_status(request: Request, job_id: str = JobId) -> JobStatus:
     """State, progress (done of total tiles), message and timings of a job."""
     return _job(request, job_id).status()
@@ -122,6 +148,7 @@ def job_status(request: Request, job_id: str = JobId) -> JobStatus:
 
 @router.get(
     "/jobs/{job_id}/result",
+    operation_id="job_result",
     dependencies=[Depends(require_token)],
     responses={**_errors, 200: {"content": {"application/x-hdf5": {}}, "description": "HDF5: /masks/<object> (uint8 0/255), /probabilities/<object> (float32)"}},
 )
@@ -133,7 +160,7 @@ def job_result(request: Request, job_id: str = JobId) -> FileResponse:
     return FileResponse(job.result, media_type="application/x-hdf5", filename="prediction.h5")
 
 
-@router.delete("/jobs/{job_id}", response_model=JobStatus, dependencies=[Depends(require_token)], responses=_errors)
+@router.delete("/jobs/{job_id}", response_model=JobStatus, dependencies=[Depends(require_token)], responses=_errors, operation_id="cancel_job")
 def cancel_job(request: Request, job_id: str = JobId) -> JobStatus:
     """Cancel a waiting or running job (its files are deleted), or delete a finished one."""
     job = request.app.state.jobs.cancel(job_id)

@@ -24,40 +24,49 @@ def open_upload(files: list[Path], dataset: Optional[str]) -> Volume:
     if not files:
         raise InputError(None, "no file uploaded")
     spec = f"{files[0]}:{dataset}" if dataset else str(files[0])
-    volume = open_volume(spec if len(files) == 1 else files[0].parent)
-    check_volume_image(volume)
-    return volume
+    return open_volume(spec if len(files) == 1 else files[0].parent)
 
 
-def check_slices(parameters: JobParameters, n_slices: int) -> int:
-    """How many slices the job predicts; refuses indices outside the stack."""
-    if parameters.slices is None:
-        return n_slices
-    wrong = [z for z in parameters.slices if not 0 <= z < n_slices]
-    if wrong:
-        raise InputError(None, f"slice {wrong[0]} is outside the stack (it has {n_slices} slices, numbered from 0)")
-    return len(parameters.slices)
+def check_upload_image(volume: Volume, job_folder: Path) -> None:
+    """Refuse a mask or label stack sent as the image (reads a sample of slices: check the
+    budget first)."""
+    try:
+        check_volume_image(volume)
+    except InputError as exc:
+        raise InputError(None, public_message(str(exc), job_folder)) from None
 
 
-def public_message(exc: InputError, input_dir: Path) -> str:
-    """The core's message with the server's own folders taken out (clients see file names only)."""
-    return str(exc).replace(str(input_dir) + os.sep, "").replace(str(input_dir), "upload")
+def public_message(message: str, job_folder: Path) -> str:
+    """``message`` with the server's own folders taken out: clients see their file names only."""
+    input_dir = job_folder / "input"
+    for folder, shown in ((input_dir, "upload"), (job_folder, "the job")):
+        message = message.replace(str(folder) + os.sep, "").replace(str(folder), shown)
+    return message
 
 
 def open_job_inputs(files: list[Path], parameters: JobParameters, store: ModelStore, input_dir: Path) -> tuple[Volume, dict]:
     """The uploaded stack and the models chosen for it; core messages name upload files only."""
     try:
-        return open_upload(files, parameters.dataset), store.choose(parameters.objects, parameters.models, parameters.mode)
+        volume = open_upload(files, parameters.dataset)
     except InputError as exc:
-        raise InputError(None, public_message(exc, input_dir)) from None
+        raise InputError(None, public_message(str(exc), input_dir.parent)) from None
+    try:
+        return volume, store.choose(parameters.objects, parameters.models, parameters.mode)
+    except BaseException:
+        volume.close()
+        raise
 
 
 def run_job(job: Job, progress: Callable[[int, int, str], None], cancel: CancelToken, *, store: ModelStore) -> Path:
     """Predict the job's upload and write ``result/prediction.h5`` (masks and probabilities)."""
     p = job.parameters
     volume, models = open_job_inputs(job.inputs, p, store, job.folder / "input")
-    predictor = LocalPredictor(models, tta=mode_tta(p.mode, p.tta), keep_long_objects=p.keep_long_objects)
-    record = provenance(command="serve", mode=p.mode, tta=predictor.tta, slices=p.slices, keep_long_objects=p.keep_long_objects, models=models_record(models))
-    writer = PredictionWriter(job.folder / "result", p.objects, "h5", probabilities=True, provenance=record, pixel_size=volume.pixel_size)
-    results = predictor.iter_predict(volume, slices=p.slices, progress=progress, cancel=cancel)
-    return write_predictions(results, writer)[0]
+    with volume:  # closed when the job ends, however it ends
+        predictor = LocalPredictor(models, tta=mode_tta(p.mode, p.tta), keep_long_objects=p.keep_long_objects)
+        record = provenance(command="serve", mode=p.mode, tta=predictor.tta, slices=p.slices, keep_long_objects=p.keep_long_objects, models=models_record(models))
+        writer = PredictionWriter(job.folder / "result", p.objects, "h5", probabilities=True, provenance=record, pixel_size=volume.pixel_size)
+        results = predictor.iter_predict(volume, slices=p.slices, progress=progress, cancel=cancel)
+        try:
+            return write_predictions(results, writer)[0]
+        except InputError as exc:
+            raise InputError(None, public_message(str(exc), job.folder)) from None

@@ -143,6 +143,11 @@ class AxesView:
         self.shape = (shape[plan.z_axis] if plan.z_axis is not None else 1, shape[plan.y_axis], shape[plan.x_axis])
         self.dtype = np.dtype(array.dtype)
 
+    @property
+    def stored_nbytes(self) -> int:
+        """Bytes of the whole stored array once decoded: every channel and time point counted."""
+        return int(np.prod([int(n) for n in self._array.shape], dtype=np.float64)) * self.dtype.itemsize
+
     def __getitem__(self, key):
         key = key if isinstance(key, tuple) else (key,)
         key = key + (slice(None),) * (3 - len(key))

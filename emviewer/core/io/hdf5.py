@@ -190,9 +190,22 @@ def pixel_size_attributes(pixel_size: Optional[tuple]) -> dict[str, np.ndarray]:
     return attrs
 
 
-def _write_stack(group: h5py.Group, name: str, shape: tuple, dtype, slices: Iterable[np.ndarray], cancel) -> h5py.Dataset:
+def create_stack(group: h5py.Group, name: str, shape: tuple, dtype, growable: bool = False) -> h5py.Dataset:
+    """An empty ``(Z, Y, X)`` dataset as results are stored: chunks one slice deep (tiles of at
+    most 256 x 256), gzip level 4; ``growable`` lets Z grow with ``Dataset.resize``."""
     chunks = (1, min(shape[1], 256), min(shape[2], 256))
-    ds = group.create_dataset(name, shape=shape, dtype=dtype, chunks=chunks, compression="gzip", compression_opts=4)
+    maxshape = (None, *shape[1:]) if growable else None
+    return group.create_dataset(name, shape=shape, dtype=dtype, chunks=chunks, maxshape=maxshape, compression="gzip", compression_opts=4)
+
+
+def provenance_attributes(provenance: Optional[Mapping]) -> dict:
+    """Root attributes recording a run: strings and numbers as they are, other values as JSON text."""
+    return {k: v if isinstance(v, (str, int, float)) else json.dumps(v, default=str) for k, v in (provenance or {}).items()}
+
+
+def write_stack(group: h5py.Group, name: str, shape: tuple, dtype, slices: Iterable[np.ndarray], cancel: Optional[CancelToken] = None) -> h5py.Dataset:
+    """Write ``slices`` (``(Y, X)`` each) into a new :func:`create_stack` dataset of ``shape``, one at a time."""
+    ds = create_stack(group, name, shape, dtype)
     for z, plane in enumerate(slices):
         check(cancel)
         ds[z] = plane
@@ -219,10 +232,9 @@ def write_hdf5(
     items += [(f"probabilities/{k}", v) for k, v in (probabilities or {}).items()]
     voxel = pixel_size_attributes(next((v.pixel_size for _, v in items if v.pixel_size), None))
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
-        for key, value in (provenance or {}).items():
-            h5.attrs[key] = value if isinstance(value, (str, int, float)) else json.dumps(value, default=str)
+        h5.attrs.update(provenance_attributes(provenance))
         for i, (name, volume) in enumerate(items):
             report(progress, i, len(items), f"writing {name}")
-            ds = _write_stack(h5, name, volume.shape, volume.dtype, volume.iter_slices(), cancel)
+            ds = write_stack(h5, name, volume.shape, volume.dtype, volume.iter_slices(), cancel)
             ds.attrs.update(voxel)
         report(progress, len(items), len(items), "done")

@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import UnreadableFileError
 from ..volume import Volume
 from .axes import ReadOptions
+from .mapped import MappedArray
 from .common import check_slice_size
 
 #: IMOD's header stamp (bytes ``IMOD``), at byte 152 of the header, inside mrcfile's ``extra2``.
@@ -103,7 +104,8 @@ def read_mrc(path: Path, options: Optional[ReadOptions] = None) -> Volume:
         metadata = {"format": "mrc", "axes": "ZYX", "mode": int(mrc.header.mode)}
         if pixel_size:
             metadata["pixel_size_from"] = "MRC header"
-        return Volume(data, str(path), pixel_size=pixel_size, closer=mrc.close, metadata=metadata)
-    except BaseException:
+        # our own map of the data block: mrcfile's stays open while any slice of it lives
+        mapped = MappedArray(path, data.dtype, int(mrc.data.offset), data.shape)
+    finally:
         mrc.close()
-        raise
+    return Volume(mapped, str(path), pixel_size=pixel_size, closer=mapped.close, metadata=metadata)

@@ -24,6 +24,7 @@ from ..volume import SUPPORTED_KINDS, Volume
 from .atomic import atomic_paths
 from .axes import ReadOptions, as_zyx, guess_axes
 from .common import check_slice_size
+from .mapped import MappedArray
 
 #: A sidecar is a few hundred bytes; a larger one is not ours.
 MAX_SIDECAR_BYTES = 2**20
@@ -175,12 +176,12 @@ def read_raw(path: Path, options: Optional[ReadOptions] = None) -> Volume:
     size = path.stat().st_size
     if not path.is_file() or size != expected:
         raise UnreadableFileError(path, f"file has {size:,} bytes, the sidecar's shape {list(shape)} and dtype {dtype.name} need {expected:,}")
-    mapped = np.memmap(path, dtype=dtype, mode="r", shape=shape)
+    mapped = MappedArray(path, dtype, 0, shape)
     used = (axes or guess_axes(shape)).upper()
     data = as_zyx(mapped, used, path, options.channel)  # Volume hands out big-endian data in native order
     check_slice_size(data.shape[-2:], path)
     metadata = {"format": "raw", "axes": used}
     if pixel_size is not None:
         metadata["pixel_size_from"] = f"sidecar {meta_path.name} (pixel_size_nm)"
-    return Volume(data, str(path), pixel_size=pixel_size, metadata=metadata)
+    return Volume(data, str(path), pixel_size=pixel_size, metadata=metadata, closer=mapped.close)
 

@@ -23,6 +23,7 @@ from ..volume import Volume
 from .atomic import atomic_path
 from .axes import ReadOptions, as_zyx
 from .common import check_decoded_size, check_slice_size
+from .mapped import MappedArray
 from .tiff_metadata import COLOUR, declared_size, stored_axes, tiff_pixel_size
 
 _PREVIEW_NAMES = ("thumbnail", "macro", "label", "preview", "overview")
@@ -180,11 +181,11 @@ def _check_complete(tif: tifffile.TiffFile, path: Path, series_list: list) -> No
         raise _truncated(path, f"the page after page {len(tif.pages) - 1} cannot be read")
 
 
-def _memmap(tif: tifffile.TiffFile, path: Path, series) -> Optional[np.memmap]:
+def _memmap(tif: tifffile.TiffFile, path: Path, series) -> Optional[MappedArray]:
     if series.dataoffset is None or not tif.filehandle.is_file:
         return None
     dtype = np.dtype(tif.byteorder + series.dtype.char)
-    return np.memmap(path, dtype, "r", series.dataoffset, tuple(series.shape), "C")
+    return MappedArray(path, dtype, series.dataoffset, tuple(series.shape))
 
 
 def _paged(series_list: list, path: Path) -> TiffPages:
@@ -261,17 +262,34 @@ def _read(tif: tifffile.TiffFile, path: Path, options: ReadOptions, series: Opti
     series_list = [tif.series[i] for i in indices]
     page = series_list[0].keyframe
     axes = options.axes or stored_axes(tif, series_list, options)
-    data = as_zyx(_pixels(tif, path, series_list), axes, path, options.channel, colour_to_grey=page.photometric in COLOUR)
+    pixels = _pixels(tif, path, series_list)
+    data = as_zyx(pixels, axes, path, options.channel, colour_to_grey=page.photometric in COLOUR)
     pixel_size, pixel_from = tiff_pixel_size(tif, indices[0], page)
     metadata = {"format": "tiff", "axes": axes, "series": indices[0] if len(indices) == 1 else indices}
     if pixel_from:
         metadata["pixel_size_from"] = pixel_from
     names = [path.stem] if data.shape[0] == 1 else ()
     source = f"{path}:{series}" if series else str(path)
-    return Volume(data, source, slice_names=names, pixel_size=pixel_size, closer=tif.close, metadata=metadata)
+    closer = tif.close if not isinstance(pixels, MappedArray) else lambda: (pixels.close(), tif.close())
+    return Volume(data, source, slice_names=names, pixel_size=pixel_size, closer=closer, metadata=metadata)
 
 
 IMAGEJ_DTYPES = (np.uint8, np.uint16, np.float32)
+
+
+def imagej_calibration(pixel_size: Optional[tuple[Optional[float], float, float]]) -> tuple[dict, dict]:
+    """ImageJ ``metadata`` entries and ``TiffWriter.write`` keywords recording a ``(z, y, x)`` nm
+    voxel size as Fiji does: resolution in pixels per µm, ``unit=um``, ``spacing`` (z in µm).
+    Both are empty when ``y`` or ``x`` is unknown; ``spacing`` is left out when ``z`` is."""
+    metadata: dict = {}
+    kwargs: dict = {}
+    if pixel_size is not None and pixel_size[1] and pixel_size[2]:
+        z, y, x = pixel_size
+        kwargs["resolution"] = (1000.0 / x, 1000.0 / y)
+        metadata["unit"] = "um"
+        if z:
+            metadata["spacing"] = z / 1000.0
+    return metadata, kwargs
 
 
 def write_tiff(
@@ -286,14 +304,8 @@ def write_tiff(
     """
     dtype = np.dtype(dtype)
     out_dtype = dtype if dtype.type in IMAGEJ_DTYPES else np.dtype(np.float32)
-    metadata: dict = {"axes": "ZYXS" if rgb else "ZYX"}
-    kwargs = {}
-    if pixel_size is not None and pixel_size[1] and pixel_size[2]:
-        z, y, x = pixel_size
-        kwargs["resolution"] = (1000.0 / x, 1000.0 / y)
-        metadata["unit"] = "um"
-        if z:
-            metadata["spacing"] = z / 1000.0
+    calibration, kwargs = imagej_calibration(pixel_size)
+    metadata = {"axes": "ZYXS" if rgb else "ZYX", **calibration}
     with atomic_path(path) as tmp:
         tifffile.imwrite(
             tmp,

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from emviewer.core.io.mapped import MappedArray
 from emviewer.core.errors import InputError, UnreadableFileError
 from emviewer.core.io import open_volume
 
@@ -45,7 +46,7 @@ def _write(path, data, voxel_size=None, imod_flags=None, big_endian=False):
 def test_mrc_is_memory_mapped_with_pixel_size(tmp_path, stack):
     path = _write(tmp_path / "tomo.mrc", stack.astype(np.int16), voxel_size=50.0)
     with open_volume(path) as volume:
-        assert isinstance(volume.data, np.memmap)
+        assert isinstance(volume.data, MappedArray)
         assert volume.dtype == np.int16 and volume.pixel_size == (5.0, 5.0, 5.0)
         assert volume.metadata["pixel_size_from"] == "MRC header" and volume.metadata["axes"] == "ZYX"
         np.testing.assert_array_equal(volume.slice(0), stack[0].astype(np.int16))
@@ -78,7 +79,7 @@ def test_imod_unsigned_bytes_read_as_uint8(tmp_path, stack, big_endian):
     data[0, 0, :3] = (200, 255, 0)
     path = _write(tmp_path / "serialem.mrc", data.view(np.int8), voxel_size=(16.4, 16.4, 0.0), imod_flags=0, big_endian=big_endian)
     with open_volume(path) as volume:
-        assert volume.dtype == np.uint8 and isinstance(volume.data, np.memmap)  # a view, not a copy
+        assert volume.dtype == np.uint8 and isinstance(volume.data, MappedArray)  # a view, not a copy
         assert volume.slice(0)[0, :3].tolist() == [200, 255, 0]
         np.testing.assert_array_equal(volume.read(), data)
         assert volume.pixel_size == (None, 1.64, 1.64)

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from emviewer.core.io.mapped import MappedArray
 from emviewer.core.errors import ImageContentError, InputError, UnreadableFileError
 from emviewer.core.export import export
 from emviewer.core.io import ReadOptions, open_volume
@@ -35,7 +36,7 @@ def test_pixel_size_round_trips_through_the_sidecar(tmp_path, stack):
     assert meta["pixel_size_nm"] == [50.0, 7.0, 7.5] and meta["pixel_size_unit"] == "nm"
     assert meta["shape"] == [3, 20, 30] and meta["content"] == "raw"
     volume = open_volume(path)
-    assert volume.pixel_size == (50.0, 7.0, 7.5) and isinstance(volume.data, np.memmap)
+    assert volume.pixel_size == (50.0, 7.0, 7.5) and isinstance(volume.data, MappedArray)
     assert volume.metadata["pixel_size_from"] == "sidecar a.raw.json (pixel_size_nm)"
     np.testing.assert_array_equal(volume.read(), stack)
 

@@ -4,11 +4,14 @@ with a message naming the file; the ImageJ writer keeps the voxel size."""
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import tifffile
 from PIL import Image
 
+from emviewer.core.io.mapped import MappedArray
 from emviewer.core.errors import InputError, UnreadableFileError
 from emviewer.core.io import ReadOptions, open_volume, split_dataset
 from emviewer.core.io.common import MAX_DECODED_SLICE_BYTES
@@ -34,7 +37,7 @@ def test_multipage_tiff_is_memory_mapped(tmp_path, stack):
     path = tmp_path / "stack.tif"
     tifffile.imwrite(path, stack, imagej=True)  # tifffile's ImageJ writer calls a 3D array channels
     volume = open_volume(path)
-    assert isinstance(volume.data, np.memmap)
+    assert isinstance(volume.data, MappedArray)
     np.testing.assert_array_equal(volume.read(), stack)
     volume.close()
 
@@ -43,7 +46,7 @@ def test_compressed_tiff_is_read_page_by_page(tmp_path, stack):
     path = tmp_path / "stack.tif"
     tifffile.imwrite(path, stack, compression="zlib", photometric="minisblack")
     with open_volume(path) as volume:
-        assert not isinstance(volume.data, np.memmap)
+        assert not isinstance(volume.data, MappedArray)
         np.testing.assert_array_equal(volume.slice(2), stack[2])
         np.testing.assert_array_equal(volume[1:3], stack[1:3])
         np.testing.assert_array_equal(volume[3, 5:9, ::7], stack[3, 5:9, ::7])
@@ -335,3 +338,21 @@ def test_written_voxel_size_reads_back(tmp_path, stack, pixel_size):
         else:
             assert meta["unit"] == "um" and tif.pages.first.resolution == pytest.approx((1000 / pixel_size[2], 1000 / pixel_size[1]))
             assert meta.get("spacing") == (pixel_size[0] / 1000 if pixel_size[0] else None)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="open files are read from /proc")
+def test_closing_a_mapped_tiff_closes_the_file_even_with_slices_still_held(tmp_path, stack):
+    """A slice handed out must not keep the file open (a deleted upload stayed open on the server)."""
+    import os
+
+    path = tmp_path / "stack.tif"
+    tifffile.imwrite(path, stack, photometric="minisblack")
+    volume = open_volume(path)
+    held = volume.slice(1)
+
+    def open_fds():
+        return [fd for fd in os.listdir("/proc/self/fd") if os.path.realpath(f"/proc/self/fd/{fd}") == str(path)]
+
+    assert open_fds()
+    volume.close()
+    assert open_fds() == [] and held.sum() == stack[1].sum()
