@@ -73,3 +73,23 @@ def test_a_done_job_has_no_upload_once_it_says_done(tmp_path, slow_disk):
         assert not (job.folder / "input").exists() and job.result.exists()
     finally:
         manager.close()
+
+
+def test_a_failed_job_logs_its_traceback_and_tells_the_client_one_line(tmp_path, caplog):
+    """A bug (not the user's file) fails the job: the server's log has the traceback, the
+    client a one-line summary without the server's internals."""
+
+    def runner(job: Job, progress, cancel: CancelToken):
+        raise RuntimeError(f"internal detail {job.folder}")
+
+    manager = JobManager(runner, workers=1)
+    try:
+        job = make_job(tmp_path)
+        with caplog.at_level("ERROR", logger="emviewer.server"):
+            manager.submit(job)
+            assert wait_for(lambda: job.state in FINISHED_STATES and job.state, timeout=10) == JobState.failed
+        assert "RuntimeError" in job.message and "\n" not in job.message and str(tmp_path) not in job.message
+        failures = [r for r in caplog.records if job.id in r.getMessage()]
+        assert failures and failures[0].exc_info and "internal detail" in str(failures[0].exc_info[1])
+    finally:
+        manager.close()
