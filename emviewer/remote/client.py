@@ -104,7 +104,7 @@ class RemotePredictor:
         except ValueError:
             detail = ""
         if response.status_code == 401:
-            return "the server refused the token (401); check the token in the settings"
+            return "the server refused the token (401): give its token with --token or $EMVIEWER_TOKEN (in the app: the server settings)"
         return f"the server answered {response.status_code}: {detail or response.reason}"
 
     def health(self) -> Health:
@@ -127,7 +127,8 @@ class RemotePredictor:
                 on_read=lambda sent, size: report(progress, sent, size, "uploading"),
             )
             if len(body) > limit:
-                raise RemoteError(self.url, f"the stack is {len(body) / 2**20:.0f} MiB, over the server's upload limit of {limit / 2**20:.0f} MiB")
+                # the stack travels as an uncompressed TIFF, so a compressed file may grow on the way
+                raise RemoteError(self.url, f"the stack is {len(body) / 2**20:.1f} MiB as sent (uncompressed), over the server's upload limit of {limit / 2**20:.1f} MiB")
             try:
                 response = self._call("POST", "/jobs", data=body, headers={"Content-Type": body.content_type})
                 return JobStatus.model_validate(response.json())

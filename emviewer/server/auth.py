@@ -5,19 +5,18 @@ from __future__ import annotations
 import hmac
 from typing import Optional
 
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-_bearer = HTTPBearer(auto_error=False, description="the server's token")
+_bearer = HTTPBearer(auto_error=False, description="the server's token, sent as `Authorization: Bearer <token>`")
 
 
-async def require_token(request: Request) -> None:
+async def require_token(request: Request, credentials: Optional[HTTPAuthorizationCredentials] = Depends(_bearer)) -> None:
     """FastAPI dependency: 401 unless the request carries the server's token.
 
     Compared in constant time, so the answer time does not leak how much of a guess was right.
     """
     expected: Optional[str] = request.app.state.settings.token
-    credentials: Optional[HTTPAuthorizationCredentials] = await _bearer(request)
     if expected is None:
         return
     given = credentials.credentials if credentials else ""

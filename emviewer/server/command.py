@@ -64,7 +64,7 @@ def add_serve_parser(sub) -> argparse.ArgumentParser:
     )
     budget.add_argument(
         "--max-parts", type=_positive(int), default=_DEFAULTS.max_parts, metavar="N",
-        help="files in one upload (default %(default)s)",
+        help="parts in one upload: files plus the parameters field (default %(default)s)",
     )
     budget.add_argument(
         "--max-decoded-gb", type=_positive(float), default=_DEFAULTS.max_decoded_bytes / GIB, metavar="GIB",

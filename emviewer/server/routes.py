@@ -21,9 +21,25 @@ from .uploads import UploadError, receive_form
 
 router = APIRouter()
 JobId = PathParam(pattern=r"^[0-9a-f]{32}$", description="the id POST /jobs answered")
-#: Every status the API answers besides success; 400 (a malformed upload body) and 500 (a fault
-#: of the server, e.g. a full disk) come with the same one-line body.
-_errors = {code: {"model": ErrorBody} for code in (400, 401, 404, 409, 413, 415, 422, 500, 503)}
+#: What each refusal means; every one answers ``{"detail": "<one line>"}``.
+_MEANING = {
+    400: "the upload body is not well-formed multipart (cut short, no boundary)",
+    401: "missing or wrong token (`Authorization: Bearer <token>`)",
+    404: "no such job (never submitted, deleted, or its result expired)",
+    409: "the job is not done yet: no result to fetch",
+    413: "over the server's job budget: upload size, parts per upload, decoded image data, or slices per job",
+    415: "the body is not multipart/form-data",
+    422: "the request is refused: parameters, job id or uploaded file (the message names the file and the problem)",
+    500: "a fault of the server (logged there); the message has no details",
+    503: "too many jobs waiting; try again after Retry-After seconds",
+}
+
+
+def _answers(*codes: int) -> dict:
+    return {code: {"model": ErrorBody, "description": _MEANING[code]} for code in (*codes, 500)}
+
+
+_errors = _answers(401, 404, 422)  # a job's status, result or cancel (422: not a job id); plus 409 for a result
 
 _UPLOAD_BODY = {
     "required": True,
@@ -56,7 +72,7 @@ def health(request: Request) -> Health:
     )
 
 
-@router.get("/models", response_model=list[ModelInfo], dependencies=[Depends(require_token)], responses=_errors)
+@router.get("/models", response_model=list[ModelInfo], dependencies=[Depends(require_token)], responses=_answers(401))
 def models(request: Request) -> list[ModelInfo]:
     """The models this server predicts with, and their cards."""
     return [ModelInfo(name=e.name, object=str(e.card.get("object", "")), card=e.card) for e in request.app.state.store.entries]
@@ -93,7 +109,7 @@ _JOB_LINKS = {
     status_code=202,
     response_model=JobStatus,
     dependencies=[Depends(require_token)],
-    responses={**_errors, 202: {"links": _JOB_LINKS}},
+    responses={**_answers(400, 401, 413, 415, 422, 503), 202: {"links": _JOB_LINKS}},
     openapi_extra={"requestBody": _UPLOAD_BODY},
 )
 async def submit_job(request: Request) -> JobStatus:
@@ -150,7 +166,7 @@ def job_status(request: Request, job_id: str = JobId) -> JobStatus:
     "/jobs/{job_id}/result",
     operation_id="job_result",
     dependencies=[Depends(require_token)],
-    responses={**_errors, 200: {"content": {"application/x-hdf5": {}}, "description": "HDF5: /masks/<object> (uint8 0/255), /probabilities/<object> (float32)"}},
+    responses={**_errors, **_answers(409), 200: {"content": {"application/x-hdf5": {}}, "description": "HDF5: /masks/<object> (uint8 0/255), /probabilities/<object> (float32)"}},
 )
 def job_result(request: Request, job_id: str = JobId) -> FileResponse:
     """The finished job's HDF5 file, streamed."""

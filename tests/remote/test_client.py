@@ -104,7 +104,7 @@ def test_wrong_token_and_unreachable_server_give_clear_errors(server, server_sta
 def test_stack_over_the_upload_limit_is_refused_before_sending(server, slow_tiff):
     from emviewer.core.io import open_volume
 
-    with pytest.raises(RemoteError, match="over the server's upload limit of 4 MiB"):
+    with pytest.raises(RemoteError, match=r"MiB as sent \(uncompressed\), over the server's upload limit of 4.0 MiB"):
         list(remote(server, objects=["mito"]).iter_predict(open_volume(slow_tiff)))
 
 
