@@ -405,15 +405,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):  # no command: start the app on the sample stack
         args = parser.parse_args(["gui"])
-    from .core.errors import InputError
+    from .core.errors import ReportedError
     from .core.progress import Cancelled
 
     _show_input_warnings()
     try:
         return args.run(args)
-    except InputError as exc:
+    except ReportedError as exc:  # the user's files (2), training (3), the server (4): core/errors.py
         print(f"emviewer: error: {exc}", file=sys.stderr)
-        return EXIT_INPUT_ERROR
+        return exc.exit_status
     except (Cancelled, KeyboardInterrupt):
         print("emviewer: cancelled; no partial output was kept", file=sys.stderr)
         return 130

@@ -71,7 +71,7 @@ def test_predict_online_writes_the_same_masks_as_offline(served, model_folder, s
 def test_predict_online_with_a_wrong_token_is_one_line(served, server_tiff, tmp_path, run_cli):
     url, _ = served
     code, _, err = run_cli("predict", server_tiff, "-o", tmp_path / "out", "--object", "mito", "--server", url, "--token", "nope")
-    assert code == 2 and err.count("\n") == 1 and "refused the token" in err
+    assert code == 4 and err.count("\n") == 1 and "refused the token" in err  # 4: the server (core/errors.py)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 

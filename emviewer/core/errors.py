@@ -1,21 +1,44 @@
-"""Errors a user can cause: each names the file and what is wrong with it."""
+"""Errors reported to the user in one line, each with its own exit status in the CLI.
+
+| class | cause | CLI exit status |
+| --- | --- | --- |
+| :class:`InputError` | the user's files or options | 2 |
+| :class:`TrainingError` | training stopped (e.g. the loss became NaN) | 3 |
+| ``RemoteError`` (``emviewer.remote.client``) | the network or the server | 4 |
+
+(1 is an internal error, a bug; 130 a cancelled run.)
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 
-class InputError(Exception):
-    """A problem with the user's input, reported as ``"<file>: <problem>"``.
+class ReportedError(Exception):
+    """A problem reported as ``"<where>: <problem>"`` on one line, never with a traceback.
 
-    The CLI prints it on one line and exits 2, the GUI shows it in a dialog and the
+    The CLI prints it and exits with ``exit_status``, the GUI shows it in a dialog, and the
     server answers 4xx with it, so the message must make sense on its own.
     """
+
+    exit_status = 1
 
     def __init__(self, path: str | Path | None, problem: str):
         self.path = str(path) if path is not None else None
         self.problem = problem
         super().__init__(f"{self.path}: {problem}" if self.path else problem)
+
+
+class InputError(ReportedError):
+    """A problem with the user's input (a file, a folder, an option), naming the file."""
+
+    exit_status = 2
+
+
+class TrainingError(ReportedError):
+    """Training cannot go on (the loss diverged); ``path`` is the checkpoint folder."""
+
+    exit_status = 3
 
 
 class UnreadableFileError(InputError):

@@ -21,7 +21,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from .dataset import Augmentation, LabelledStack, holdout_split, load_labelled, random_batch
-from .errors import InputError
+from .errors import InputError, TrainingError
 from .intensity import DEFAULT_REFERENCE
 from .io import ReadOptions
 from .io.atomic import atomic_path
@@ -424,7 +424,7 @@ def _run_epochs(model, config: TrainConfig, train_sets, val_sets, folder: Path, 
                 check(cancel)
                 losses.append(float(model.train_on_batch(x, y)))
                 if not np.isfinite(losses[-1]):
-                    raise InputError(
+                    raise TrainingError(
                         folder,
                         f"training diverged (the loss is not a number) at epoch {epoch + 1}, step {step + 1}; "
                         f"the checkpoint of epoch {epoch} stays. Try --precision float32 or a smaller --lr",

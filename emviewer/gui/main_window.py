@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMe
 
 from .. import config
 from ..core.backend import keras_backend
-from ..core.errors import ChannelChoiceError, InputError
+from ..core.errors import ChannelChoiceError, InputError, ReportedError
 from ..core.io import ReadOptions, open_volume
 from ..core.io.describe import format_pixel_size
 from ..core.models.registry import resolve_models
@@ -249,7 +249,7 @@ class MainWindow(QMainWindow):
         try:
             keep_long = self.panel.keep_long.isChecked()
             work = self._online_work(list(objects), mode, keep_long) if self.online.is_online() else self._offline_work(objects, mode, keep_long)
-        except InputError as exc:
+        except ReportedError as exc:  # the user's files, or the server (unreachable, refused)
             self.show_error(str(exc))
             return
         self.session.clear_masks()

@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
-from ..core.errors import InputError
+from ..core.errors import ReportedError
 from ..core.progress import CancelToken, Cancelled
 
 
@@ -31,7 +31,7 @@ class Job(QRunnable):
     """Runs ``work(progress, cancel, emit_item)`` on the thread pool.
 
     ``work`` may call ``emit_item(x)`` for each partial result; its return value goes to
-    ``finished``. :class:`InputError` becomes ``failed`` with its message; a cancel
+    ``finished``. A :class:`ReportedError` (files, training, server) becomes ``failed`` with its message; a cancel
     becomes ``cancelled``; anything else ``failed`` with a short internal-error line.
     """
 
@@ -66,7 +66,7 @@ class Job(QRunnable):
             result = self.work(self._progress, self.token, self.signals.itemFinished.emit)
         except Cancelled:
             self.signals.cancelled.emit()
-        except InputError as exc:
+        except ReportedError as exc:  # the user's files, training or the server: one line
             self.signals.failed.emit(str(exc))
         except Exception as exc:  # a bug: keep the app alive and say what happened
             traceback.print_exc()

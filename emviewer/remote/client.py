@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from ..core.errors import InputError
+from ..core.errors import InputError, ReportedError
 from ..core.predict import SliceResult
 from ..core.progress import CancelToken, Cancelled, Progress, check, report
 from ..core.volume import Volume
@@ -27,8 +27,11 @@ from .schemas import API_PREFIX, FILES_FIELD, PARAMETERS_FIELD, Health, JobParam
 from .upload import MultipartBody
 
 
-class RemoteError(InputError):
-    """The server refused the job, failed it, or stopped answering; the message says which."""
+class RemoteError(ReportedError):
+    """The server refused the job, failed it, or stopped answering; the message says which
+    (CLI exit status 4)."""
+
+    exit_status = 4
 
 
 class ServerBusyError(RemoteError):

@@ -140,13 +140,14 @@ def _optimizer_steps(out) -> int:
 
 
 def test_diverging_training_stops_with_a_clear_error(crops, tmp_path):
-    from emviewer.core.errors import InputError
+    from emviewer.core.errors import InputError, TrainingError
 
     spec = DataSpec([crops["train"][0]], [crops["train"][1]], [crops["val"][0]], [crops["val"][1]])
     settings = {**TINY, "learning_rate": 1e12}  # a real divergence, not a planted NaN
-    with pytest.raises(InputError, match="training diverged"):
+    with pytest.raises(TrainingError, match="training diverged") as raised:
         train(spec, TrainConfig(epochs=2, steps_per_epoch=30, **settings), tmp_path / "diverged.keras")
     assert not (tmp_path / "diverged.keras").exists()
+    assert not isinstance(raised.value, InputError) and raised.value.exit_status == 3  # not "your files"
 
 
 def test_fine_tuning_starts_from_the_given_model(crops, tiny, tmp_path):
