@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import os
 import re
 import socket
@@ -20,6 +19,7 @@ from PIL import Image
 from emviewer.cli import build_parser
 from emviewer.server.command import settings_from_args
 from emviewer.server.settings import ServerSettings
+from import_scan import imported_names
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -173,22 +173,6 @@ def test_serve_refuses_a_budget_that_is_not_a_positive_number(run_cli, option, v
 # ---------------------------------------------------------------------------- the container
 
 
-def _imported_names(path: Path, module: str, top_level_only: bool = False) -> set[str]:
-    """Absolute names a module imports, function-level imports included unless ``top_level_only``."""
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    tree = ast.parse(path.read_text())
-    names = set()
-    for node in tree.body if top_level_only else ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = package.rsplit(".", node.level - 1)[0] if node.level else ""
-            target = ".".join(part for part in (base, node.module or "") if part)
-            names.add(target)
-            names.update(f"{target}.{alias.name}" for alias in node.names)
-    return names
-
-
 def _module_path(name: str):
     """The file of an emviewer module or package, or None for a name that is not one (a function, a class)."""
     path = ROOT.joinpath(*name.split("."))
@@ -202,7 +186,7 @@ def _libraries_the_server_may_import() -> set[str]:
     """Top-level names of the libraries ``emviewer serve`` may import, found statically: the module
     level of cli.py, then every emviewer module reachable from it and from emviewer/server."""
     todo = [f"emviewer.server.{p.stem}" for p in (ROOT / "emviewer" / "server").glob("*.py")]
-    todo += [n for n in _imported_names(ROOT / "emviewer" / "cli.py", "emviewer.cli", top_level_only=True)]
+    todo += [n for n in imported_names(ROOT / "emviewer" / "cli.py", "emviewer.cli", top_level_only=True)]
     seen, libraries = set(), set()
     while todo:
         name = todo.pop()
@@ -212,7 +196,7 @@ def _libraries_the_server_may_import() -> set[str]:
         elif path and name not in seen:
             seen.add(name)
             todo += [".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)]  # parent packages run too
-            todo += _imported_names(path, name)
+            todo += imported_names(path, name)
     return libraries
 
 

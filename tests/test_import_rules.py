@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import ast
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from import_scan import imported_names
 
 PACKAGE = Path(__file__).resolve().parents[1] / "emviewer"
 
@@ -24,18 +25,7 @@ HEAVY = ("tensorflow", "keras", "PySide6", "pyqtgraph", "fastapi", "torch", "jax
 
 def _imports(path: Path) -> set[str]:
     """Absolute names of every module a file imports (relative imports resolved)."""
-    module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = package.rsplit(".", node.level - 1)[0] if node.level else ""
-            target = ".".join(p for p in (base, node.module or "") if p)
-            names.add(target)
-            names.update(f"{target}.{alias.name}" for alias in node.names)
-    return names
+    return imported_names(path, ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts))
 
 
 def _violations(layer: str) -> list[str]:

@@ -32,10 +32,11 @@ def check_slices(slices: Optional[Sequence[int]], n_slices: int, max_slices: int
         wrong = next((z for z in slices if not 0 <= z < n_slices), None)
         if wrong is not None:
             raise InputError(None, f"slice {wrong} is outside the stack (it has {n_slices} slices, numbered from 0)")
-        if len(set(slices)) != len(slices):
-            seen: set[int] = set()
-            twice = next(z for z in slices if z in seen or seen.add(z))
-            raise InputError(None, f"slice {twice} is listed twice in 'slices'")
+        seen: set[int] = set()
+        for z in slices:
+            if z in seen:
+                raise InputError(None, f"slice {z} is listed twice in 'slices'")
+            seen.add(z)
     count = n_slices if slices is None else len(slices)
     if count > max_slices:
         raise OverBudgetError(f"the job asks for {count} slices; this server predicts at most {max_slices} per job")

@@ -90,7 +90,7 @@ def _parse_parameters(text: str | None) -> JobParameters:
 def _prepare(job_id: str, folder, form, store, settings) -> Job:
     """Check the parameters, the upload (with core), the budget and the models; a Job ready to queue."""
     parameters = _parse_parameters(form.fields.get(PARAMETERS_FIELD))
-    volume, _ = open_job_inputs(form.files, parameters, store, folder / "input")
+    volume, _ = open_job_inputs(form.files, parameters, store, folder)
     with volume:  # the worker opens it again; no file stays open while the job waits
         n_slices = check_job(volume, parameters.slices, settings)
         check_upload_image(volume, folder)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 from ..core.errors import InputError
 from ..core.io import open_volume
@@ -27,15 +28,6 @@ def open_upload(files: list[Path], dataset: Optional[str]) -> Volume:
     return open_volume(spec if len(files) == 1 else files[0].parent)
 
 
-def check_upload_image(volume: Volume, job_folder: Path) -> None:
-    """Refuse a mask or label stack sent as the image (reads a sample of slices: check the
-    budget first)."""
-    try:
-        check_volume_image(volume)
-    except InputError as exc:
-        raise InputError(None, public_message(str(exc), job_folder)) from None
-
-
 def public_message(message: str, job_folder: Path) -> str:
     """``message`` with the server's own folders taken out: clients see their file names only."""
     input_dir = job_folder / "input"
@@ -44,12 +36,26 @@ def public_message(message: str, job_folder: Path) -> str:
     return message
 
 
-def open_job_inputs(files: list[Path], parameters: JobParameters, store: ModelStore, input_dir: Path) -> tuple[Volume, dict]:
-    """The uploaded stack and the models chosen for it; core messages name upload files only."""
+@contextmanager
+def public_errors(job_folder: Path) -> Iterator[None]:
+    """Re-raise the core's :class:`InputError` with :func:`public_message`."""
     try:
-        volume = open_upload(files, parameters.dataset)
+        yield
     except InputError as exc:
-        raise InputError(None, public_message(str(exc), input_dir.parent)) from None
+        raise InputError(None, public_message(str(exc), job_folder)) from None
+
+
+def check_upload_image(volume: Volume, job_folder: Path) -> None:
+    """Refuse a mask or label stack sent as the image (reads a sample of slices: check the
+    budget first)."""
+    with public_errors(job_folder):
+        check_volume_image(volume)
+
+
+def open_job_inputs(files: list[Path], parameters: JobParameters, store: ModelStore, job_folder: Path) -> tuple[Volume, dict]:
+    """The uploaded stack and the models chosen for it; core messages name upload files only."""
+    with public_errors(job_folder):
+        volume = open_upload(files, parameters.dataset)
     try:
         return volume, store.choose(parameters.objects, parameters.models, parameters.mode)
     except BaseException:
@@ -60,13 +66,11 @@ def open_job_inputs(files: list[Path], parameters: JobParameters, store: ModelSt
 def run_job(job: Job, progress: Callable[[int, int, str], None], cancel: CancelToken, *, store: ModelStore) -> Path:
     """Predict the job's upload and write ``result/prediction.h5`` (masks and probabilities)."""
     p = job.parameters
-    volume, models = open_job_inputs(job.inputs, p, store, job.folder / "input")
+    volume, models = open_job_inputs(job.inputs, p, store, job.folder)
     with volume:  # closed when the job ends, however it ends
         predictor = LocalPredictor(models, tta=mode_tta(p.mode, p.tta), keep_long_objects=p.keep_long_objects)
         record = provenance(command="serve", mode=p.mode, tta=predictor.tta, slices=p.slices, keep_long_objects=p.keep_long_objects, models=models_record(models))
         writer = PredictionWriter(job.folder / "result", p.objects, "h5", probabilities=True, provenance=record, pixel_size=volume.pixel_size)
         results = predictor.iter_predict(volume, slices=p.slices, progress=progress, cancel=cancel)
-        try:
+        with public_errors(job.folder):
             return write_predictions(results, writer)[0]
-        except InputError as exc:
-            raise InputError(None, public_message(str(exc), job.folder)) from None
