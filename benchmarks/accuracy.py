@@ -20,8 +20,6 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
-
 
 from emviewer import config
 from emviewer.core.dataset import LabelledStack, load_labelled
@@ -45,25 +43,68 @@ class Task:
     labels: str
     measure: str  # "f1" or "iou"
     targets: tuple[float, float]  # fast, accurate
-    numbers: Optional[range] = None  # keep only slices whose slice number is in here
+    numbers: range | None = None  # keep only slices whose slice number is in here
     number_at: int = -1  # which number in the file name is the slice number
-    foreground: Optional[list] = None
+    foreground: list | None = None
     invert: bool = False
     noise: float = 0.0  # salt-and-pepper fraction; the row then reports F1 / clean F1
     pooled: bool = False  # score all pixels together (HeLa: 64 px patches are fragments of slices)
 
 
 TASKS = [
-    Task("mito", "cdeep3m validation 050-059", "cdeep3m_mito/validation/images", "cdeep3m_mito/validation/labels", "f1", (0.85, 0.88)),
-    Task("mito", "Lucchi++ 140-164", "lucchi_pp_train/images", "lucchi_pp_train/labels", "iou", (0.82, 0.85), numbers=range(140, 165)),
-    Task("membrane", "ISBI 2012 25-29", "isbi2012_membrane/image", "isbi2012_membrane/label", "f1", (0.82, 0.85), numbers=range(25, 30), invert=True),
+    Task(
+        "mito",
+        "cdeep3m validation 050-059",
+        "cdeep3m_mito/validation/images",
+        "cdeep3m_mito/validation/labels",
+        "f1",
+        (0.85, 0.88),
+    ),
+    Task(
+        "mito",
+        "Lucchi++ 140-164",
+        "lucchi_pp_train/images",
+        "lucchi_pp_train/labels",
+        "iou",
+        (0.82, 0.85),
+        numbers=range(140, 165),
+    ),
+    Task(
+        "membrane",
+        "ISBI 2012 25-29",
+        "isbi2012_membrane/image",
+        "isbi2012_membrane/label",
+        "f1",
+        (0.82, 0.85),
+        numbers=range(25, 30),
+        invert=True,
+    ),
     # HeLa: 41 slices (100-180, even); the last 7 (168-180, 17 %) are held out, all their patches
-    Task("nuclei", "HeLa slices 168-180 (pooled)", "hela_nuclei_patches/images", "hela_nuclei_patches/labels", "iou", (0.85, 0.88), range(168, 181), 0, foreground=[2], pooled=True),
-    Task("mito", "cdeep3m validation, 10 % salt-and-pepper", "cdeep3m_mito/validation/images", "cdeep3m_mito/validation/labels", "f1", (0.90, 0.90), noise=0.10),
+    Task(
+        "nuclei",
+        "HeLa slices 168-180 (pooled)",
+        "hela_nuclei_patches/images",
+        "hela_nuclei_patches/labels",
+        "iou",
+        (0.85, 0.88),
+        range(168, 181),
+        0,
+        foreground=[2],
+        pooled=True,
+    ),
+    Task(
+        "mito",
+        "cdeep3m validation, 10 % salt-and-pepper",
+        "cdeep3m_mito/validation/images",
+        "cdeep3m_mito/validation/labels",
+        "f1",
+        (0.90, 0.90),
+        noise=0.10,
+    ),
 ]
 
 
-def held_out(task: Task, max_slices: Optional[int]) -> LabelledStack:
+def held_out(task: Task, max_slices: int | None) -> LabelledStack:
     stack = load_labelled(str(DATA / task.images), str(DATA / task.labels), task.foreground, task.invert)
     keep = list(range(len(stack)))
     if task.numbers is not None:
@@ -86,7 +127,12 @@ def measure(task: Task, stack: LabelledStack, mode: str, paths) -> dict:
     if task.noise:
         value = mean_of(corrupt(volume, "salt_and_pepper", task.noise)) / value
     names = [m.name for m in predictor.models[task.object]]
-    return {"value": round(float(value), 4), "seconds": round(time.perf_counter() - started, 1), "models": names, "tta": predictor.tta}
+    return {
+        "value": round(float(value), 4),
+        "seconds": round(time.perf_counter() - started, 1),
+        "models": names,
+        "tta": predictor.tta,
+    }
 
 
 def main() -> None:
@@ -95,7 +141,11 @@ def main() -> None:
     parser.add_argument("--objects", default="mito,membrane,nuclei", help="which objects' rows to measure")
     parser.add_argument("--max-slices", type=int, help="score only the first N held-out slices (quick check)")
     parser.add_argument("--json", help="also write the rows to this JSON file")
-    parser.add_argument("--each-model", action="store_true", help="then measure every installed model alone (e.g. DeepEM3D against MultiResUNet)")
+    parser.add_argument(
+        "--each-model",
+        action="store_true",
+        help="then measure every installed model alone (e.g. DeepEM3D against MultiResUNet)",
+    )
     args = parser.parse_args()
     entries = config.installed_models()
     modes = args.modes.split(",")
@@ -106,14 +156,28 @@ def main() -> None:
             print(f"{task.object:<9} {task.data:<42} no bundled model")
             continue
         stack = held_out(task, args.max_slices)
-        row = {"object": task.object, "data": task.data, "measure": "F1 / clean F1" if task.noise else task.measure, "slices": len(stack)}
-        for mode, target in zip(modes, task.targets if modes == ["fast", "accurate"] else [task.targets[0 if m == "fast" else 1] for m in modes]):
+        row = {
+            "object": task.object,
+            "data": task.data,
+            "measure": "F1 / clean F1" if task.noise else task.measure,
+            "slices": len(stack),
+        }
+        for mode, target in zip(
+            modes,
+            task.targets if modes == ["fast", "accurate"] else [task.targets[0 if m == "fast" else 1] for m in modes],
+        ):
             row[mode] = {**measure(task, stack, mode, models_for(task.object, mode, entries)), "target": target}
         rows.append(row)
-        print(f"{task.object:<9} {task.data:<42} {row['measure']:<10}" + "".join(f"{row[m]['value']:>10.4f} {row[m]['target']:>7.2f}" for m in modes), flush=True)
+        print(
+            f"{task.object:<9} {task.data:<42} {row['measure']:<10}"
+            + "".join(f"{row[m]['value']:>10.4f} {row[m]['target']:>7.2f}" for m in modes),
+            flush=True,
+        )
     for row in rows:
         for mode in modes:
-            print(f"  {row['object']} / {row['data']} / {mode}: {row[mode]['models']} (TTA {row[mode]['tta']}), {row['slices']} slices, {row[mode]['seconds']} s")
+            print(
+                f"  {row['object']} / {row['data']} / {mode}: {row[mode]['models']} (TTA {row[mode]['tta']}), {row['slices']} slices, {row[mode]['seconds']} s"
+            )
     if args.each_model:
         rows += each_model(entries, modes, args)
     if args.json:
@@ -130,7 +194,11 @@ def each_model(entries, modes: list[str], args) -> list[dict]:
             row = {"model": entry.name, "data": task.data, "measure": task.measure, "slices": len(stack)}
             row.update({mode: measure(task, stack, mode, [entry.path]) for mode in modes})
             rows.append(row)
-            print(f"{entry.name:<24} {task.data:<42} {task.measure:<10}" + "".join(f"{row[m]['value']:>10.4f}" for m in modes), flush=True)
+            print(
+                f"{entry.name:<24} {task.data:<42} {task.measure:<10}"
+                + "".join(f"{row[m]['value']:>10.4f}" for m in modes),
+                flush=True,
+            )
     return rows
 
 

@@ -35,16 +35,17 @@ def make_stack(folder: Path, gib: float) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="a .keras model with its card (default: the bundled mito model, which the app loads at start-up)")
+    parser.add_argument(
+        "--model",
+        help="a .keras model with its card (default: the bundled mito model, which the app loads at start-up)",
+    )
     parser.add_argument("--gib", type=float, default=1.0)
     args = parser.parse_args()
 
-    from PySide6.QtCore import QElapsedTimer, QTimer
+    from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 
     from emviewer.gui.main_window import MainWindow
-
-    from PySide6.QtCore import QEventLoop
 
     app = QApplication.instance() or QApplication([])
     start = time.perf_counter()
@@ -69,7 +70,9 @@ def main() -> None:
             switches.append(time.perf_counter() - start)
         print(f"stack {shape[0]} x {shape[1]} x {shape[2]} uint8 ({np.prod(shape) / 2**30:.2f} GiB)")
         print(f"open (with first slice drawn): {opened:.3f} s")
-        print(f"slice change (both panes redrawn): median {1000 * np.median(switches):.1f} ms, max {1000 * max(switches):.1f} ms")
+        print(
+            f"slice change (both panes redrawn): median {1000 * np.median(switches):.1f} ms, max {1000 * max(switches):.1f} ms"
+        )
 
         window.session.set_slice(0)
         beats, clock, worst = [], QElapsedTimer(), [0]
@@ -92,8 +95,10 @@ def main() -> None:
         gaps = np.asarray([g for g, _ in beats[5:]], float)  # skip the timer's start-up
         when = [t - start for g, t in beats[5:]]
         worst = int(np.argmax(gaps))
-        print(f"prediction ran {ran:.1f} s with {len(gaps)} heartbeats: longest gap {gaps.max():.0f} ms "
-              f"(ending {when[worst]:.1f} s after Predict), 99th percentile {np.percentile(gaps, 99):.0f} ms (target < 100 ms)")
+        print(
+            f"prediction ran {ran:.1f} s with {len(gaps)} heartbeats: longest gap {gaps.max():.0f} ms "
+            f"(ending {when[worst]:.1f} s after Predict), 99th percentile {np.percentile(gaps, 99):.0f} ms (target < 100 ms)"
+        )
         late = gaps[np.asarray(when) > 5.0]
         if late.size:
             print(f"after the first 5 s (models loaded): longest gap {late.max():.0f} ms")

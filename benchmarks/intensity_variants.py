@@ -54,7 +54,12 @@ def float_with_nan(images: np.ndarray) -> tuple[np.ndarray, tuple]:
     return values, np.s_[:, :, :]
 
 
-VARIANTS = {"original": lambda a: (a, np.s_[:, :, :]), "squeezed 8-bit": squeezed, "16-bit + border": banded_with_border, "float + NaN": float_with_nan}
+VARIANTS = {
+    "original": lambda a: (a, np.s_[:, :, :]),
+    "squeezed 8-bit": squeezed,
+    "16-bit + border": banded_with_border,
+    "float + NaN": float_with_nan,
+}
 
 
 def cpu_name() -> str:
@@ -69,7 +74,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-slices", type=int, help="only the first N validation slices (quick check)")
     parser.add_argument("--json", help="also write the rows to this JSON file")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma list of the variants to run (the original always runs first)")
+    parser.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help="comma list of the variants to run (the original always runs first)",
+    )
     args = parser.parse_args()
     chosen = ["original"] + [v for v in args.variants.split(",") if v in VARIANTS and v != "original"]
     stack = load_labelled(str(DATA / "cdeep3m_mito/validation/images"), str(DATA / "cdeep3m_mito/validation/labels"))
@@ -85,9 +94,19 @@ def main() -> None:
         volume = from_array(data, name, slice_names=stack.names)
         per_image = [score(r.masks()["mito"][crop[1:]], stack.masks[r.index]) for r in predictor.iter_predict(volume)]
         f1 = mean_scores(per_image).f1
-        rows.append({"variant": name, "dtype": str(data.dtype), "f1": round(float(f1), 4), "seconds": round(time.perf_counter() - started, 1)})
+        rows.append(
+            {
+                "variant": name,
+                "dtype": str(data.dtype),
+                "f1": round(float(f1), 4),
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+        )
         delta = f1 - rows[0]["f1"]
-        print(f"{name:<16} {str(data.dtype):<8} {tuple(data.shape[1:])!s:<14} F1 {f1:.4f}  (original {delta:+.4f})  {rows[-1]['seconds']} s", flush=True)
+        print(
+            f"{name:<16} {str(data.dtype):<8} {tuple(data.shape[1:])!s:<14} F1 {f1:.4f}  (original {delta:+.4f})  {rows[-1]['seconds']} s",
+            flush=True,
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
 

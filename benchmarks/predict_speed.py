@@ -81,8 +81,15 @@ def run_case(models: list[str], tta: int, image: str, runtime: str = "keras") ->
     info = device_summary()
     if runtime == "onnx":
         info["backend"] = "onnxruntime"
-    return {"seconds": seconds, "mpx_per_s": pixels / seconds / 1e6, "pixels": pixels, "peak_mb": _peak_rss_mb(), "base_mb": base,
-            "backend": info["backend"], "device": ", ".join(info["devices"])}
+    return {
+        "seconds": seconds,
+        "mpx_per_s": pixels / seconds / 1e6,
+        "pixels": pixels,
+        "peak_mb": _peak_rss_mb(),
+        "base_mb": base,
+        "backend": info["backend"],
+        "device": ", ".join(info["devices"]),
+    }
 
 
 def measure(models: list[str], tta: int, image: str, backend: str = "tensorflow") -> dict:
@@ -114,7 +121,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="the fast-mode model (.keras with its card)")
     parser.add_argument("--ensemble", help="comma list of models for the accurate mode (default: --model alone)")
-    parser.add_argument("--backends", default="tensorflow", help="comma list to compare: tensorflow, jax, torch (Keras backends) and onnx (ONNX Runtime)")
+    parser.add_argument(
+        "--backends",
+        default="tensorflow",
+        help="comma list to compare: tensorflow, jax, torch (Keras backends) and onnx (ONNX Runtime)",
+    )
     parser.add_argument("--big", type=int, default=8192, help="side of the large slice (default 8192)")
     args = parser.parse_args()
     ensemble = args.ensemble.split(",") if args.ensemble else [args.model]
@@ -124,14 +135,20 @@ def main() -> None:
     for backend in args.backends.split(","):
         result = measure([args.model], 1, str(DATA), backend)
         speeds[backend] = result["mpx_per_s"]
-        print(f"[{result['backend']} on {result['device']}] fast mode: {result['mpx_per_s']:.2f} Mpx/s ({result['seconds']:.1f} s)")
+        print(
+            f"[{result['backend']} on {result['device']}] fast mode: {result['mpx_per_s']:.2f} Mpx/s ({result['seconds']:.1f} s)"
+        )
     if len(speeds) > 1:
         first = next(iter(speeds))
-        print("speed relative to " + first + ": " + ", ".join(f"{b} {v / speeds[first]:.2f}x" for b, v in speeds.items()))
+        print(
+            "speed relative to " + first + ": " + ", ".join(f"{b} {v / speeds[first]:.2f}x" for b, v in speeds.items())
+        )
     fast = measure([args.model], 1, str(DATA))
     accurate = measure(ensemble, 16, str(DATA))
-    print(f"accurate mode ({len(ensemble)} model(s), 16x TTA): {accurate['mpx_per_s']:.3f} Mpx/s ({accurate['seconds']:.1f} s); "
-          f"fast / accurate time ratio {accurate['seconds'] / fast['seconds']:.1f}")
+    print(
+        f"accurate mode ({len(ensemble)} model(s), 16x TTA): {accurate['mpx_per_s']:.3f} Mpx/s ({accurate['seconds']:.1f} s); "
+        f"fast / accurate time ratio {accurate['seconds'] / fast['seconds']:.1f}"
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         small, big = make_big(Path(tmp), 1024), make_big(Path(tmp), args.big)
@@ -139,12 +156,18 @@ def main() -> None:
     pixel_ratio = large["pixels"] / one["pixels"]
     output_mb = large["pixels"] * 4 * 2 / 2**20  # the slice's float32 sum and weight maps
     print(f"1k x 1k: {one['seconds']:.2f} s, peak {one['peak_mb']:.0f} MB (after model load {one['base_mb']:.0f} MB)")
-    print(f"{args.big // 1024}k x {args.big // 1024}k: {large['seconds']:.2f} s, peak {large['peak_mb']:.0f} MB (after model load {large['base_mb']:.0f} MB)")
-    print(f"time ratio {large['seconds'] / one['seconds']:.1f} for pixel ratio {pixel_ratio:.0f} "
-          f"(per-pixel cost ratio {large['seconds'] / one['seconds'] / pixel_ratio:.2f})")
+    print(
+        f"{args.big // 1024}k x {args.big // 1024}k: {large['seconds']:.2f} s, peak {large['peak_mb']:.0f} MB (after model load {large['base_mb']:.0f} MB)"
+    )
+    print(
+        f"time ratio {large['seconds'] / one['seconds']:.1f} for pixel ratio {pixel_ratio:.0f} "
+        f"(per-pixel cost ratio {large['seconds'] / one['seconds'] / pixel_ratio:.2f})"
+    )
     growth_small, growth_large = one["peak_mb"] - one["base_mb"], large["peak_mb"] - large["base_mb"]
-    print(f"peak memory ratio {large['peak_mb'] / one['peak_mb']:.2f}; growth during prediction {growth_small:.0f} MB vs {growth_large:.0f} MB, "
-          f"of which the large slice's own output is {output_mb:.0f} MB")
+    print(
+        f"peak memory ratio {large['peak_mb'] / one['peak_mb']:.2f}; growth during prediction {growth_small:.0f} MB vs {growth_large:.0f} MB, "
+        f"of which the large slice's own output is {output_mb:.0f} MB"
+    )
 
 
 if __name__ == "__main__":

@@ -35,10 +35,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Callable, Optional
 
 import numpy as np
 
@@ -55,14 +55,14 @@ class Case:
     """One file a writer made, and what ``emviewer export`` should give back for it."""
 
     input: Path  # the file or folder itself
-    expected: Optional[np.ndarray]  # (Z, Y, X) as read; None: it must be refused
-    pixel_size: Optional[tuple] = None  # (z, y, x) nm, z may be None; None: not checked
+    expected: np.ndarray | None  # (Z, Y, X) as read; None: it must be refused
+    pixel_size: tuple | None = None  # (z, y, x) nm, z may be None; None: not checked
     options: tuple = ()  # CLI options, e.g. ("--channel", "1")
     dataset: str = ""  # appended as FILE:DATASET
     atol: float = 0
     secret: bytes = b""  # must appear in no output
-    marker: Optional[Path] = None  # must not exist after the run (a pickle payload made it)
-    stored: Optional[np.ndarray] = field(default=None, repr=False)  # as in the file, for option rows
+    marker: Path | None = None  # must not exist after the run (a pickle payload made it)
+    stored: np.ndarray | None = field(default=None, repr=False)  # as in the file, for option rows
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,12 @@ def em_stack(n: int, size: int) -> np.ndarray:
         return np.random.default_rng(n * size).integers(0, 256, (n, size, size), dtype=np.uint8)
     from PIL import Image
 
-    return np.stack([np.asarray(Image.open(f).convert("L"))[100 + 37 * i:][:size, 200:200 + size] for i, f in enumerate(files[:n])])
+    return np.stack(
+        [
+            np.asarray(Image.open(f).convert("L"))[100 + 37 * i :][:size, 200 : 200 + size]
+            for i, f in enumerate(files[:n])
+        ]
+    )
 
 
 def with_options(make: Callable[[Path], Case], *options: str, pick=None, pixel_size=None) -> Callable[[Path], Case]:
@@ -90,7 +95,9 @@ def with_options(make: Callable[[Path], Case], *options: str, pick=None, pixel_s
     def made(folder: Path) -> Case:
         case = make(folder)
         expected = pick(case.stored) if pick else case.expected
-        return replace(case, options=case.options + options, expected=expected, pixel_size=pixel_size or case.pixel_size)
+        return replace(
+            case, options=case.options + options, expected=expected, pixel_size=pixel_size or case.pixel_size
+        )
 
     return made
 
@@ -104,8 +111,14 @@ def make_mrc(folder: Path, dtype: str, voxel_size=None) -> Case:
 
     em = em_stack(3, 96)
     em[0, 0, 0] = 200  # IMOD's unsigned byte that int8 would read as -56
-    data = {"uint8": em, "int8": em.view(np.int8), "int16": em.astype(np.int16) * 100 - 12000, "float32": em / np.float32(255) - 0.5,
-            "uint16": em.astype(np.uint16) * 250, "float16": (em / 255 - 0.5).astype(np.float16)}[dtype]
+    data = {
+        "uint8": em,
+        "int8": em.view(np.int8),
+        "int16": em.astype(np.int16) * 100 - 12000,
+        "float32": em / np.float32(255) - 0.5,
+        "uint16": em.astype(np.uint16) * 250,
+        "float16": (em / 255 - 0.5).astype(np.float16),
+    }[dtype]
     path = folder / "stack.mrc"
     with mrcfile.new(path) as mrc:
         mrc.set_data(data.view(np.int8) if dtype == "uint8" else data)  # mode 0: mrcfile writes int8
@@ -166,11 +179,29 @@ def make_tiff(folder: Path, layout: str) -> Case:
         tifffile.imwrite(path, expected, imagej=True, byteorder=">", metadata={"axes": "ZYX"})
     elif layout == "fiji":
         pixel_size = (50.0, 7.0, 7.0)
-        tifffile.imwrite(path, em, imagej=True, resolution=(1 / 0.007, 1 / 0.007), metadata={"spacing": 0.05, "unit": "um", "axes": "ZYX"})
+        tifffile.imwrite(
+            path,
+            em,
+            imagej=True,
+            resolution=(1 / 0.007, 1 / 0.007),
+            metadata={"spacing": 0.05, "unit": "um", "axes": "ZYX"},
+        )
     elif layout == "ome":
         pixel_size = (30.0, 5.0, 5.0)
-        tifffile.imwrite(path, em, photometric="minisblack", metadata={"axes": "ZYX", "PhysicalSizeX": 0.005, "PhysicalSizeXUnit": "µm",
-                                             "PhysicalSizeY": 0.005, "PhysicalSizeYUnit": "µm", "PhysicalSizeZ": 0.03, "PhysicalSizeZUnit": "µm"})
+        tifffile.imwrite(
+            path,
+            em,
+            photometric="minisblack",
+            metadata={
+                "axes": "ZYX",
+                "PhysicalSizeX": 0.005,
+                "PhysicalSizeXUnit": "µm",
+                "PhysicalSizeY": 0.005,
+                "PhysicalSizeYUnit": "µm",
+                "PhysicalSizeZ": 0.03,
+                "PhysicalSizeZUnit": "µm",
+            },
+        )
     return Case(path, expected, pixel_size, stored=expected)
 
 
@@ -188,12 +219,31 @@ def make_hyperstack(folder: Path) -> Case:
 TIFF = [
     Kind("tiff preview series first", "tifffile", partial(make_tiff, layout="preview")),
     Kind("tiff pages appended", "tifffile append=True", partial(make_tiff, layout="appended")),
-    Kind("tiff planar page (3 slices)", "tifffile planarconfig=separate", partial(make_tiff, layout="planar"),
-         allowed=("exact", "refused"), mention=("--channel", "--axes")),
-    Kind("tiff planar page --axes ZYX", "tifffile planarconfig=separate", with_options(partial(make_tiff, layout="planar"), "--axes", "ZYX")),
+    Kind(
+        "tiff planar page (3 slices)",
+        "tifffile planarconfig=separate",
+        partial(make_tiff, layout="planar"),
+        allowed=("exact", "refused"),
+        mention=("--channel", "--axes"),
+    ),
+    Kind(
+        "tiff planar page --axes ZYX",
+        "tifffile planarconfig=separate",
+        with_options(partial(make_tiff, layout="planar"), "--axes", "ZYX"),
+    ),
     Kind("tiff tile-depth page", "tifffile volumetric=True", partial(make_tiff, layout="tile-depth")),
-    Kind("tiff ImageJ TZCYX, 2 channels", "tifffile imagej=True", make_hyperstack, allowed=("refused",), mention=("--channel",)),
-    Kind("tiff ImageJ TZCYX --channel 1", "tifffile imagej=True", with_options(make_hyperstack, "--channel", "1", pick=lambda a: a[0, :, 1])),
+    Kind(
+        "tiff ImageJ TZCYX, 2 channels",
+        "tifffile imagej=True",
+        make_hyperstack,
+        allowed=("refused",),
+        mention=("--channel",),
+    ),
+    Kind(
+        "tiff ImageJ TZCYX --channel 1",
+        "tifffile imagej=True",
+        with_options(make_hyperstack, "--channel", "1", pick=lambda a: a[0, :, 1]),
+    ),
     Kind("tiff tiled zlib BigTIFF", "tifffile bigtiff=True", partial(make_tiff, layout="bigtiff")),
     Kind("tiff LZW", "tifffile + imagecodecs", partial(make_tiff, layout="lzw")),
     Kind("tiff JPEG", "tifffile + imagecodecs", partial(make_tiff, layout="jpeg")),
@@ -201,7 +251,11 @@ TIFF = [
     Kind("tiff Deflate", "tifffile + imagecodecs", partial(make_tiff, layout="deflate")),
     Kind("tiff ImageJ big-endian uint16", "tifffile imagej=True", partial(make_tiff, layout="big-endian")),
     Kind("tiff Fiji calibrated 7x7x50 nm", "tifffile imagej=True", partial(make_tiff, layout="fiji")),
-    Kind("tiff Fiji --pixel-size 40,5,5", "tifffile imagej=True", with_options(partial(make_tiff, layout="fiji"), "--pixel-size", "40,5,5", pixel_size=(40.0, 5.0, 5.0))),
+    Kind(
+        "tiff Fiji --pixel-size 40,5,5",
+        "tifffile imagej=True",
+        with_options(partial(make_tiff, layout="fiji"), "--pixel-size", "40,5,5", pixel_size=(40.0, 5.0, 5.0)),
+    ),
     Kind("ome-tiff PhysicalSize", "tifffile ome=True", partial(make_tiff, layout="ome")),
 ]
 
@@ -212,7 +266,9 @@ TIFF = [
 def axistags(axes: str) -> str:
     """ilastik's (vigra's) ``axistags`` attribute: JSON, channel flag 1, space 2, time 8."""
     flags = {"c": 1, "t": 8}
-    return json.dumps({"axes": [{"key": a, "typeFlags": flags.get(a, 2), "resolution": 0, "description": ""} for a in axes]}, indent=2)
+    return json.dumps(
+        {"axes": [{"key": a, "typeFlags": flags.get(a, 2), "resolution": 0, "description": ""} for a in axes]}, indent=2
+    )
 
 
 def make_hdf5(folder: Path, layout: str) -> Case:
@@ -234,8 +290,12 @@ def make_hdf5(folder: Path, layout: str) -> Case:
         data, expected = np.stack([em // (c + 1) for c in range(6)], axis=-1), None
     elif layout in ("blosc", "lz4", "zstd", "bitshuffle"):
         data = expected = em.astype(np.uint16) * 200
-        filters = {"blosc": hdf5plugin.Blosc(cname="lz4", shuffle=hdf5plugin.Blosc.SHUFFLE), "lz4": hdf5plugin.LZ4(),
-                   "zstd": hdf5plugin.Zstd(), "bitshuffle": hdf5plugin.Bitshuffle()}[layout]
+        filters = {
+            "blosc": hdf5plugin.Blosc(cname="lz4", shuffle=hdf5plugin.Blosc.SHUFFLE),
+            "lz4": hdf5plugin.LZ4(),
+            "zstd": hdf5plugin.Zstd(),
+            "bitshuffle": hdf5plugin.Bitshuffle(),
+        }[layout]
     path = folder / "stack.h5"
     with h5py.File(path, "w") as f:
         ds = f.create_dataset("exported_data", data=data, chunks=True if filters else None, **filters)
@@ -260,7 +320,9 @@ def make_crafted_hdf5(folder: Path, trick: str) -> Case:
     path = folder / "crafted.h5"
     with h5py.File(path, "w") as f:
         if trick == "external storage":
-            f.create_dataset("raw", shape=shape, dtype=np.uint8, external=[(str(folder / "secret.txt"), 0, len(secret))])
+            f.create_dataset(
+                "raw", shape=shape, dtype=np.uint8, external=[(str(folder / "secret.txt"), 0, len(secret))]
+            )
         elif trick == "virtual dataset":
             layout = h5py.VirtualLayout(shape=shape, dtype=np.uint8)
             layout[:] = h5py.VirtualSource(str(other), "data", shape=shape)
@@ -273,20 +335,53 @@ def make_crafted_hdf5(folder: Path, trick: str) -> Case:
 HDF5 = [
     Kind("hdf5 ilastik yxc (256,256,1)", "h5py + axistags", partial(make_hdf5, layout="yxc")),
     Kind("hdf5 ilastik zyxc", "h5py + axistags", partial(make_hdf5, layout="zyxc")),
-    Kind("hdf5 ilastik czyx, 2 channels", "h5py + axistags", partial(make_hdf5, layout="czyx"), allowed=("refused",), mention=("--channel",)),
-    Kind("hdf5 ilastik czyx --channel 1", "h5py + axistags", with_options(partial(make_hdf5, layout="czyx"), "--channel", "1", pick=lambda a: a[1])),
+    Kind(
+        "hdf5 ilastik czyx, 2 channels",
+        "h5py + axistags",
+        partial(make_hdf5, layout="czyx"),
+        allowed=("refused",),
+        mention=("--channel",),
+    ),
+    Kind(
+        "hdf5 ilastik czyx --channel 1",
+        "h5py + axistags",
+        with_options(partial(make_hdf5, layout="czyx"), "--channel", "1", pick=lambda a: a[1]),
+    ),
     Kind("hdf5 ilastik tzyxc", "h5py + axistags", partial(make_hdf5, layout="tzyxc")),
     Kind("hdf5 RGB (Y,X,3)", "h5py", partial(make_hdf5, layout="rgb"), allowed=("refused",), mention=("--channel",)),
-    Kind("hdf5 RGB --channel 2", "h5py", with_options(partial(make_hdf5, layout="rgb"), "--channel", "2", pick=lambda a: a[None, :, :, 2])),
-    Kind("hdf5 6 channels --axes ZYXC --channel 3", "h5py", with_options(partial(make_hdf5, layout="zyxc6"), "--axes", "ZYXC", "--channel", "3", pick=lambda a: a[..., 3])),
+    Kind(
+        "hdf5 RGB --channel 2",
+        "h5py",
+        with_options(partial(make_hdf5, layout="rgb"), "--channel", "2", pick=lambda a: a[None, :, :, 2]),
+    ),
+    Kind(
+        "hdf5 6 channels --axes ZYXC --channel 3",
+        "h5py",
+        with_options(partial(make_hdf5, layout="zyxc6"), "--axes", "ZYXC", "--channel", "3", pick=lambda a: a[..., 3]),
+    ),
     Kind("hdf5 Blosc", "h5py + hdf5plugin", partial(make_hdf5, layout="blosc")),
     Kind("hdf5 LZ4", "h5py + hdf5plugin", partial(make_hdf5, layout="lz4")),
     Kind("hdf5 Zstd", "h5py + hdf5plugin", partial(make_hdf5, layout="zstd")),
     Kind("hdf5 bitshuffle", "h5py + hdf5plugin", partial(make_hdf5, layout="bitshuffle")),
     Kind("hdf5 element_size_um", "h5py", partial(make_hdf5, layout="element_size_um")),
-    Kind("hdf5 external storage (crafted)", "h5py external=", partial(make_crafted_hdf5, trick="external storage"), allowed=("refused",)),
-    Kind("hdf5 virtual dataset (crafted)", "h5py VirtualLayout", partial(make_crafted_hdf5, trick="virtual dataset"), allowed=("refused",)),
-    Kind("hdf5 external link (crafted)", "h5py ExternalLink", partial(make_crafted_hdf5, trick="external link"), allowed=("refused",)),
+    Kind(
+        "hdf5 external storage (crafted)",
+        "h5py external=",
+        partial(make_crafted_hdf5, trick="external storage"),
+        allowed=("refused",),
+    ),
+    Kind(
+        "hdf5 virtual dataset (crafted)",
+        "h5py VirtualLayout",
+        partial(make_crafted_hdf5, trick="virtual dataset"),
+        allowed=("refused",),
+    ),
+    Kind(
+        "hdf5 external link (crafted)",
+        "h5py ExternalLink",
+        partial(make_crafted_hdf5, trick="external link"),
+        allowed=("refused",),
+    ),
 ]
 
 
@@ -312,7 +407,14 @@ def make_ome_zarr(folder: Path) -> Case:
     group = zarr.open_group(str(path), mode="w", zarr_format=2)
     axes = [{"name": a, "type": "space", "unit": "micrometer"} for a in "zyx"]
     scale = {"type": "scale", "scale": [0.05, 0.008, 0.008]}
-    group.attrs["multiscales"] = [{"version": "0.4", "name": "stack", "axes": axes, "datasets": [{"path": "0", "coordinateTransformations": [scale]}]}]
+    group.attrs["multiscales"] = [
+        {
+            "version": "0.4",
+            "name": "stack",
+            "axes": axes,
+            "datasets": [{"path": "0", "coordinateTransformations": [scale]}],
+        }
+    ]
     group.create_array("0", shape=em.shape, chunks=(1, 64, 64), dtype=em.dtype)[:] = em
     return Case(path, em, (50.0, 8.0, 8.0))
 
@@ -332,8 +434,16 @@ def make_pickle_zarr(folder: Path) -> Case:
     path = folder / "evil.zarr"
     path.mkdir()
     marker = folder / "pickle_ran"
-    zarray = {"zarr_format": 2, "shape": [1, 8, 8], "chunks": [1, 8, 8], "dtype": "|u1", "compressor": {"id": "pickle"},
-              "fill_value": 0, "order": "C", "filters": None}
+    zarray = {
+        "zarr_format": 2,
+        "shape": [1, 8, 8],
+        "chunks": [1, 8, 8],
+        "dtype": "|u1",
+        "compressor": {"id": "pickle"},
+        "fill_value": 0,
+        "order": "C",
+        "filters": None,
+    }
     (path / ".zarray").write_text(json.dumps(zarray))
     (path / "0.0.0").write_bytes(pickle.dumps(_Payload(marker)))
     return Case(path, None, marker=marker)
@@ -347,11 +457,15 @@ def make_n5(folder: Path) -> Case:
     dataset.mkdir(parents=True)
     (root / "attributes.json").write_text(json.dumps({"n5": "2.5.0"}))
     block = (64, 64, 2)  # x, y, z
-    (dataset / "attributes.json").write_text(json.dumps({"dimensions": [100, 90, 3], "blockSize": list(block), "dataType": "uint16", "compression": {"type": "raw"}}))
+    (dataset / "attributes.json").write_text(
+        json.dumps(
+            {"dimensions": [100, 90, 3], "blockSize": list(block), "dataType": "uint16", "compression": {"type": "raw"}}
+        )
+    )
     for iz in range(0, 3, block[2]):
         for iy in range(0, 90, block[1]):
             for ix in range(0, 100, block[0]):
-                piece = data[iz:iz + block[2], iy:iy + block[1], ix:ix + block[0]]
+                piece = data[iz : iz + block[2], iy : iy + block[1], ix : ix + block[0]]
                 header = np.array([0, 3], ">u2").tobytes() + np.array(piece.shape[::-1], ">u4").tobytes()
                 out = dataset / str(ix // block[0]) / str(iy // block[1]) / str(iz // block[2])
                 out.parent.mkdir(parents=True, exist_ok=True)
@@ -427,7 +541,7 @@ KINDS = MRC + TIFF + HDF5 + ZARR + VALUES
 
 @dataclass
 class Run:
-    code: Optional[int]  # None: killed after the time limit
+    code: int | None  # None: killed after the time limit
     stdout: str
     stderr: str
     peak_mb: float
@@ -463,7 +577,9 @@ def run_cli(args: list, cwd: Path, timeout: float) -> Run:
     report = cwd / "launcher.json"
     command = [sys.executable, "-c", _LAUNCHER, str(report), sys.executable, "-m", "emviewer", *args]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            command, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True
+        )
         try:
             proc.wait(timeout)
             result = json.loads(report.read_text())
@@ -492,8 +608,8 @@ def value_difference(got: np.ndarray, want: np.ndarray, atol: float) -> str:
         return f"dtype {got.dtype.name} != expected {want.dtype.name}"
     flat_got, flat_want, step = got.reshape(-1), want.reshape(-1), 1 << 22
     for start in range(0, flat_got.size, step):  # in pieces: the 8192^2 bomb stays small
-        g = flat_got[start:start + step].astype(np.float64)
-        w = flat_want[start:start + step].astype(np.float64)
+        g = flat_got[start : start + step].astype(np.float64)
+        w = flat_want[start : start + step].astype(np.float64)
         bad = ~((np.abs(g - w) <= atol) | (np.isnan(g) & np.isnan(w)))
         if bad.any():
             first = start + int(np.argmax(bad))
@@ -511,8 +627,14 @@ def pixel_difference(got, want) -> str:
     """Empty when the sidecar's ``pixel_size_nm`` matches ``want`` (z may be None in both)."""
     if want is None:
         return ""
-    same = got is not None and len(got) == 3 and all(
-        (g is None and w is None) or (g is not None and w is not None and abs(float(g) - w) <= 1e-4 * abs(w)) for g, w in zip(got, want))
+    same = (
+        got is not None
+        and len(got) == 3
+        and all(
+            (g is None and w is None) or (g is not None and w is not None and abs(float(g) - w) <= 1e-4 * abs(w))
+            for g, w in zip(got, want)
+        )
+    )
     return "" if same else f"pixel_size_nm {pixel_text(got)} != expected {pixel_text(want)}"
 
 
@@ -524,7 +646,9 @@ def judge_exact(case: Case, out: Path) -> tuple[str, str]:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return "WRONG", f"exit 0 but no readable out.raw + sidecar ({type(exc).__name__}: {exc})"
     stray = sorted(p.name for p in out.parent.iterdir() if p.name not in (out.name, out.name + ".json"))
-    problem = value_difference(got, case.expected, case.atol) or pixel_difference(meta.get("pixel_size_nm"), case.pixel_size)
+    problem = value_difference(got, case.expected, case.atol) or pixel_difference(
+        meta.get("pixel_size_nm"), case.pixel_size
+    )
     if stray and not problem:
         problem = f"left stray files {', '.join(stray)}"
     return ("WRONG", problem) if problem else ("exact", "")
@@ -551,7 +675,9 @@ def leak(case: Case, run: Run, out_dir: Path) -> str:
     if case.marker is not None and case.marker.exists():
         return "the pickle payload ran (marker file created)"
     if case.secret:
-        outputs = [run.stdout.encode(), run.stderr.encode()] + [p.read_bytes() for p in out_dir.rglob("*") if p.is_file()]
+        outputs = [run.stdout.encode(), run.stderr.encode()] + [
+            p.read_bytes() for p in out_dir.rglob("*") if p.is_file()
+        ]
         if any(case.secret in text for text in outputs):
             return "the secret file's bytes reached the output"
     return ""
@@ -601,10 +727,21 @@ def run_kind(kind: Kind, folder: Path, timeout: float) -> Row:
     if run.code == 0 and (out_dir / "out.raw.json").exists():
         got = json.loads((out_dir / "out.raw.json").read_text()).get("pixel_size_nm")
     pixel = pixel_text(got) + ("" if case.pixel_size is None else f" (want {pixel_text(case.pixel_size)})")
-    return Row(kind.name, kind.writer, expected_text(kind, case), outcome, pixel, round(run.peak_mb), round(run.seconds, 1), reason)
+    return Row(
+        kind.name,
+        kind.writer,
+        expected_text(kind, case),
+        outcome,
+        pixel,
+        round(run.peak_mb),
+        round(run.seconds, 1),
+        reason,
+    )
 
 
-def run_corpus(workdir: Path, kinds=KINDS, timeout: float = 300, progress: Callable[[Row], None] = lambda row: None) -> list[Row]:
+def run_corpus(
+    workdir: Path, kinds=KINDS, timeout: float = 300, progress: Callable[[Row], None] = lambda row: None
+) -> list[Row]:
     """Run every kind in its own sub-folder of ``workdir``; one :class:`Row` per kind."""
     rows = []
     for number, kind in enumerate(kinds):
@@ -616,7 +753,10 @@ def run_corpus(workdir: Path, kinds=KINDS, timeout: float = 300, progress: Calla
 
 def format_table(rows: list[Row], width: int = 90) -> str:
     header = ("kind", "writer", "expected", "outcome", "pixel nm", "MB", "s", "reason")
-    cells = [header] + [(r.kind, r.writer, r.expected, r.outcome, r.pixel_size, str(r.peak_mb), f"{r.seconds:g}", r.reason[:width]) for r in rows]
+    cells = [header] + [
+        (r.kind, r.writer, r.expected, r.outcome, r.pixel_size, str(r.peak_mb), f"{r.seconds:g}", r.reason[:width])
+        for r in rows
+    ]
     widths = [max(len(c[i]) for c in cells) for i in range(len(header) - 1)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(cell, widths)) + "  " + cell[-1] for cell in cells)
 

@@ -89,8 +89,12 @@ def main() -> None:
         return
     counts = sorted(int(n) for n in args.slices.split(","))
     formats = args.formats.split(",")
-    print(f"CPU: {cpu_name()}; slices of {args.side} x {args.side}; {', '.join(OBJECTS)}: masks + float32 probabilities")
-    print(f"{'format':<7} {'slices':>7} {'start RSS (MB)':>15} {'peak RSS (MB)':>14} {'written (MB)':>13} {'time (s)':>9}")
+    print(
+        f"CPU: {cpu_name()}; slices of {args.side} x {args.side}; {', '.join(OBJECTS)}: masks + float32 probabilities"
+    )
+    print(
+        f"{'format':<7} {'slices':>7} {'start RSS (MB)':>15} {'peak RSS (MB)':>14} {'written (MB)':>13} {'time (s)':>9}"
+    )
     peaks: dict = {}
     for fmt in formats:
         for n in counts:
@@ -102,7 +106,9 @@ def main() -> None:
     for fmt in formats:
         growth = peaks[fmt, many] - peaks[fmt, few]
         verdict = "within" if growth < TARGET_MB else "OVER"
-        print(f"{fmt}: peak RSS growth from {few} to {many} slices: {growth:.1f} MB ({verdict} the {TARGET_MB} MB target)")
+        print(
+            f"{fmt}: peak RSS growth from {few} to {many} slices: {growth:.1f} MB ({verdict} the {TARGET_MB} MB target)"
+        )
 
 
 if __name__ == "__main__":

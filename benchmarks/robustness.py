@@ -43,9 +43,17 @@ def main() -> None:
     print(f"{'noise %':>8} {'mean F1':>8} {'F1 / clean':>11}")
     for point in curve:
         print(f"{100 * point.level:>8g} {point.f1:>8.4f} {point.relative:>11.3f}")
-    chart = line_chart([100 * p.level for p in curve], {model.name: [p.f1 for p in curve]}, f"F1 vs {args.kind.replace('_', '-')} noise", "noise (% of pixels)", "mean F1")
+    chart = line_chart(
+        [100 * p.level for p in curve],
+        {model.name: [p.f1 for p in curve]},
+        f"F1 vs {args.kind.replace('_', '-')} noise",
+        "noise (% of pixels)",
+        "mean F1",
+    )
     chart.save(args.out)
-    print(f"saved {args.out}; F1 at 10 % noise / clean F1 = {float(np.interp(0.10, [p.level for p in curve], [p.relative for p in curve])):.3f}")
+    print(
+        f"saved {args.out}; F1 at 10 % noise / clean F1 = {float(np.interp(0.10, [p.level for p in curve], [p.relative for p in curve])):.3f}"
+    )
 
 
 if __name__ == "__main__":

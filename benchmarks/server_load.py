@@ -39,7 +39,12 @@ def memory_mb(pid: int) -> dict:
 
 
 def start_server(models_dir: Path, token_file: Path, port: int) -> subprocess.Popen:
-    env = dict(os.environ, EMVIEWER_MODELS_DIR=str(models_dir), EMVIEWER_USER_DIR=str(token_file.parent / "user"), TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(
+        os.environ,
+        EMVIEWER_MODELS_DIR=str(models_dir),
+        EMVIEWER_USER_DIR=str(token_file.parent / "user"),
+        TF_CPP_MIN_LOG_LEVEL="3",
+    )
     cmd = [sys.executable, "-m", "emviewer", "serve", "--port", str(port), "--token-file", str(token_file)]
     process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 180
@@ -79,7 +84,9 @@ def run(models_dir: Path, clients: int, slices: int, size: int, objects: list[st
             def client(i: int) -> None:
                 started = time.perf_counter()
                 try:
-                    results = list(RemotePredictor(url, token, objects, poll_interval=0.1).iter_predict(from_array(stack)))
+                    results = list(
+                        RemotePredictor(url, token, objects, poll_interval=0.1).iter_predict(from_array(stack))
+                    )
                     assert len(results) == len(stack)
                     latencies.append(time.perf_counter() - started)
                 except Exception as exc:  # every failure is counted and shown

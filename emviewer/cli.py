@@ -8,11 +8,19 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from . import __version__
-from .cli_args import add_label_options, add_pair_option, add_read_options, fraction, object_key, object_keys, read_options
+from .cli_args import (
+    add_label_options,
+    add_pair_option,
+    add_read_options,
+    fraction,
+    object_key,
+    object_keys,
+    read_options,
+)
 
 EXIT_INPUT_ERROR = 2
 
@@ -87,7 +95,9 @@ def _describe_file(args) -> int:
         "Format": info["format"],
         "Shape": f"{info['shape_zyx'][0]} slices of {info['shape_zyx'][2]} x {info['shape_zyx'][1]} pixels (Z, Y, X), {info['dtype']}",
         "Stored axes": info["stored_axes"],
-        "Voxel size": f"{info['pixel_size']} ({info['pixel_size_from']})" if info["pixel_size_nm_zyx"] else "unknown (give --pixel-size Z,Y,X in nm)",
+        "Voxel size": f"{info['pixel_size']} ({info['pixel_size_from']})"
+        if info["pixel_size_nm_zyx"]
+        else "unknown (give --pixel-size Z,Y,X in nm)",
         "Tissue intensity": f"{low:g} - {high:g} (1st - 99th percentile)",
         "NaN / infinite": f"{info['nonfinite_fraction']:.2%} of the pixels",
         "Border or saturated": f"{info['border_or_saturated_fraction']:.2%} of the pixels (left out of the intensity statistics)",
@@ -98,7 +108,7 @@ def _describe_file(args) -> int:
     return 0
 
 
-def _open_masks(spec: Optional[str], object_key: str) -> dict:
+def _open_masks(spec: str | None, object_key: str) -> dict:
     """``--mask PATH``: one mask stack, or a folder with one sub-folder per object."""
     from .core.io import open_volume
     from .core.objects import OBJECTS
@@ -113,10 +123,10 @@ def _open_masks(spec: Optional[str], object_key: str) -> dict:
 
 
 def cmd_export(args) -> int:
+    from .core.errors import InputError
     from .core.evaluate import evaluate
     from .core.export import export, parse_slices
     from .core.io import open_volume
-    from .core.errors import InputError
     from .core.provenance import provenance
 
     object_key = args.object
@@ -147,9 +157,18 @@ def cmd_evaluate(args) -> int:
     from .core.validate import unpaired_warning
 
     result = evaluate(
-        args.pred, args.labels, args.foreground, args.invert, progress=_progress_bar("evaluate"), pair_by=args.pair_by, label_options=read_options(args)
+        args.pred,
+        args.labels,
+        args.foreground,
+        args.invert,
+        progress=_progress_bar("evaluate"),
+        pair_by=args.pair_by,
+        label_options=read_options(args),
     )
-    for names, kind, source in ((result.unpaired_predictions, "prediction", args.pred), (result.unpaired_labels, "label", args.labels)):
+    for names, kind, source in (
+        (result.unpaired_predictions, "prediction", args.pred),
+        (result.unpaired_labels, "label", args.labels),
+    ):
         if names:
             print(f"warning: {unpaired_warning(names, kind, source)}", file=sys.stderr)
     if args.json:
@@ -171,7 +190,11 @@ def _registry():
 def cmd_models(args) -> int:
     entries = _registry()
     if args.json:
-        print(json.dumps([{"name": e.name, "path": str(e.path), "bundled": e.bundled, "card": e.card} for e in entries], indent=2))
+        print(
+            json.dumps(
+                [{"name": e.name, "path": str(e.path), "bundled": e.bundled, "card": e.card} for e in entries], indent=2
+            )
+        )
         return 0
     if not entries:
         print("no models installed yet; train one with 'emviewer train'")
@@ -181,7 +204,9 @@ def cmd_models(args) -> int:
         c = e.card
         f1 = c.get("validation", {}).get("f1", float("nan"))
         where = ",".join(c.get("modes", [])) or ("bundled" if e.bundled else "user")
-        print(f"{e.name:<28} {c.get('object', '?'):<9} {c.get('architecture', '?'):<13} {c.get('context', 1):>3} {f1:>7.3f} {c.get('threshold', 0.5):>5.2f}  {where}  {e.path}")
+        print(
+            f"{e.name:<28} {c.get('object', '?'):<9} {c.get('architecture', '?'):<13} {c.get('context', 1):>3} {f1:>7.3f} {c.get('threshold', 0.5):>5.2f}  {where}  {e.path}"
+        )
     return 0
 
 
@@ -194,16 +219,22 @@ def _predictor(args):
 
         token = args.token or os.environ.get(TOKEN_ENV, "")
         if args.model and args.model.endswith(".keras"):
-            raise InputError(args.model, "online mode uses the server's models: give a name from the server's model list")
+            raise InputError(
+                args.model, "online mode uses the server's models: give a name from the server's model list"
+            )
         names = {obj: args.model.split(",") for obj in args.object} if args.model else {}
         predictor = RemotePredictor(args.server, token, args.object, names, args.mode, args.tta, args.keep_long_objects)
         return predictor, {"server": args.server, "models": names or "server defaults"}
     from .core.models.registry import resolve_models
     from .core.predict import models_record, predictor_for
 
-    files = resolve_models({obj: args.model for obj in args.object}, args.mode, _registry())
+    files = resolve_models(dict.fromkeys(args.object, args.model), args.mode, _registry())
     predictor = predictor_for(files, args.mode, args.tta, args.keep_long_objects)
-    return predictor, {"tta": predictor.tta, "keep_long_objects": args.keep_long_objects, "models": models_record(predictor.models)}
+    return predictor, {
+        "tta": predictor.tta,
+        "keep_long_objects": args.keep_long_objects,
+        "models": models_record(predictor.models),
+    }
 
 
 def cmd_predict(args) -> int:
@@ -214,7 +245,9 @@ def cmd_predict(args) -> int:
     volume = open_volume(args.input, read_options(args))
     predictor, how = _predictor(args)
     record = provenance(command="predict", input=args.input, mode=args.mode, **how)
-    writer = PredictionWriter(Path(args.output), args.object, args.format, args.save_probabilities, record, volume.pixel_size)
+    writer = PredictionWriter(
+        Path(args.output), args.object, args.format, args.save_probabilities, record, volume.pixel_size
+    )
     results = predictor.iter_predict(volume, progress=_progress_bar("predict"))
     written = write_predictions(results, writer, raw=volume if args.format == "h5" else None)
     print(f"wrote {len(written)} file(s) to {args.output}")
@@ -238,7 +271,14 @@ def cmd_train(args) -> int:
     default_name = f"{args.object}-{network['arch']}-{context}fm-{date.today():%Y%m%d}.keras"
     out = Path(args.out) if args.out else config.user_models_dir() / args.object / default_name
     spec = DataSpec(
-        args.images, args.labels, args.val_images or [], args.val_labels or [], args.foreground, args.invert, args.pair_by, read_options=read_options(args)
+        args.images,
+        args.labels,
+        args.val_images or [],
+        args.val_labels or [],
+        args.foreground,
+        args.invert,
+        args.pair_by,
+        read_options=read_options(args),
     )
     settings = TrainConfig(
         object=args.object,
@@ -257,11 +297,19 @@ def cmd_train(args) -> int:
     )
     limit = None if args.time_limit is None else args.time_limit * 60
     card = train(
-        spec, settings, out, resume=args.resume, progress=_progress_bar("train"), time_limit_s=limit, init_from=start,
+        spec,
+        settings,
+        out,
+        resume=args.resume,
+        progress=_progress_bar("train"),
+        time_limit_s=limit,
+        init_from=start,
         on_warning=lambda message: print(f"warning: {message}", file=sys.stderr, flush=True),
     )
     v = card["validation"]
-    print(f"wrote {out} (validation F1 {v['f1']:.3f} at threshold {v['threshold']:.2f}, best epoch {card['best_epoch']})")
+    print(
+        f"wrote {out} (validation F1 {v['f1']:.3f} at threshold {v['threshold']:.2f}, best epoch {card['best_epoch']})"
+    )
     return 0
 
 
@@ -285,11 +333,20 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("path", nargs="?", help="stack to open (default: the bundled sample stack)")
     gui.add_argument("--object", type=object_keys, help="objects to select, e.g. mito or mito,membrane")
     gui.add_argument("--predict", action="store_true", help="predict the selected objects at once")
-    gui.add_argument("--screenshot", metavar="FILE", help="render the window (after predicting with --predict), save FILE as PNG and exit")
+    gui.add_argument(
+        "--screenshot",
+        metavar="FILE",
+        help="render the window (after predicting with --predict), save FILE as PNG and exit",
+    )
     gui.set_defaults(run=cmd_gui)
 
     info = sub.add_parser("info", help="version, Keras backend, compute device, installed models; or describe FILE")
-    info.add_argument("file", nargs="?", metavar="FILE", help="an image or stack to describe: shape, dtype, axes, voxel size, intensities")
+    info.add_argument(
+        "file",
+        nargs="?",
+        metavar="FILE",
+        help="an image or stack to describe: shape, dtype, axes, voxel size, intensities",
+    )
     info.add_argument("--json", action="store_true", help="print one JSON object")
     add_read_options(info)
     info.set_defaults(run=cmd_info)
@@ -298,8 +355,17 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("input", help="PNG/TIFF/JPEG folder, TIFF stack, file.h5[:/dataset], Zarr, MRC or image")
     export.add_argument("-o", "--output", required=True, help="OUT.h5, .png, .jpg, .tif, .raw or .pdf")
     export.add_argument("--mask", help="mask folder or stack (0/255), or a folder with one sub-folder per object")
-    export.add_argument("--object", type=object_key, default="mito", help="object the masks show: mito, nuclei or membrane (default mito)")
-    export.add_argument("--content", choices=("raw", "mask", "overlay"), help="what PNG/JPEG/TIFF/RAW hold (default: overlay with masks for PNG/JPEG, else raw)")
+    export.add_argument(
+        "--object",
+        type=object_key,
+        default="mito",
+        help="object the masks show: mito, nuclei or membrane (default mito)",
+    )
+    export.add_argument(
+        "--content",
+        choices=("raw", "mask", "overlay"),
+        help="what PNG/JPEG/TIFF/RAW hold (default: overlay with masks for PNG/JPEG, else raw)",
+    )
     export.add_argument("--slices", help="0-based slices to export, e.g. 0-4,9 (default all)")
     export.add_argument("--labels", help="expert labels: adds a metrics table to a PDF report")
     add_label_options(export)
@@ -314,32 +380,61 @@ def build_parser() -> argparse.ArgumentParser:
     predict = sub.add_parser("predict", help="segment a stack with the installed (or given) models")
     predict.add_argument("input", help="PNG/TIFF/JPEG folder, TIFF stack, file.h5[:/dataset], Zarr, MRC or image")
     predict.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the masks")
-    predict.add_argument("--object", type=object_keys, required=True, help="mito, nuclei or membrane, or a comma list of them")
+    predict.add_argument(
+        "--object", type=object_keys, required=True, help="mito, nuclei or membrane, or a comma list of them"
+    )
     predict.add_argument("--model", help="registered model name or .keras file (a comma list makes an ensemble)")
-    predict.add_argument("--mode", choices=("fast", "accurate"), default="fast", help="fast: one model, no augmentation; accurate: ensemble + 16x test-time augmentation")
+    predict.add_argument(
+        "--mode",
+        choices=("fast", "accurate"),
+        default="fast",
+        help="fast: one model, no augmentation; accurate: ensemble + 16x test-time augmentation",
+    )
     predict.add_argument("--tta", type=int, choices=(1, 8, 16), help="test-time variants (default 1 fast, 16 accurate)")
     predict.add_argument(
         "--keep-long-objects",
         action="store_true",
         help="keep objects longer than the model allows (its card's max_object_length_px: 1.5 x the longest labelled object), e.g. for much finer pixels than the training data",
     )
-    predict.add_argument("--format", choices=("png", "tif", "h5"), default="png", help="png: one mask per slice (default); tif: one stack per object; h5: one file")
-    predict.add_argument("--save-probabilities", action="store_true", help="also write probabilities (PNG 0-255, or float32 in TIFF/HDF5)")
-    predict.add_argument("--server", metavar="URL", help="predict online on an EMViewer server, e.g. http://gpu-box:8765")
+    predict.add_argument(
+        "--format",
+        choices=("png", "tif", "h5"),
+        default="png",
+        help="png: one mask per slice (default); tif: one stack per object; h5: one file",
+    )
+    predict.add_argument(
+        "--save-probabilities",
+        action="store_true",
+        help="also write probabilities (PNG 0-255, or float32 in TIFF/HDF5)",
+    )
+    predict.add_argument(
+        "--server", metavar="URL", help="predict online on an EMViewer server, e.g. http://gpu-box:8765"
+    )
     predict.add_argument("--token", help="the server's token (default: $EMVIEWER_TOKEN)")
     add_read_options(predict)
     predict.set_defaults(run=cmd_predict)
 
     train = sub.add_parser("train", help="train a model on your labelled slices")
-    train.add_argument("--images", action="append", required=True, help="image folder or stack (repeat for several data sets)")
-    train.add_argument("--labels", action="append", required=True, help="labels for each --images, paired by the number in the file name (see --pair-by)")
+    train.add_argument(
+        "--images", action="append", required=True, help="image folder or stack (repeat for several data sets)"
+    )
+    train.add_argument(
+        "--labels",
+        action="append",
+        required=True,
+        help="labels for each --images, paired by the number in the file name (see --pair-by)",
+    )
     train.add_argument("--object", type=object_key, required=True, help="mito, nuclei or membrane")
     train.add_argument("--arch", choices=("multiresunet", "deepem3d"), default="multiresunet")
     train.add_argument(
-        "--context", type=int, choices=(1, 3, 5),
+        "--context",
+        type=int,
+        choices=(1, 3, 5),
         help="neighbouring slices the model sees (1fm, 3fm, 5fm; default 1, or the --init-from model's, which may be changed)",
     )
-    train.add_argument("--val-images", action="append", help="held-out images (default: the last 15 %% of the training slices)")
+    train.add_argument(
+        "--val-images", action="append", help="held-out images (default: the last 15 %% of the training slices)"
+    )
     train.add_argument("--val-labels", action="append", help="labels of the held-out images")
     add_pair_option(train, "every --images/--labels (and --val-) pair")
     add_label_options(train)
@@ -354,21 +449,39 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"), default="auto")
     train.add_argument("--out", help="model file FILE.keras (default: your user models folder)")
     train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in FILE.checkpoints/")
-    train.add_argument("--init-from", metavar="MODEL", help="fine-tune this model (a name from 'emviewer models' or a .keras file) instead of starting from scratch; its architecture and width are used, and its context unless --context is given")
-    train.add_argument("--time-limit", type=float, metavar="MINUTES", help="stop after the epoch that would run past this; --resume continues")
     train.add_argument(
-        "--hard-mining", type=fraction, default=0.0, metavar="F",
+        "--init-from",
+        metavar="MODEL",
+        help="fine-tune this model (a name from 'emviewer models' or a .keras file) instead of starting from scratch; its architecture and width are used, and its context unless --context is given",
+    )
+    train.add_argument(
+        "--time-limit",
+        type=float,
+        metavar="MINUTES",
+        help="stop after the epoch that would run past this; --resume continues",
+    )
+    train.add_argument(
+        "--hard-mining",
+        type=fraction,
+        default=0.0,
+        metavar="F",
         help="centre this fraction of the crops (0-1) where the model still errs, found by predicting the training slices before each epoch (default 0)",
     )
     train.add_argument(
-        "--length-filter", action=argparse.BooleanOptionalAction, default=None,
+        "--length-filter",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="let the model reject predicted objects longer than 1.5 x the longest labelled one (default: on for mito, off for nuclei and membranes)",
     )
     train.set_defaults(run=cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="precision, recall, F1 and IoU of masks against labels")
     evaluate.add_argument("--pred", required=True, help="predicted masks (folder or stack)")
-    evaluate.add_argument("--labels", required=True, help="expert labels (folder or stack), paired by the number in the file name (see --pair-by)")
+    evaluate.add_argument(
+        "--labels",
+        required=True,
+        help="expert labels (folder or stack), paired by the number in the file name (see --pair-by)",
+    )
     add_pair_option(evaluate, "predictions and labels")
     add_label_options(evaluate)
     add_read_options(evaluate, "for the --labels, e.g. an ilastik export")
@@ -398,7 +511,7 @@ def _show_input_warnings() -> None:
     warnings.showwarning = show
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ start-up chatter off the terminal
     logging.getLogger("tifffile").setLevel(logging.ERROR)  # damaged files are reported by us, once
     parser = build_parser()
@@ -423,5 +536,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as exc:  # a bug: one line for the user, details on request
         if os.environ.get("EMVIEWER_DEBUG"):
             raise
-        print(f"emviewer: internal error: {type(exc).__name__}: {exc} (set EMVIEWER_DEBUG=1 for details)", file=sys.stderr)
+        print(
+            f"emviewer: internal error: {type(exc).__name__}: {exc} (set EMVIEWER_DEBUG=1 for details)", file=sys.stderr
+        )
         return 1

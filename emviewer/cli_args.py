@@ -47,7 +47,11 @@ def read_options(args):
     """What ``--channel``, ``--axes`` and ``--pixel-size`` say about the input files."""
     from .core.io import ReadOptions
 
-    return ReadOptions(channel=getattr(args, "channel", None), axes=getattr(args, "axes", None), pixel_size=getattr(args, "pixel_size", None))
+    return ReadOptions(
+        channel=getattr(args, "channel", None),
+        axes=getattr(args, "axes", None),
+        pixel_size=getattr(args, "pixel_size", None),
+    )
 
 
 def object_key(text: str) -> str:
@@ -65,18 +69,41 @@ def object_keys(text: str) -> list[str]:
 
 def add_pair_option(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
-        "--pair-by", choices=("number", "order"), default="number",
+        "--pair-by",
+        choices=("number", "order"),
+        default="number",
         help=f"how {what} line up: number = the number in the file names (default; refused when the numbers differ), order = position in natural order (equal counts)",
     )
 
 
 def add_read_options(parser: argparse.ArgumentParser, which: str = "") -> None:
     group = parser.add_argument_group("reading the input" + (f" ({which})" if which else ""))
-    group.add_argument("--pixel-size", type=pixel_size, metavar="Z,Y,X", help="voxel size in nm, e.g. 50,7,7 (overrides what the file says)")
-    group.add_argument("--channel", type=int, metavar="N", help="0-based channel to read from a file with several channels")
-    group.add_argument("--axes", type=axes, metavar="AXES", help="axis order of the stored array when the file does not say, e.g. ZYXC or TCZYX")
+    group.add_argument(
+        "--pixel-size",
+        type=pixel_size,
+        metavar="Z,Y,X",
+        help="voxel size in nm, e.g. 50,7,7 (overrides what the file says)",
+    )
+    group.add_argument(
+        "--channel", type=int, metavar="N", help="0-based channel to read from a file with several channels"
+    )
+    group.add_argument(
+        "--axes",
+        type=axes,
+        metavar="AXES",
+        help="axis order of the stored array when the file does not say, e.g. ZYXC or TCZYX",
+    )
 
 
 def add_label_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--foreground", type=values, metavar="V[,V]", help="label value(s) that mark the object (default: the larger of two values)")
-    parser.add_argument("--invert", action="store_true", help="the object is the background value of the labels (e.g. ISBI membranes: 0 = membrane)")
+    parser.add_argument(
+        "--foreground",
+        type=values,
+        metavar="V[,V]",
+        help="label value(s) that mark the object (default: the larger of two values)",
+    )
+    parser.add_argument(
+        "--invert",
+        action="store_true",
+        help="the object is the background value of the labels (e.g. ISBI membranes: 0 = membrane)",
+    )

@@ -9,8 +9,8 @@ piece into ``tmp_path``. When it is missing the tests fail with a clear message,
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable, Optional
 
 import numpy as np
 import pytest
@@ -90,10 +90,10 @@ def make_crops(tmp_path: Path) -> Callable[..., Path]:
     def make(
         sources: Iterable[Path],
         folder: str,
-        size: Optional[tuple[int, int]] = (128, 128),
+        size: tuple[int, int] | None = (128, 128),
         offset: tuple[int, int] = (0, 0),
         name: str = "{stem}",
-        transform: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+        transform: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> Path:
         out = tmp_path / folder
         out.mkdir(parents=True, exist_ok=True)

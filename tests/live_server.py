@@ -29,7 +29,15 @@ def wait_for(condition, timeout: float = 60.0):
     return value
 
 
-def save_model_with_card(folder: Path, name: str, obj: str, context: int, seed: int, max_length: float | None = None, modes=("fast", "accurate")) -> Path:
+def save_model_with_card(
+    folder: Path,
+    name: str,
+    obj: str,
+    context: int,
+    seed: int,
+    max_length: float | None = None,
+    modes=("fast", "accurate"),
+) -> Path:
     """An untrained but deterministic small model, saved with a card as the registry expects
     (``max_length``: the card's object length limit)."""
     import keras
@@ -40,7 +48,14 @@ def save_model_with_card(folder: Path, name: str, obj: str, context: int, seed: 
     path = folder / obj / f"{name}.keras"
     path.parent.mkdir(parents=True, exist_ok=True)
     build_model("deepem3d", context=context, width=4, depth=2).save(path)
-    card = {"object": obj, "architecture": "deepem3d", "context": context, "threshold": 0.5, "modes": list(modes), "sha256": sha256_of(path)}
+    card = {
+        "object": obj,
+        "architecture": "deepem3d",
+        "context": context,
+        "threshold": 0.5,
+        "modes": list(modes),
+        "sha256": sha256_of(path),
+    }
     card["max_object_length_px"] = max_length
     path.with_suffix(".json").write_text(json.dumps(card))
     return path
@@ -86,7 +101,7 @@ class LiveServer:
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
-    def start(self, timeout: float = 120.0) -> "LiveServer":
+    def start(self, timeout: float = 120.0) -> LiveServer:
         self.thread.start()
         deadline = time.monotonic() + timeout
         while not self.server.started:  # lifespan loads models first; bounded wait
@@ -106,7 +121,13 @@ class LiveServer:
 def live_server(model_folder: Path, tmp_path: Path, **overrides):
     from emviewer.server.settings import ServerSettings
 
-    settings = ServerSettings(token=TOKEN, models_dir=model_folder, user_models_dir=tmp_path / "no-user-models", work_dir=tmp_path / "work", **overrides)
+    settings = ServerSettings(
+        token=TOKEN,
+        models_dir=model_folder,
+        user_models_dir=tmp_path / "no-user-models",
+        work_dir=tmp_path / "work",
+        **overrides,
+    )
     server = LiveServer(settings).start()
     try:
         yield server
@@ -117,7 +138,9 @@ def live_server(model_folder: Path, tmp_path: Path, **overrides):
 @pytest.fixture(scope="module")
 def server(model_folder, tmp_path_factory):
     """One server for a test module: token, 4 MiB upload limit, results kept 10 minutes."""
-    with live_server(model_folder, tmp_path_factory.mktemp("server"), max_upload_bytes=4 * 2**20, result_ttl=600) as live:
+    with live_server(
+        model_folder, tmp_path_factory.mktemp("server"), max_upload_bytes=4 * 2**20, result_ttl=600
+    ) as live:
         yield live
 
 
@@ -151,14 +174,19 @@ class ServeProcess:
         token_file.chmod(0o600)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ, EMVIEWER_MODELS_DIR=str(model_folder), EMVIEWER_USER_DIR=str(folder / "user"), TF_CPP_MIN_LOG_LEVEL="3")
+        env = dict(
+            os.environ,
+            EMVIEWER_MODELS_DIR=str(model_folder),
+            EMVIEWER_USER_DIR=str(folder / "user"),
+            TF_CPP_MIN_LOG_LEVEL="3",
+        )
         if temp_dir is not None:
             env["TMPDIR"] = str(temp_dir)
         self.log = open(folder / f"serve-{self.port}.log", "wb")
         cmd = [sys.executable, "-m", "emviewer", "serve", "--port", str(self.port), "--token-file", str(token_file)]
         self.process = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
-    def wait_ready(self, timeout: float = 180.0) -> "ServeProcess":
+    def wait_ready(self, timeout: float = 180.0) -> ServeProcess:
         import requests
 
         def up():

@@ -45,7 +45,9 @@ def test_bundled_model_loads_matches_its_hash_and_scores_its_card_figure(entry):
     volume = from_array(stack.images, stack.source, slice_names=stack.names)
     results = LocalPredictor({card["object"]: [model]}).iter_predict(volume)
     f1 = mean_scores([score(r.masks()[card["object"]], stack.masks[r.index]) for r in results]).f1
-    assert f1 >= card["validation"]["f1"] - TOLERANCE, f"{entry.name}: F1 {f1:.4f}, card says {card['validation']['f1']:.4f}"
+    assert f1 >= card["validation"]["f1"] - TOLERANCE, (
+        f"{entry.name}: F1 {f1:.4f}, card says {card['validation']['f1']:.4f}"
+    )
 
 
 def test_mito_length_limit_removes_the_myelin_taken_for_mitochondria():
@@ -62,6 +64,7 @@ def test_mito_length_limit_removes_the_myelin_taken_for_mitochondria():
         results = LocalPredictor({"mito": [model]}, keep_long_objects=keep).iter_predict(volume)
         f1[keep] = mean_scores([score(r.masks()["mito"], stack.masks[r.index]) for r in results]).f1
     assert f1[False] > f1[True] + 0.1, f1
+
 
 def test_new_user_path_app_predicts_the_sample_stack_with_the_bundled_model(tmp_path):
     """What the README promises: the app opens the sample and predicts it with no training."""

@@ -83,7 +83,12 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 def huge_png_bytes(width: int = 100_000, height: int = 100_000) -> bytes:
     """A valid-looking 8-bit grey PNG whose header claims ``width x height`` pixels, with a tiny IDAT."""
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + _png_chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def write_slices(folder: Path, slices, prefix: str = "s") -> Path:
@@ -204,8 +209,21 @@ def huge_png_header(base, em):
 def huge_tiff_header(base, em):
     """A hand-made TIFF whose first IFD claims 100000 x 100000 8-bit pixels in one strip."""
     data_offset = 8 + 2 + 8 * 12 + 4
-    tags = [(256, 4, 100_000), (257, 4, 100_000), (258, 3, 8), (259, 3, 1), (262, 3, 1), (273, 4, data_offset), (278, 4, 100_000), (279, 4, 64)]
-    ifd = struct.pack("<H", len(tags)) + b"".join(struct.pack("<HHII", tag, kind, 1, value) for tag, kind, value in tags) + struct.pack("<I", 0)
+    tags = [
+        (256, 4, 100_000),
+        (257, 4, 100_000),
+        (258, 3, 8),
+        (259, 3, 1),
+        (262, 3, 1),
+        (273, 4, data_offset),
+        (278, 4, 100_000),
+        (279, 4, 64),
+    ]
+    ifd = (
+        struct.pack("<H", len(tags))
+        + b"".join(struct.pack("<HHII", tag, kind, 1, value) for tag, kind, value in tags)
+        + struct.pack("<I", 0)
+    )
     (base / "huge_header.tif").write_bytes(b"II*\x00" + struct.pack("<I", 8) + ifd + b"\x00" * 64)
     return base / "huge_header.tif", ["huge_header.tif"], TOO_LARGE
 
@@ -287,8 +305,18 @@ def test_real_process_prints_one_line_and_exits_2(em, bad_dir, out_dir):
     """Outside pytest's capture too: no log lines or warnings from libraries on stderr."""
     (bad_dir / "cut_slice.png").write_bytes(png_bytes(em[0]))
     _cut_in_half(bad_dir / "cut_slice.png")
-    command = [sys.executable, "-m", "emviewer", "export", str(bad_dir / "cut_slice.png"), "-o", str(out_dir / "out.h5")]
-    proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60, env={**os.environ, "EMVIEWER_DEBUG": ""})
+    command = [
+        sys.executable,
+        "-m",
+        "emviewer",
+        "export",
+        str(bad_dir / "cut_slice.png"),
+        "-o",
+        str(out_dir / "out.h5"),
+    ]
+    proc = subprocess.run(
+        command, cwd=REPO, capture_output=True, text=True, timeout=60, env={**os.environ, "EMVIEWER_DEBUG": ""}
+    )
     assert_refused((proc.returncode, proc.stdout, proc.stderr), ["cut_slice.png"], r"truncated", out_dir)
 
 
@@ -303,7 +331,9 @@ def test_truncated_mask_slice_fails_during_export_and_leaves_nothing(suffix, em,
 
 def test_mask_of_another_shape_is_refused(em, bad_dir, out_dir, run_cli):
     images = write_slices(bad_dir / "stack", em)
-    masks = write_slices(bad_dir / "short_masks", [np.where(a[:100] > 128, 255, 0).astype(np.uint8) for a in em], prefix="m")
+    masks = write_slices(
+        bad_dir / "short_masks", [np.where(a[:100] > 128, 255, 0).astype(np.uint8) for a in em], prefix="m"
+    )
     result = run_cli("export", images, "--mask", masks, "-o", out_dir / "out.h5")
     assert_refused(result, ["short_masks", "(3, 100, 128)", "(3, 128, 128)"], r"shape", out_dir)
 
@@ -352,7 +382,13 @@ def hela_pair(hela, make_crops):
     """Three real HeLa label patches (1/2/3) and nucleus masks (0/255) named ``mask_<slice>_<sample>``."""
     sources = [hela / "labels" / f"Hela_Label_Slice100_Sample_{n}.png" for n in (1, 7, 10)]
     labels = make_crops(sources, "hela_labels", size=None)
-    masks = make_crops(sources, "hela_masks", size=None, name="mask_{nums[0]}_{nums[1]}", transform=lambda a: np.where(a == 2, 255, 0).astype(np.uint8))
+    masks = make_crops(
+        sources,
+        "hela_masks",
+        size=None,
+        name="mask_{nums[0]}_{nums[1]}",
+        transform=lambda a: np.where(a == 2, 255, 0).astype(np.uint8),
+    )
     return masks, labels
 
 
@@ -403,7 +439,11 @@ def test_masks_and_labels_that_share_no_number(cdeep3m, make_crops, tmp_path, ru
 
 
 def test_em_image_given_as_prediction_is_refused(cdeep3m, make_crops, tmp_path, run_cli):
-    sources = [cdeep3m / "training" / n / f"{stem}.0{k}.png" for n, stem in (("images", "images"), ("labels", "mitos_3D")) for k in (10, 11)]
+    sources = [
+        cdeep3m / "training" / n / f"{stem}.0{k}.png"
+        for n, stem in (("images", "images"), ("labels", "mitos_3D"))
+        for k in (10, 11)
+    ]
     images = make_crops(sources[:2], "em_images")
     labels = make_crops(sources[2:], "labels")
     before = files_under(tmp_path)
@@ -422,8 +462,12 @@ def test_evaluate_with_missing_predictions(cdeep3m, tmp_path, run_cli):
 @pytest.fixture
 def validation_crops(cdeep3m, make_crops):
     """256x256 crops of validation images.050-052 and their labels (0/1; about 19 % mitochondria)."""
-    images = make_crops(sorted((cdeep3m / "validation" / "images").glob("images.05[0-2].png")), "images", size=(256, 256))
-    labels = make_crops(sorted((cdeep3m / "validation" / "labels").glob("mitos_3D.05[0-2].png")), "labels", size=(256, 256))
+    images = make_crops(
+        sorted((cdeep3m / "validation" / "images").glob("images.05[0-2].png")), "images", size=(256, 256)
+    )
+    labels = make_crops(
+        sorted((cdeep3m / "validation" / "labels").glob("mitos_3D.05[0-2].png")), "labels", size=(256, 256)
+    )
     stack = np.stack([read_png(p) for p in sorted(images.iterdir())])
     truth = np.stack([read_png(p) for p in sorted(labels.iterdir())])
     assert set(np.unique(truth)) == {0, 1}
@@ -469,7 +513,9 @@ def _check_tiff(out_dir, stack, truth):
 def _check_raw(out_dir, stack, truth):
     assert files_under(out_dir) == ["out.raw", "out.raw.json"]
     sidecar = json.loads((out_dir / "out.raw.json").read_text())
-    assert sidecar["shape"] == list(stack.shape) + [3] and sidecar["dtype"] == "uint8" and sidecar["axis_order"] == "ZYXC"
+    assert (
+        sidecar["shape"] == list(stack.shape) + [3] and sidecar["dtype"] == "uint8" and sidecar["axis_order"] == "ZYXC"
+    )
     rgb = np.fromfile(out_dir / "out.raw", np.uint8).reshape(sidecar["shape"])
     for plane, mask in zip(rgb, truth.astype(bool)):
         _check_overlay_pixels(plane, mask, lossless=True)
@@ -533,7 +579,9 @@ def test_zero_one_labels_meet_zero_255_masks_paired_by_number(cdeep3m, make_crop
 def test_isbi_membranes_with_invert(isbi, make_crops, run_cli):
     """ISBI labels mark membrane with 0: ``--invert`` makes it the object, to meet 255-membrane masks."""
     label_dir = isbi / "label"
-    masks = make_crops([label_dir / f"{n}.png" for n in (0, 1, 2)], "membrane_masks", size=None, transform=lambda a: 255 - a)
+    masks = make_crops(
+        [label_dir / f"{n}.png" for n in (0, 1, 2)], "membrane_masks", size=None, transform=lambda a: 255 - a
+    )
     code, out, err = run_cli("evaluate", "--pred", masks, "--labels", label_dir, "--invert", "--json")
     assert code == 0, err
     assert json.loads(out)["mean"]["f1"] == 1.0
@@ -585,7 +633,9 @@ def test_subcommand_help(command, run_cli):
 
 def test_help_loads_no_heavy_library():
     """Help is instant because no heavy library is imported for it (timed in no test: CI machines are noisy)."""
-    proc = subprocess.run([sys.executable, "-m", "emviewer", "--help"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "emviewer", "--help"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage: emviewer")
     snippet = (
@@ -605,14 +655,36 @@ def test_help_loads_no_heavy_library():
 
 def test_train_from_an_unknown_model_is_refused(cdeep3m, tmp_path, run_cli):
     training = cdeep3m / "training"
-    result = run_cli("train", "--images", training / "images", "--labels", training / "labels", "--object", "mito",
-                     "--init-from", "no-such-model", "--out", tmp_path / "tuned.keras")
+    result = run_cli(
+        "train",
+        "--images",
+        training / "images",
+        "--labels",
+        training / "labels",
+        "--object",
+        "mito",
+        "--init-from",
+        "no-such-model",
+        "--out",
+        tmp_path / "tuned.keras",
+    )
     assert_refused(result, ["no-such-model"], r"unknown model", tmp_path)
 
 
 def test_hard_mining_share_outside_0_to_1_is_refused(cdeep3m, tmp_path, run_cli):
     training = cdeep3m / "training"
-    code, _, err = run_cli("train", "--images", training / "images", "--labels", training / "labels", "--object", "mito",
-                           "--hard-mining", "1.5", "--out", tmp_path / "m.keras")
+    code, _, err = run_cli(
+        "train",
+        "--images",
+        training / "images",
+        "--labels",
+        training / "labels",
+        "--object",
+        "mito",
+        "--hard-mining",
+        "1.5",
+        "--out",
+        tmp_path / "m.keras",
+    )
     assert code == 2 and "--hard-mining: 1.5 is not between 0 and 1" in err
     assert not list(tmp_path.iterdir())

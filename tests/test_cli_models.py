@@ -35,8 +35,32 @@ def trained(workspace):
     import sys
 
     env = dict(os.environ, EMVIEWER_USER_DIR=str(workspace / "user"), EMVIEWER_MODELS_DIR=str(workspace / "bundled"))
-    cmd = [sys.executable, "-m", "emviewer", "train", "--object", "mito", "--arch", "deepem3d", "--width", "8", "--epochs", "2"]
-    cmd += ["--steps", "5", "--batch-size", "2", "--tile", "128", "--precision", "float32", "--out", str(workspace / "user" / "models" / "mito" / "tiny.keras")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "emviewer",
+        "train",
+        "--object",
+        "mito",
+        "--arch",
+        "deepem3d",
+        "--width",
+        "8",
+        "--epochs",
+        "2",
+    ]
+    cmd += [
+        "--steps",
+        "5",
+        "--batch-size",
+        "2",
+        "--tile",
+        "128",
+        "--precision",
+        "float32",
+        "--out",
+        str(workspace / "user" / "models" / "mito" / "tiny.keras"),
+    ]
     cmd += ["--images", str(workspace / "train" / "images"), "--labels", str(workspace / "train" / "labels")]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -64,7 +88,9 @@ def test_models_lists_the_trained_model_with_its_card(trained, env, run_cli):
 
 def test_predict_writes_masks_named_after_slices_and_evaluates(trained, env, tmp_path, run_cli):
     out = tmp_path / "pred"
-    code, _, err = run_cli("predict", env / "val" / "images", "-o", out, "--object", "mito", "--model", trained, "--save-probabilities")
+    code, _, err = run_cli(
+        "predict", env / "val" / "images", "-o", out, "--object", "mito", "--model", trained, "--save-probabilities"
+    )
     assert code == 0, err
     assert sorted(p.name for p in out.glob("*.png")) == ["images.050.png", "images.051.png"]
     mask = np.asarray(Image.open(out / "images.050.png"))
@@ -78,14 +104,39 @@ def test_predict_writes_masks_named_after_slices_and_evaluates(trained, env, tmp
 def test_several_objects_and_stack_formats(trained, env, tmp_path, run_cli):
     out = tmp_path / "multi"
     # One model serves as both objects here: the command's plumbing is what is tested.
-    code, _, err = run_cli("predict", env / "val" / "images", "-o", out, "--object", "mito,membrane", "--model", trained)
+    code, _, err = run_cli(
+        "predict", env / "val" / "images", "-o", out, "--object", "mito,membrane", "--model", trained
+    )
     assert code == 0, err
     assert sorted(p.name for p in (out / "mito").iterdir()) == sorted(p.name for p in (out / "membrane").iterdir())
-    code, _, err = run_cli("predict", env / "val" / "images", "-o", tmp_path / "tif", "--object", "mito", "--model", trained, "--format", "tif", "--save-probabilities")
+    code, _, err = run_cli(
+        "predict",
+        env / "val" / "images",
+        "-o",
+        tmp_path / "tif",
+        "--object",
+        "mito",
+        "--model",
+        trained,
+        "--format",
+        "tif",
+        "--save-probabilities",
+    )
     assert code == 0, err
     assert tifffile.imread(tmp_path / "tif" / "mito.tif").shape == (2, 256, 256)
     assert tifffile.imread(tmp_path / "tif" / "mito_probabilities.tif").dtype == np.float32
-    code, _, err = run_cli("predict", env / "val" / "images", "-o", tmp_path / "h5", "--object", "mito", "--model", trained, "--format", "h5")
+    code, _, err = run_cli(
+        "predict",
+        env / "val" / "images",
+        "-o",
+        tmp_path / "h5",
+        "--object",
+        "mito",
+        "--model",
+        trained,
+        "--format",
+        "h5",
+    )
     assert code == 0, err
     with h5py.File(tmp_path / "h5" / "prediction.h5") as h5:
         assert h5["masks/mito"].shape == h5["raw"].shape == (2, 256, 256)
@@ -93,7 +144,18 @@ def test_several_objects_and_stack_formats(trained, env, tmp_path, run_cli):
 
 
 def test_accurate_mode_ensembles_and_augments(trained, env, tmp_path, run_cli):
-    code, _, err = run_cli("predict", env / "val" / "images", "-o", tmp_path / "acc", "--object", "mito", "--model", f"{trained},tiny", "--mode", "accurate")
+    code, _, err = run_cli(
+        "predict",
+        env / "val" / "images",
+        "-o",
+        tmp_path / "acc",
+        "--object",
+        "mito",
+        "--model",
+        f"{trained},tiny",
+        "--mode",
+        "accurate",
+    )
     assert code == 0, err
     assert len(list((tmp_path / "acc").glob("*.png"))) == 2
 
@@ -107,6 +169,15 @@ def test_default_model_missing_is_a_clear_error(env, tmp_path, run_cli, monkeypa
 
 def test_trained_model_is_the_default_for_its_object(trained, env, tmp_path, run_cli):
     for mode in ("fast", "accurate"):
-        code, _, err = run_cli("predict", env / "val" / "images" / "images.050.png", "-o", tmp_path / mode, "--object", "mito", "--mode", mode)
+        code, _, err = run_cli(
+            "predict",
+            env / "val" / "images" / "images.050.png",
+            "-o",
+            tmp_path / mode,
+            "--object",
+            "mito",
+            "--mode",
+            mode,
+        )
         assert code == 0, err
         assert (tmp_path / mode / "images.050.png").exists()

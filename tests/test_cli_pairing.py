@@ -93,7 +93,10 @@ def test_evaluate_by_order_needs_as_many_masks_as_labels(masks, label_stack, run
     (masks / "mask_0005.png").unlink()
     code, _, err = run_cli("evaluate", "--pred", masks, "--labels", label_stack, "--pair-by", "order")
     assert code == 2
-    assert f"{label_stack}: pairing by order needs as many labels as predictions: 5 here, 4 in {masks}" in one_error_line(err)
+    assert (
+        f"{label_stack}: pairing by order needs as many labels as predictions: 5 here, 4 in {masks}"
+        in one_error_line(err)
+    )
 
 
 def test_evaluate_warns_about_labels_without_a_mask(labels, tmp_path, run_cli):
@@ -103,7 +106,9 @@ def test_evaluate_warns_about_labels_without_a_mask(labels, tmp_path, run_cli):
     code, out, err = run_cli("evaluate", "--pred", mask_dir, "--labels", label_dir, "--json")
     assert code == 0, err
     assert [row["f1"] for row in json.loads(out)["per_image"]] == [1.0, 1.0, 1.0]
-    assert err.strip() == f"warning: {label_dir}: 2 label slice(s) without a partner, skipped: mitos_3D.050, mitos_3D.054"
+    assert (
+        err.strip() == f"warning: {label_dir}: 2 label slice(s) without a partner, skipped: mitos_3D.050, mitos_3D.054"
+    )
 
 
 def test_an_unknown_pairing_is_refused_by_the_parser(masks, label_stack, run_cli):
@@ -118,7 +123,17 @@ def test_train_refuses_shifted_data_before_loading_keras(images, label_stack, tm
     """A real process: exit 2 with one line, and Keras (so no training) never imported."""
     out = tmp_path / "out"
     out.mkdir()
-    argv = ["train", "--images", str(images), "--labels", str(label_stack), "--object", "mito", "--out", str(out / "m.keras")]
+    argv = [
+        "train",
+        "--images",
+        str(images),
+        "--labels",
+        str(label_stack),
+        "--object",
+        "mito",
+        "--out",
+        str(out / "m.keras"),
+    ]
     snippet = (
         "import sys\n"
         "from emviewer.cli import main\n"
@@ -128,19 +143,39 @@ def test_train_refuses_shifted_data_before_loading_keras(images, label_stack, tm
     proc = subprocess.run([sys.executable, "-c", snippet], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.stdout.split() == ["2", "False", "False"], proc.stdout + proc.stderr
     message = one_error_line(proc.stderr)
-    assert message.startswith(f"emviewer: error: {label_stack}: ") and "images 1-5, labels 0-4" in message and "--pair-by order" in message
+    assert (
+        message.startswith(f"emviewer: error: {label_stack}: ")
+        and "images 1-5, labels 0-4" in message
+        and "--pair-by order" in message
+    )
     assert list(out.iterdir()) == []
 
 
 def test_train_warns_about_unpaired_slices_as_each_set_loads(images, label_stack, labels, cdeep3m, tmp_path, run_cli):
     """Training images 051-053 with labels 050-054 warn; the shifted validation set then stops the run."""
     label_dir = save_pngs(tmp_path / "label_pngs", labels, [f"mitos_3D.{n}" for n in SLICES])
-    some = save_pngs(tmp_path / "some_images", [crop(cdeep3m / "validation" / "images" / f"images.{n}.png") for n in SLICES[1:4]],
-                     [f"images.{n}" for n in SLICES[1:4]])
+    some = save_pngs(
+        tmp_path / "some_images",
+        [crop(cdeep3m / "validation" / "images" / f"images.{n}.png") for n in SLICES[1:4]],
+        [f"images.{n}" for n in SLICES[1:4]],
+    )
     out = tmp_path / "out"
     out.mkdir()
-    code, _, err = run_cli("train", "--images", some, "--labels", label_dir, "--val-images", images, "--val-labels", label_stack,
-                           "--object", "mito", "--out", out / "m.keras")
+    code, _, err = run_cli(
+        "train",
+        "--images",
+        some,
+        "--labels",
+        label_dir,
+        "--val-images",
+        images,
+        "--val-labels",
+        label_stack,
+        "--object",
+        "mito",
+        "--out",
+        out / "m.keras",
+    )
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 2, err
     assert lines[0] == f"warning: {label_dir}: 2 label slice(s) without a partner, skipped: mitos_3D.050, mitos_3D.054"
@@ -154,8 +189,23 @@ def test_train_pairs_every_set_by_order_when_asked(images, label_stack, tmp_path
     four.mkdir()
     for path in sorted(images.iterdir())[:4]:
         (four / path.name).write_bytes(path.read_bytes())
-    code, _, err = run_cli("train", "--images", images, "--labels", label_stack, "--val-images", four, "--val-labels", label_stack,
-                           "--pair-by", "order", "--object", "mito", "--out", tmp_path / "m.keras")
+    code, _, err = run_cli(
+        "train",
+        "--images",
+        images,
+        "--labels",
+        label_stack,
+        "--val-images",
+        four,
+        "--val-labels",
+        label_stack,
+        "--pair-by",
+        "order",
+        "--object",
+        "mito",
+        "--out",
+        tmp_path / "m.keras",
+    )
     assert code == 2
     assert f"{label_stack}: pairing by order needs as many labels as images: 5 here, 4 in {four}" in one_error_line(err)
     assert not (tmp_path / "m.checkpoints").exists()

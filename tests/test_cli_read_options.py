@@ -88,7 +88,18 @@ def test_nan_pixels_are_reported_once_and_predicted_as_background(run_cli, em_ti
     values[holes] = np.nan
     path = tmp_path / "holes.tif"
     tifffile.imwrite(path, values)
-    code, _, err = run_cli("predict", str(path), "-o", str(tmp_path / "masks"), "--object", "mito", "--format", "tif", "--pixel-size", "50,7,7")
+    code, _, err = run_cli(
+        "predict",
+        str(path),
+        "-o",
+        str(tmp_path / "masks"),
+        "--object",
+        "mito",
+        "--format",
+        "tif",
+        "--pixel-size",
+        "50,7,7",
+    )
     assert code == 0, err
     assert err.count("NaN or infinite") == 1
     with open_volume(tmp_path / "masks" / "mito.tif") as masks:

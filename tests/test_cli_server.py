@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
+from import_scan import imported_names
 from PIL import Image
 
 from emviewer.cli import build_parser
 from emviewer.server.command import settings_from_args
 from emviewer.server.settings import ServerSettings
-from import_scan import imported_names
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,7 +35,11 @@ def served(model_folder, tmp_path_factory):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = dict(os.environ, EMVIEWER_MODELS_DIR=str(model_folder), EMVIEWER_USER_DIR=str(folder / "user"))
-    process = subprocess.Popen([sys.executable, "-m", "emviewer", "serve", "--port", str(port), "--token-file", str(token_file)], env=env, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "emviewer", "serve", "--port", str(port), "--token-file", str(token_file)],
+        env=env,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while True:
@@ -51,11 +55,24 @@ def served(model_folder, tmp_path_factory):
     process.wait(timeout=30)
 
 
-def test_predict_online_writes_the_same_masks_as_offline(served, model_folder, server_tiff, tmp_path, run_cli, monkeypatch):
+def test_predict_online_writes_the_same_masks_as_offline(
+    served, model_folder, server_tiff, tmp_path, run_cli, monkeypatch
+):
     monkeypatch.setenv("EMVIEWER_MODELS_DIR", str(model_folder))
     monkeypatch.setenv("EMVIEWER_USER_DIR", str(tmp_path / "user"))
     url, token = served
-    code, out, err = run_cli("predict", server_tiff, "-o", tmp_path / "online", "--object", "mito,membrane", "--server", url, "--token", token)
+    code, out, err = run_cli(
+        "predict",
+        server_tiff,
+        "-o",
+        tmp_path / "online",
+        "--object",
+        "mito,membrane",
+        "--server",
+        url,
+        "--token",
+        token,
+    )
     assert code == 0, err
     code, _, err = run_cli("predict", server_tiff, "-o", tmp_path / "offline", "--object", "mito,membrane")
     assert code == 0, err
@@ -70,14 +87,29 @@ def test_predict_online_writes_the_same_masks_as_offline(served, model_folder, s
 
 def test_predict_online_with_a_wrong_token_is_one_line(served, server_tiff, tmp_path, run_cli):
     url, _ = served
-    code, _, err = run_cli("predict", server_tiff, "-o", tmp_path / "out", "--object", "mito", "--server", url, "--token", "nope")
+    code, _, err = run_cli(
+        "predict", server_tiff, "-o", tmp_path / "out", "--object", "mito", "--server", url, "--token", "nope"
+    )
     assert code == 4 and err.count("\n") == 1 and "refused the token" in err  # 4: the server (core/errors.py)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
 def test_predict_online_refuses_a_local_model_file(served, server_tiff, tmp_path, run_cli):
     url, token = served
-    code, _, err = run_cli("predict", server_tiff, "-o", tmp_path / "out", "--object", "mito", "--server", url, "--token", token, "--model", "my.keras")
+    code, _, err = run_cli(
+        "predict",
+        server_tiff,
+        "-o",
+        tmp_path / "out",
+        "--object",
+        "mito",
+        "--server",
+        url,
+        "--token",
+        token,
+        "--model",
+        "my.keras",
+    )
     assert code == 2 and "server's models" in err
 
 
@@ -95,7 +127,20 @@ def test_serve_names_an_empty_token_file(run_cli, tmp_path):
 
 def test_predict_online_refuses_a_model_name_that_is_a_path(served, server_tiff, tmp_path, run_cli):
     url, token = served
-    code, _, err = run_cli("predict", server_tiff, "-o", tmp_path / "out", "--object", "mito", "--server", url, "--token", token, "--model", "../../etc/x")
+    code, _, err = run_cli(
+        "predict",
+        server_tiff,
+        "-o",
+        tmp_path / "out",
+        "--object",
+        "mito",
+        "--server",
+        url,
+        "--token",
+        token,
+        "--model",
+        "../../etc/x",
+    )
     assert code == 2 and err.count("\n") == 1 and "online mode: models.mito" in err
 
 
@@ -128,7 +173,9 @@ def test_serve_refuses_a_short_token_beyond_loopback(run_cli, tmp_path):
     path.chmod(0o600)
     code, _, err = run_cli("serve", "--host", "0.0.0.0", "--token-file", path)
     assert code == 2 and err.count("\n") == 1
-    assert "with a 11-character token (16+ needed beyond loopback); make one with: emviewer serve --new-token FILE" in err
+    assert (
+        "with a 11-character token (16+ needed beyond loopback); make one with: emviewer serve --new-token FILE" in err
+    )
 
 
 def test_serve_warns_of_a_token_file_others_can_read(run_cli, tmp_path):

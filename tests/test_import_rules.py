@@ -8,14 +8,23 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from import_scan import imported_names
 
 PACKAGE = Path(__file__).resolve().parents[1] / "emviewer"
 
 # layer -> first-party layers and third-party packages it must never import
 FORBIDDEN = {
-    "core": {"emviewer.cli", "emviewer.remote", "emviewer.server", "emviewer.gui", "PySide6", "pyqtgraph", "fastapi", "uvicorn", "requests"},
+    "core": {
+        "emviewer.cli",
+        "emviewer.remote",
+        "emviewer.server",
+        "emviewer.gui",
+        "PySide6",
+        "pyqtgraph",
+        "fastapi",
+        "uvicorn",
+        "requests",
+    },
     "remote": {"emviewer.cli", "emviewer.server", "emviewer.gui", "PySide6", "pyqtgraph", "fastapi"},
     "server": {"emviewer.cli", "emviewer.gui", "emviewer.remote.client", "PySide6", "pyqtgraph"},
     "gui": {"emviewer.cli", "emviewer.server"},
@@ -47,7 +56,8 @@ def test_nothing_but_cli_imports_gui():
     offenders = [
         str(path.relative_to(PACKAGE.parent))
         for path in PACKAGE.rglob("*.py")
-        if "gui" not in path.relative_to(PACKAGE).parts[:1] and path.name != "cli.py"
+        if "gui" not in path.relative_to(PACKAGE).parts[:1]
+        and path.name != "cli.py"
         and any(n == "emviewer.gui" or n.startswith("emviewer.gui.") for n in _imports(path))
     ]
     assert offenders == []

@@ -54,7 +54,9 @@ def test_judge_catches_shifted_slices(corpus, tmp_path):
 
 
 def test_judge_calls_a_usage_error_wrong_not_a_refusal(corpus, tmp_path):
-    kind = corpus.Kind("usage", "numpy tofile", _stack_kind(corpus, lambda a: None, "--no-such-option"), allowed=("refused",))
+    kind = corpus.Kind(
+        "usage", "numpy tofile", _stack_kind(corpus, lambda a: None, "--no-such-option"), allowed=("refused",)
+    )
     row = corpus.run_kind(kind, tmp_path / "k", timeout=120)
     assert row.outcome == "WRONG" and row.reason.startswith("usage error")
 

@@ -89,9 +89,7 @@ def _spatial_axes(array: np.ndarray) -> tuple[int, int]:
         return 0, 1
     if array.ndim == 4:
         return 1, 2
-    raise ValueError(
-        f"expected an array shaped (Y, X), (Y, X, C) or (N, Y, X, C), got shape {array.shape}"
-    )
+    raise ValueError(f"expected an array shaped (Y, X), (Y, X, C) or (N, Y, X, C), got shape {array.shape}")
 
 
 def apply(array: np.ndarray, variant: Variant) -> np.ndarray:

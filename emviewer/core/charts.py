@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 
 def line_chart(
-    x: Sequence[float], series: dict[str, Sequence[float]], title: str, x_label: str, y_label: str, size: tuple[int, int] = (640, 420), y_range=(0.0, 1.0)
+    x: Sequence[float],
+    series: dict[str, Sequence[float]],
+    title: str,
+    x_label: str,
+    y_label: str,
+    size: tuple[int, int] = (640, 420),
+    y_range=(0.0, 1.0),
 ) -> Image.Image:
     """An RGB line chart of one or more series over ``x``, with axes, ticks and a legend."""
     width, height = size

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Optional, Sequence
 
 import numpy as np
 
@@ -36,15 +36,22 @@ class LabelledStack:
     unpaired_labels: list[str] = field(default_factory=list)
     label_source: str = ""
     reference: tuple[float, float] = DEFAULT_REFERENCE  # model-input levels of the tissue (core.intensity)
-    pixel_size: Optional[tuple] = None  # the images' voxel size (z, y, x) in nm, when known
+    pixel_size: tuple | None = None  # the images' voxel size (z, y, x) in nm, when known
 
     def __len__(self) -> int:
         return len(self.names)
 
-    def split(self, indices: Sequence[int]) -> "LabelledStack":
+    def split(self, indices: Sequence[int]) -> LabelledStack:
         indices = list(indices)
         names = [self.names[i] for i in indices]  # the part keeps where it came from, its levels and voxel size
-        return replace(self, images=self.images[indices], masks=self.masks[indices], names=names, unpaired_images=[], unpaired_labels=[])
+        return replace(
+            self,
+            images=self.images[indices],
+            masks=self.masks[indices],
+            names=names,
+            unpaired_images=[],
+            unpaired_labels=[],
+        )
 
     def warnings(self) -> list[str]:
         """One line per side with slices that found no partner (``[]`` when all paired)."""
@@ -53,17 +60,19 @@ class LabelledStack:
 
     def model_input(self, z: int, context: int) -> np.ndarray:
         """Whole slice ``z`` with its context as ``(Y, X, context)`` float32 in [0, 1]."""
-        return np.stack([normalise(self.images[i], self.levels) for i in context_indices(z, len(self), context)], axis=-1)
+        return np.stack(
+            [normalise(self.images[i], self.levels) for i in context_indices(z, len(self), context)], axis=-1
+        )
 
 
 def load_labelled(
     images: str,
     labels: str,
-    foreground: Optional[Sequence[float]] = None,
+    foreground: Sequence[float] | None = None,
     invert: bool = False,
     pair_by: str = "number",
-    reference: Optional[Sequence[float]] = None,
-    options: Optional[ReadOptions] = None,
+    reference: Sequence[float] | None = None,
+    options: ReadOptions | None = None,
 ) -> LabelledStack:
     """Read an image folder/stack and its labels, pair their slices and check the rules.
 
@@ -97,7 +106,17 @@ def load_labelled(
         reference = tuple(reference or DEFAULT_REFERENCE)
         levels = input_levels(from_array(stack), reference)
     unpaired = (pairing.unpaired_a, pairing.unpaired_b)
-    return LabelledStack(stack, np.stack(masks), names, levels, image_vol.source, *unpaired, label_vol.source, reference, image_vol.pixel_size)
+    return LabelledStack(
+        stack,
+        np.stack(masks),
+        names,
+        levels,
+        image_vol.source,
+        *unpaired,
+        label_vol.source,
+        reference,
+        image_vol.pixel_size,
+    )
 
 
 def holdout_split(stack: LabelledStack, fraction: float = 0.15) -> tuple[LabelledStack, LabelledStack]:
@@ -107,7 +126,9 @@ def holdout_split(stack: LabelledStack, fraction: float = 0.15) -> tuple[Labelle
     neighbours of training slices (which would leak context).
     """
     if len(stack) < 2:
-        raise InputError(stack.source, "needs at least two labelled slices to hold one out for validation (or give --val-images)")
+        raise InputError(
+            stack.source, "needs at least two labelled slices to hold one out for validation (or give --val-images)"
+        )
     n_val = max(1, int(round(len(stack) * fraction)))
     return stack.split(range(len(stack) - n_val)), stack.split(range(len(stack) - n_val, len(stack)))
 
@@ -130,7 +151,11 @@ class Augmentation:
         if self.dihedral:
             variant = augment.Variant(int(rng.integers(4)), bool(rng.integers(2)), self.zflip and bool(rng.integers(2)))
             x, y = augment.apply(x, variant), augment.apply(y, augment.Variant(variant.rotations, variant.flip))
-        x = (x - 0.5) * (1 + rng.uniform(-self.contrast, self.contrast)) + 0.5 + rng.uniform(-self.brightness, self.brightness)
+        x = (
+            (x - 0.5) * (1 + rng.uniform(-self.contrast, self.contrast))
+            + 0.5
+            + rng.uniform(-self.brightness, self.brightness)
+        )
         if rng.random() < self.blur_probability:
             x = box_blur(x, 1)
         if rng.random() < self.noise_probability:
@@ -146,8 +171,8 @@ def random_batch(
     tile: int,
     context: int,
     rng: np.random.Generator,
-    augmentation: Optional[Augmentation],
-    hard: Optional[ErrorMaps] = None,
+    augmentation: Augmentation | None,
+    hard: ErrorMaps | None = None,
     hard_fraction: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``batch`` random crops: inputs ``(B, T, T, context)`` float32, targets ``(B, T, T, 1)``.
@@ -170,7 +195,13 @@ def random_batch(
             _, height, width = stack.images.shape
             y0, x0 = int(rng.integers(max(1, height - tile + 1))), int(rng.integers(max(1, width - tile + 1)))
         rows, cols = reflect_indices(np.arange(y0, y0 + tile), height), reflect_indices(np.arange(x0, x0 + tile), width)
-        x = np.stack([normalise(stack.images[i][np.ix_(rows, cols)], stack.levels) for i in context_indices(z, len(stack), context)], axis=-1)
+        x = np.stack(
+            [
+                normalise(stack.images[i][np.ix_(rows, cols)], stack.levels)
+                for i in context_indices(z, len(stack), context)
+            ],
+            axis=-1,
+        )
         y = stack.masks[z][np.ix_(rows, cols)].astype(np.float32)
         if augmentation is not None:
             x, y = augmentation(x, y, rng)

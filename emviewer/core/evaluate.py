@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -42,10 +42,10 @@ def truth_masks(
     shape: Sequence[int],
     source: str,
     names: Sequence[str],
-    foreground: Optional[Sequence[float]] = None,
+    foreground: Sequence[float] | None = None,
     invert: bool = False,
-    progress: Optional[Progress] = None,
-    cancel: Optional[CancelToken] = None,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """For each pair ``(i, j)``, yield ``i`` and label slice ``j`` as a ``(Y, X)`` bool mask.
 
@@ -61,24 +61,30 @@ def truth_masks(
         found |= bool(foreground) and bool(np.isin(label, foreground).any())
         yield i, label_to_mask(label, name, foreground, invert)
     if foreground and not found:
-        raise ImageContentError(labels.source, f"no label holds the foreground value(s) {', '.join(f'{v:g}' for v in foreground)}")
+        raise ImageContentError(
+            labels.source, f"no label holds the foreground value(s) {', '.join(f'{v:g}' for v in foreground)}"
+        )
     report(progress, n, n, "done")
 
 
 def evaluate_volumes(
     pred: Volume,
     truth: Volume,
-    foreground: Optional[Sequence[float]] = None,
+    foreground: Sequence[float] | None = None,
     invert: bool = False,
-    progress: Optional[Progress] = None,
-    cancel: Optional[CancelToken] = None,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
     pair_by: str = "number",
 ) -> Evaluation:
     """Score a prediction stack (masks, any two values) against a label stack, paired
     ``pair_by`` ``"number"`` or ``"order"`` (see :func:`~emviewer.core.validate.pair_slices`)."""
-    pairing = pair_slices(pred.slice_names, truth.slice_names, pred.source, truth.source, pair_by, ("predictions", "labels"))
+    pairing = pair_slices(
+        pred.slice_names, truth.slice_names, pred.source, truth.source, pair_by, ("predictions", "labels")
+    )
     names, per_image = [], []
-    for i, truth_mask in truth_masks(truth, pairing, pred.shape[1:], pred.source, pred.slice_names, foreground, invert, progress, cancel):
+    for i, truth_mask in truth_masks(
+        truth, pairing, pred.shape[1:], pred.source, pred.slice_names, foreground, invert, progress, cancel
+    ):
         where = f"{pred.source} ({pred.slice_names[i]})"
         per_image.append(score(label_to_mask(pred.slice(i), where, what="prediction"), truth_mask))
         names.append(pred.slice_names[i])
@@ -88,12 +94,12 @@ def evaluate_volumes(
 def evaluate(
     predictions: str,
     labels: str,
-    foreground: Optional[Sequence[float]] = None,
+    foreground: Sequence[float] | None = None,
     invert: bool = False,
-    progress: Optional[Progress] = None,
-    cancel: Optional[CancelToken] = None,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
     pair_by: str = "number",
-    label_options: Optional[ReadOptions] = None,
+    label_options: ReadOptions | None = None,
 ) -> Evaluation:
     """Compare a prediction folder/stack (masks, any two values) with a label folder/stack.
 

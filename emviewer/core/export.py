@@ -6,8 +6,8 @@ prediction output, so every format is written the same way (atomically, slice by
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -18,8 +18,16 @@ from .validate import check_same_shape
 from .volume import Volume, map_slices
 
 FORMATS = {
-    ".h5": "hdf5", ".hdf5": "hdf5", ".zarr": "ome-zarr", ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg",
-    ".tif": "tiff", ".tiff": "tiff", ".raw": "raw", ".pdf": "pdf",
+    ".h5": "hdf5",
+    ".hdf5": "hdf5",
+    ".zarr": "ome-zarr",
+    ".png": "png",
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+    ".tif": "tiff",
+    ".tiff": "tiff",
+    ".raw": "raw",
+    ".pdf": "pdf",
 }
 CONTENTS = ("raw", "mask", "overlay")
 
@@ -29,10 +37,13 @@ def format_of(path: Path) -> str:
     try:
         return FORMATS[path.suffix.lower()]
     except KeyError:
-        raise InputError(path, f"cannot export to {path.suffix or 'a file without extension'}; use one of {', '.join(sorted(FORMATS))}") from None
+        raise InputError(
+            path,
+            f"cannot export to {path.suffix or 'a file without extension'}; use one of {', '.join(sorted(FORMATS))}",
+        ) from None
 
 
-def parse_slices(text: Optional[str], n_slices: int) -> list[int]:
+def parse_slices(text: str | None, n_slices: int) -> list[int]:
     """``"0-4,9"`` -> ``[0, 1, 2, 3, 4, 9]`` (0-based, inclusive ranges); ``None`` -> all slices."""
     if not text:
         return list(range(n_slices))
@@ -78,15 +89,15 @@ def _check_inputs(volume: Volume, masks: Mapping[str, Volume], content: str, fmt
 def export(
     out: str | Path,
     volume: Volume,
-    masks: Optional[Mapping[str, Volume]] = None,
-    probabilities: Optional[Mapping[str, Volume]] = None,
-    content: Optional[str] = None,
-    slices: Optional[Sequence[int]] = None,
-    metrics: Optional[Mapping] = None,
-    provenance: Optional[Mapping] = None,
+    masks: Mapping[str, Volume] | None = None,
+    probabilities: Mapping[str, Volume] | None = None,
+    content: str | None = None,
+    slices: Sequence[int] | None = None,
+    metrics: Mapping | None = None,
+    provenance: Mapping | None = None,
     opacity: float | Mapping[str, float] = 0.45,
-    progress: Optional[Progress] = None,
-    cancel: Optional[CancelToken] = None,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
 ) -> list[Path]:
     """Write ``volume`` (and masks) to ``out`` in the format its extension names.
 
@@ -120,13 +131,30 @@ def export(
     if fmt == "hdf5":
         from .io.hdf5 import write_hdf5
 
-        write_hdf5(out, raw=volume, masks=masks, probabilities=probabilities, provenance=provenance, progress=progress, cancel=cancel)
+        write_hdf5(
+            out,
+            raw=volume,
+            masks=masks,
+            probabilities=probabilities,
+            provenance=provenance,
+            progress=progress,
+            cancel=cancel,
+        )
         return [out]
     if fmt == "ome-zarr":
         from .io.ome_zarr import write_ome_zarr
 
         extra = {**{k: m for k, m in masks.items()}, **{f"{k}_probabilities": p for k, p in probabilities.items()}}
-        write_ome_zarr(out, volume.iter_slices(), volume.shape, volume.dtype, volume.pixel_size, extra_arrays=extra, progress=progress, cancel=cancel)
+        write_ome_zarr(
+            out,
+            volume.iter_slices(),
+            volume.shape,
+            volume.dtype,
+            volume.pixel_size,
+            extra_arrays=extra,
+            progress=progress,
+            cancel=cancel,
+        )
         return [out]
     if fmt == "pdf":
         from .report import write_report
@@ -171,5 +199,13 @@ def _export_pixels(out, fmt, volume, masks, content, opacity, progress, cancel) 
         return [out]
     from .io.raw import sidecar_path, write_raw
 
-    write_raw(out, frames(), shape, dtype, pixel_size=volume.pixel_size, extra={"content": content, "source": volume.source}, cancel=cancel)
+    write_raw(
+        out,
+        frames(),
+        shape,
+        dtype,
+        pixel_size=volume.pixel_size,
+        extra={"content": content, "source": volume.source},
+        cancel=cancel,
+    )
     return [out, sidecar_path(out)]

@@ -18,8 +18,8 @@ lay in its [0, 1] input. A model then sees any stack at the contrast it was trai
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -58,14 +58,14 @@ class TissueStats:
     high: float
     nonfinite_fraction: float = 0.0
     excluded_fraction: float = 0.0
-    box: Optional[tuple[int, int, int, int]] = None
+    box: tuple[int, int, int, int] | None = None
 
 
 def _stride(image: np.ndarray) -> int:
     return max(1, int(np.ceil(np.sqrt(image.size / SAMPLE_PIXELS))))
 
 
-def _data_box(data: np.ndarray, step: int, shape: tuple) -> Optional[tuple[int, int, int, int]]:
+def _data_box(data: np.ndarray, step: int, shape: tuple) -> tuple[int, int, int, int] | None:
     """Bounding rectangle of ``data`` (a strided mask) in full-size pixels, widened by the
     stride so no data pixel is cut; ``None`` when the mask is empty."""
     rows, cols = np.flatnonzero(data.any(axis=1)), np.flatnonzero(data.any(axis=0))
@@ -126,7 +126,7 @@ def _drop_spikes(values: np.ndarray) -> np.ndarray:
     return values
 
 
-def tissue_values(image: np.ndarray) -> tuple[np.ndarray, int, int, Optional[tuple]]:
+def tissue_values(image: np.ndarray) -> tuple[np.ndarray, int, int, tuple | None]:
     """Sampled tissue pixels of one ``(Y, X)`` slice as float32, with the counts of sampled
     and of non-finite pixels, and the rectangle holding the data (see :class:`TissueStats`).
     See the module docstring for what is left out."""
@@ -185,7 +185,7 @@ def stack_stats(volume, sample: int = 8) -> TissueStats:
     return tissue_stats(sample_slices(volume, count))
 
 
-def levels_for(stats: TissueStats, reference: Optional[Sequence[float]] = None) -> tuple[float, float]:
+def levels_for(stats: TissueStats, reference: Sequence[float] | None = None) -> tuple[float, float]:
     """The intensities ``(a, b)`` that the model input maps to 0 and 1.
 
     Chosen so that the tissue's percentiles ``stats.low`` / ``stats.high`` land on the
@@ -206,7 +206,7 @@ def tissue_units(image: np.ndarray, stats: TissueStats) -> np.ndarray:
     return np.where(np.isfinite(scaled), scaled, np.float32(0.5)) if np.asarray(image).dtype.kind == "f" else scaled
 
 
-def model_input(units: np.ndarray, reference: Optional[Sequence[float]] = None) -> np.ndarray:
+def model_input(units: np.ndarray, reference: Sequence[float] | None = None) -> np.ndarray:
     """Tissue units (see :func:`tissue_units`) onto a model's reference levels, clipped to
     [0, 1]: the float32 input the model was trained on."""
     ref_low, ref_high = reference or DEFAULT_REFERENCE

@@ -13,7 +13,7 @@ measure the same way, so only the ratio matters. Objects are 8-connected within 
 
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -49,7 +49,7 @@ def object_lengths(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return labels, 4 * np.sqrt(np.maximum(largest, 0))
 
 
-def length_limit(masks: Iterable[np.ndarray]) -> Optional[float]:
+def length_limit(masks: Iterable[np.ndarray]) -> float | None:
     """``MARGIN`` times the longest object in labelled ``(Y, X)`` masks; ``None`` if there is none."""
     longest = max((float(object_lengths(m)[1].max(initial=0)) for m in masks), default=0.0)
     return round(MARGIN * longest, 1) if longest > 0 else None
@@ -62,7 +62,7 @@ def long_objects(mask: np.ndarray, max_length: float) -> np.ndarray:
     return np.isin(labels, too_long) if len(too_long) else np.zeros(labels.shape, bool)
 
 
-def drop_long_objects(probability: np.ndarray, max_length: Optional[float], cut: float = 0.5) -> np.ndarray:
+def drop_long_objects(probability: np.ndarray, max_length: float | None, cut: float = 0.5) -> np.ndarray:
     """Set to 0 the probability of every object (pixels >= ``cut``) longer than ``max_length``.
 
     Works on probabilities, not masks, so that everything downstream (masks, saved
@@ -71,4 +71,8 @@ def drop_long_objects(probability: np.ndarray, max_length: Optional[float], cut:
     if max_length is None:
         return probability
     reject = long_objects(probability >= cut, max_length)
-    return np.where(reject, np.float32(0), probability).astype(probability.dtype, copy=False) if reject.any() else probability
+    return (
+        np.where(reject, np.float32(0), probability).astype(probability.dtype, copy=False)
+        if reject.any()
+        else probability
+    )

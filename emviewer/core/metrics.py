@@ -7,8 +7,8 @@ false detections on an empty label scores precision, F1 and IoU 0 and recall 1.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -111,7 +111,9 @@ def threshold_sweep(
     return thresholds, np.mean(np.asarray(f1_rows), axis=0)
 
 
-def best_threshold(probabilities: Iterable[np.ndarray], truths: Iterable[np.ndarray], thresholds: np.ndarray | None = None) -> tuple[float, float]:
+def best_threshold(
+    probabilities: Iterable[np.ndarray], truths: Iterable[np.ndarray], thresholds: np.ndarray | None = None
+) -> tuple[float, float]:
     """The threshold with the highest mean per-image F1, and that F1."""
     thresholds, f1 = threshold_sweep(probabilities, truths, thresholds)
     best = int(np.argmax(f1))

@@ -9,8 +9,8 @@ outweigh the many cells with a little error along object borders.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -26,7 +26,9 @@ class ErrorMaps:
         # one probability per cell of all stacks, computed once: crops are drawn thousands of times
         weights = np.concatenate([np.square(m, dtype=np.float64).ravel() for m in self.maps])
         total = weights.sum()
-        self._probabilities = weights / total if total > 0 else np.full(weights.size, 1.0 / weights.size)  # a perfect model: every cell alike
+        self._probabilities = (
+            weights / total if total > 0 else np.full(weights.size, 1.0 / weights.size)
+        )  # a perfect model: every cell alike
         self._starts = np.cumsum([0] + [m.size for m in self.maps])
 
     def pick_centre(self, rng: np.random.Generator) -> tuple[int, int, int, int]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def salt_and_pepper(image: np.ndarray, fraction: float, rng: np.random.Generator, low: float | None = None, high: float | None = None) -> np.ndarray:
+def salt_and_pepper(
+    image: np.ndarray, fraction: float, rng: np.random.Generator, low: float | None = None, high: float | None = None
+) -> np.ndarray:
     """Set ``fraction`` of the pixels to the darkest or brightest value, half each.
 
     ``low`` / ``high`` default to the dtype's range for integers and to 0 / 1 for floats
@@ -43,7 +45,9 @@ def box_blur(image: np.ndarray, radius: int = 1) -> np.ndarray:
     if radius <= 0:
         return image.astype(np.float32)
     size = 2 * radius + 1
-    padded = np.pad(image.astype(np.float32), ((radius, radius), (radius, radius)) + ((0, 0),) * (image.ndim - 2), mode="edge")
+    padded = np.pad(
+        image.astype(np.float32), ((radius, radius), (radius, radius)) + ((0, 0),) * (image.ndim - 2), mode="edge"
+    )
     # Running sums along each axis: two passes of O(pixels) regardless of the radius.
     rows = np.cumsum(padded, axis=0)
     rows = np.concatenate([rows[size - 1 : size], rows[size:] - rows[:-size]], axis=0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -13,7 +13,9 @@ from .objects import colour_of
 DISPLAY_PERCENTILES = (0.5, 99.5)
 
 
-def display_range(slices: Sequence[np.ndarray], percentiles: tuple[float, float] = DISPLAY_PERCENTILES) -> tuple[float, float]:
+def display_range(
+    slices: Sequence[np.ndarray], percentiles: tuple[float, float] = DISPLAY_PERCENTILES
+) -> tuple[float, float]:
     """Contrast limits from percentiles of the tissue of the given slices (a sample of a
     stack is enough); NaN, constant borders and saturated runs are left out (see
     :func:`~emviewer.core.intensity.tissue_stats`)."""
@@ -38,7 +40,7 @@ def render_overlay(
     grey: np.ndarray,
     masks: Mapping[str, np.ndarray],
     opacity: float | Mapping[str, float] = 0.45,
-    colours: Optional[Mapping[str, tuple[int, int, int]]] = None,
+    colours: Mapping[str, tuple[int, int, int]] | None = None,
 ) -> np.ndarray:
     """Blend object masks over a display slice.
 
@@ -63,7 +65,9 @@ def render_overlay(
         inside = np.flatnonzero(np.asarray(mask).ravel())  # only object pixels change: most are not
         # Blending a grey level with the colour depends only on that level: a 256-entry table
         # per channel replaces per-pixel float arithmetic on large slices.
-        table = np.clip((1 - alpha) * np.arange(256, dtype=np.float32)[:, None] + alpha * colour + 0.5, 0, 255).astype(np.uint8)
+        table = np.clip((1 - alpha) * np.arange(256, dtype=np.float32)[:, None] + alpha * colour + 0.5, 0, 255).astype(
+            np.uint8
+        )
         for c, plane in enumerate(planes):
             plane[inside] = table[plane[inside], c]
     return np.stack(planes, axis=-1).reshape(*grey.shape, 3)
@@ -76,7 +80,9 @@ class StackRenderer:
     lazily read stack is not read in full.
     """
 
-    def __init__(self, volume, masks: Mapping[str, "object"], opacity: float | Mapping[str, float] = 0.45, sample: int = 8) -> None:
+    def __init__(
+        self, volume, masks: Mapping[str, object], opacity: float | Mapping[str, float] = 0.45, sample: int = 8
+    ) -> None:
         self.volume, self.masks, self.opacity = volume, masks, opacity
         self.levels = display_range(sample_slices(volume, sample))
 
@@ -84,7 +90,7 @@ class StackRenderer:
         """Slice ``z`` as ``(Y, X)`` uint8."""
         return to_uint8(self.volume.slice(z), *self.levels)
 
-    def overlay(self, z: int, grey: Optional[np.ndarray] = None) -> np.ndarray:
+    def overlay(self, z: int, grey: np.ndarray | None = None) -> np.ndarray:
         """Slice ``z`` with its masks as ``(Y, X, 3)`` uint8 RGB (``grey``: its display, if known)."""
         grey = self.display(z) if grey is None else grey
         return render_overlay(grey, {k: m.slice(z) for k, m in self.masks.items()}, self.opacity)

@@ -6,8 +6,9 @@ import os
 import queue
 import threading
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterable, Iterator, Optional, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 _DONE = object()
@@ -19,7 +20,7 @@ def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
     Errors raised while producing are re-raised in the consumer. Closing the returned
     generator early (``break``, an exception, cancel) stops the producer promptly.
     """
-    ready: "queue.Queue" = queue.Queue(maxsize=depth)
+    ready: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
     def put(item) -> None:
@@ -63,7 +64,7 @@ def default_workers() -> int:
     return max(1, min(8, (os.cpu_count() or 2) // 2))
 
 
-def parallel_map(make: Callable[[int], T], count: int, workers: Optional[int] = None) -> Iterator[T]:
+def parallel_map(make: Callable[[int], T], count: int, workers: int | None = None) -> Iterator[T]:
     """``make(0), make(1), ... make(count - 1)`` on ``workers`` threads, yielded in order.
 
     At most ``workers + 1`` results are made ahead. NumPy releases the GIL in its array work,

@@ -7,10 +7,11 @@ bounded by a few slices of the input plus one slice of output, whatever the stac
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from dataclasses import dataclass, field
 import warnings
-from typing import Iterator, Mapping, Optional, Protocol, Sequence
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -59,7 +60,11 @@ class Predictor(Protocol):
     objects: Sequence[str]
 
     def iter_predict(
-        self, volume: Volume, slices: Optional[Sequence[int]] = None, progress: Optional[Progress] = None, cancel: Optional[CancelToken] = None
+        self,
+        volume: Volume,
+        slices: Sequence[int] | None = None,
+        progress: Progress | None = None,
+        cancel: CancelToken | None = None,
     ) -> Iterator[SliceResult]:
         """Yield one :class:`SliceResult` per requested slice, in order, as each finishes."""
         ...
@@ -95,7 +100,7 @@ class _Batch:
     last_of_slice: bool
     padded_shape: tuple = ()
     crop: tuple = ()
-    holes: Optional[np.ndarray] = None  # last batch of a float slice: its NaN / infinite pixels
+    holes: np.ndarray | None = None  # last batch of a float slice: its NaN / infinite pixels
 
 
 @dataclass
@@ -130,7 +135,9 @@ class LocalPredictor:
     def __post_init__(self) -> None:
         self.objects = list(self.models)
         self._context = max(m.context for ms in self.models.values() for m in ms)
-        self.length_limits = {obj: None if self.keep_long_objects else length_limit_of(ms) for obj, ms in self.models.items()}
+        self.length_limits = {
+            obj: None if self.keep_long_objects else length_limit_of(ms) for obj, ms in self.models.items()
+        }
 
     def _layout(self, height: int, width: int) -> tuple[list, tuple[int, int], tuple[int, int]]:
         """Tile regions, padded slice shape and the padding before Y and X for one slice size."""
@@ -141,7 +148,9 @@ class LocalPredictor:
 
     # ------------------------------------------------------------------ reading side
 
-    def _tile_input(self, cache: _SliceCache, zs: list[int], rows: np.ndarray, cols: np.ndarray, stats: TissueStats) -> np.ndarray:
+    def _tile_input(
+        self, cache: _SliceCache, zs: list[int], rows: np.ndarray, cols: np.ndarray, stats: TissueStats
+    ) -> np.ndarray:
         return np.stack([tissue_units(cache.get(z)[np.ix_(rows, cols)], stats) for z in zs], axis=-1)
 
     def _batches(self, volume: Volume, slices: Sequence[int], stats: TissueStats) -> Iterator[_Batch]:
@@ -200,16 +209,22 @@ class LocalPredictor:
                     model.predict(np.zeros((1, side, side, model.context), np.float32))
 
     def iter_predict(
-        self, volume: Volume, slices: Optional[Sequence[int]] = None, progress: Optional[Progress] = None, cancel: Optional[CancelToken] = None
+        self,
+        volume: Volume,
+        slices: Sequence[int] | None = None,
+        progress: Progress | None = None,
+        cancel: CancelToken | None = None,
     ) -> Iterator[SliceResult]:
         slices = list(range(len(volume))) if slices is None else list(slices)
         report(progress, 0, len(slices), "measuring the stack's intensities")  # reads a few slices first
         stats = stack_stats(volume)
         if stats.nonfinite_fraction:
-            warnings.warn(InputWarning(
-                f"{volume.source}: {stats.nonfinite_fraction:.2%} of the sampled pixels are NaN or infinite; "
-                "they are left out of the contrast and predicted as background"
-            ))
+            warnings.warn(
+                InputWarning(
+                    f"{volume.source}: {stats.nonfinite_fraction:.2%} of the sampled pixels are NaN or infinite; "
+                    "they are left out of the contrast and predicted as background"
+                )
+            )
         # Only the data are predicted, as if the constant border (alignment, padding) were not
         # there: the model never sees a black frame it was not trained on.
         box = stats.box if stats.box and stats.box != (0, volume.shape[1], 0, volume.shape[2]) else None
@@ -231,7 +246,10 @@ class LocalPredictor:
                 report(progress, done, total, f"slice {finished + 1} of {len(slices)}")
                 if batch.last_of_slice:
                     finished += 1
-                    probabilities = {obj: drop_long_objects(s.result()[batch.crop], self.length_limits[obj], DECISION) for obj, s in stitchers.items()}
+                    probabilities = {
+                        obj: drop_long_objects(s.result()[batch.crop], self.length_limits[obj], DECISION)
+                        for obj, s in stitchers.items()
+                    }
                     _clear_holes(probabilities, batch.holes)
                     if box:
                         probabilities = {obj: _paste(p, box, volume.shape[1:]) for obj, p in probabilities.items()}
@@ -248,26 +266,26 @@ def _paste(probability: np.ndarray, box: tuple, shape: tuple) -> np.ndarray:
     return full
 
 
-def _clear_holes(probabilities: dict[str, np.ndarray], holes: Optional[np.ndarray]) -> None:
+def _clear_holes(probabilities: dict[str, np.ndarray], holes: np.ndarray | None) -> None:
     """NaN and infinite pixels hold no tissue: background (probability 0) for every object."""
     if holes is not None and holes.any():
         for probability in probabilities.values():
             probability[holes] = 0.0
 
 
-def length_limit_of(models: Sequence[LoadedModel]) -> Optional[float]:
+def length_limit_of(models: Sequence[LoadedModel]) -> float | None:
     """The longest object an ensemble keeps: the largest of its cards' limits, or no limit
     when any of its models has none."""
     limits = [(m.card or {}).get("max_object_length_px") for m in models]
     return None if not limits or any(limit is None for limit in limits) else float(max(limits))
 
 
-def mode_tta(mode: str, tta: Optional[int] = None) -> int:
+def mode_tta(mode: str, tta: int | None = None) -> int:
     """Test-time variants: ``tta`` when given, else 1 for ``fast`` and 16 for ``accurate``."""
     return tta or (16 if mode == "accurate" else 1)
 
 
-def labelled_predictions(model, context: int, stacks: Sequence, tta: int = 1, cancel: Optional[CancelToken] = None):
+def labelled_predictions(model, context: int, stacks: Sequence, tta: int = 1, cancel: CancelToken | None = None):
     """Yield ``(stack, slice index, probabilities)`` for every slice of labelled stacks,
     predicted by a bare Keras model during training (validation, hard-example mining).
 
@@ -284,7 +302,9 @@ def labelled_predictions(model, context: int, stacks: Sequence, tta: int = 1, ca
             yield stack, result.index, result.probabilities["object"]
 
 
-def predictor_for(files: Mapping[str, Sequence], mode: str = "fast", tta: Optional[int] = None, keep_long_objects: bool = False) -> LocalPredictor:
+def predictor_for(
+    files: Mapping[str, Sequence], mode: str = "fast", tta: int | None = None, keep_long_objects: bool = False
+) -> LocalPredictor:
     """Load each object's model files (once) into a predictor for the mode."""
     from .models.loading import load_model
 

@@ -9,8 +9,8 @@ in the output folder and renamed when the run finishes, or deleted when it is ab
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -39,7 +39,7 @@ class _Abandoned(Exception):
 class _HDF5Output:
     """``prediction.h5`` grown one slice at a time, laid out as :func:`~.io.hdf5.write_hdf5` writes it."""
 
-    def __init__(self, path: Path, names: Sequence[str], shape: tuple, provenance: Optional[Mapping]) -> None:
+    def __init__(self, path: Path, names: Sequence[str], shape: tuple, provenance: Mapping | None) -> None:
         import h5py
 
         from .io.hdf5 import create_stack, provenance_attributes
@@ -54,7 +54,7 @@ class _HDF5Output:
             ds.resize(z + 1, axis=0)
             ds[z] = plane
 
-    def close(self, raw: Optional[Volume], pixel_size: Optional[tuple]) -> None:
+    def close(self, raw: Volume | None, pixel_size: tuple | None) -> None:
         """Write ``raw`` slice by slice, the voxel size on every dataset, and close the file."""
         from .io.hdf5 import pixel_size_attributes, write_stack
 
@@ -73,7 +73,7 @@ class _HDF5Output:
 class _TiffOutput:
     """An ImageJ stack whose pages are appended as slices arrive, as :func:`~.io.tiff.write_tiff` writes it."""
 
-    def __init__(self, path: Path, pixel_size: Optional[tuple]) -> None:
+    def __init__(self, path: Path, pixel_size: tuple | None) -> None:
         import tifffile
 
         from .io.tiff import imagej_calibration
@@ -89,7 +89,7 @@ class _TiffOutput:
         options = {"photometric": "minisblack", "metadata": self._metadata, **self._options}
         self._tif.write(plane[None], contiguous=True, **options)
 
-    def close(self, raw: Optional[Volume], pixel_size: Optional[tuple]) -> None:
+    def close(self, raw: Volume | None, pixel_size: tuple | None) -> None:
         self._tif.close()
 
     def discard(self) -> None:
@@ -127,8 +127,8 @@ class PredictionWriter:
         objects: Sequence[str],
         fmt: str = "png",
         probabilities: bool = False,
-        provenance: Optional[Mapping] = None,
-        pixel_size: Optional[tuple] = None,
+        provenance: Mapping | None = None,
+        pixel_size: tuple | None = None,
     ) -> None:
         if fmt not in FORMATS:
             raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
@@ -138,7 +138,7 @@ class PredictionWriter:
         self.written: list[Path] = []
         self._staged = None  # the temporary files' context (atomic_paths) while tif/h5 are being written
         self._outputs: list = []
-        self._shape: Optional[tuple] = None
+        self._shape: tuple | None = None
 
     def _folder(self, obj: str) -> Path:
         return self.outdir / obj if len(self.objects) > 1 else self.outdir
@@ -199,7 +199,7 @@ class PredictionWriter:
         write_slices(paths, images)
         self.written += paths
 
-    def finish(self, raw: Optional[Volume] = None) -> list[Path]:
+    def finish(self, raw: Volume | None = None) -> list[Path]:
         """Complete the run: close the ``tif``/``h5`` files and rename them into place.
 
         Parameters
@@ -242,7 +242,7 @@ class PredictionWriter:
 
 
 def write_predictions(
-    results: Iterable[SliceResult], writer: PredictionWriter, raw: Optional[Volume] = None
+    results: Iterable[SliceResult], writer: PredictionWriter, raw: Volume | None = None
 ) -> list[Path]:
     """Feed a prediction stream to ``writer`` and finish it; returns every file written.
 

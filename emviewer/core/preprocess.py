@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from .intensity import levels_for, stack_stats
 
 
-def input_levels(volume, reference: Optional[Sequence[float]] = None, sample: int = 8) -> tuple[float, float]:
+def input_levels(volume, reference: Sequence[float] | None = None, sample: int = 8) -> tuple[float, float]:
     """The intensities of a ``(Z, Y, X)`` stack that the model input maps to 0 and 1.
 
     The tissue's robust percentiles over up to ``sample`` evenly spaced slices land on the

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Callable, Optional
+from collections.abc import Callable
 
 #: ``progress(done, total, message)``; the CLI maps it to tqdm, the GUI to signals.
 Progress = Callable[[int, int, str], None]
@@ -31,13 +31,13 @@ class CancelToken:
             raise Cancelled("cancelled by the user")
 
 
-def report(progress: Optional[Progress], done: int, total: int, message: str = "") -> None:
+def report(progress: Progress | None, done: int, total: int, message: str = "") -> None:
     """Call ``progress`` if one was given."""
     if progress is not None:
         progress(done, total, message)
 
 
-def check(cancel: Optional[CancelToken]) -> None:
+def check(cancel: CancelToken | None) -> None:
     """Raise :class:`Cancelled` if ``cancel`` was cancelled."""
     if cancel is not None:
         cancel.raise_if_cancelled()

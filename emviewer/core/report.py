@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, Optional
 
 import numpy as np
 from PIL import Image
@@ -15,11 +15,11 @@ from reportlab.lib.units import mm
 from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen.canvas import Canvas
 
-from .objects import colour_of, object_kind
+from .io.atomic import atomic_path
 from .io.describe import format_pixel_size
+from .objects import colour_of, object_kind
 from .overlay import StackRenderer
 from .progress import CancelToken, Progress, check, report
-from .io.atomic import atomic_path
 from .volume import Volume
 
 PAGE = landscape(A4)
@@ -64,7 +64,11 @@ def _summary_page(canvas: Canvas, volume: Volume, masks, metrics, provenance) ->
     canvas.setFont("Helvetica", 10)
     z, y, x = volume.shape
     canvas.drawString(MARGIN, top - 8 * mm, f"Source: {volume.source}")
-    canvas.drawString(MARGIN, top - 13 * mm, f"Stack: {z} slices of {x} x {y} pixels, {volume.dtype}; voxel size {format_pixel_size(volume.pixel_size)}")
+    canvas.drawString(
+        MARGIN,
+        top - 13 * mm,
+        f"Stack: {z} slices of {x} x {y} pixels, {volume.dtype}; voxel size {format_pixel_size(volume.pixel_size)}",
+    )
     _legend(canvas, masks, MARGIN, top - 22 * mm)
     y_pos = top - 32 * mm
     if metrics:
@@ -73,7 +77,9 @@ def _summary_page(canvas: Canvas, volume: Volume, masks, metrics, provenance) ->
             rows.append([item["name"]] + [f"{item[k]:.3f}" for k in ("precision", "recall", "f1", "iou")])
         y_pos = _table(canvas, rows, MARGIN, y_pos, [70 * mm, 30 * mm, 30 * mm, 30 * mm, 30 * mm]) - 5 * mm
     if provenance:
-        rows = [["provenance", ""]] + [[k, v if isinstance(v, str) else json.dumps(v, default=str)] for k, v in _flatten(provenance)]
+        rows = [["provenance", ""]] + [
+            [k, v if isinstance(v, str) else json.dumps(v, default=str)] for k, v in _flatten(provenance)
+        ]
         _table(canvas, rows, MARGIN, y_pos, [60 * mm, 200 * mm])
     canvas.showPage()
 
@@ -141,10 +147,10 @@ def write_report(
     path: Path,
     volume: Volume,
     masks: Mapping[str, Volume],
-    metrics: Optional[Mapping] = None,
-    provenance: Optional[Mapping] = None,
-    progress: Optional[Progress] = None,
-    cancel: Optional[CancelToken] = None,
+    metrics: Mapping | None = None,
+    provenance: Mapping | None = None,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
 ) -> None:
     """Write the PDF: a summary page (legend, metrics, provenance), then one page per slice.
 

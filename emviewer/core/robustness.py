@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import numpy as np
 
@@ -46,10 +46,10 @@ def robustness_curve(
     truths: Sequence[np.ndarray],
     levels: Sequence[float] = DEFAULT_LEVELS,
     kind: str = "salt_and_pepper",
-    object_key: Optional[str] = None,
+    object_key: str | None = None,
     seed: int = 0,
-    progress: Optional[Progress] = None,
-    cancel: Optional[CancelToken] = None,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
 ) -> list[RobustnessPoint]:
     """Mean per-slice F1 of ``predictor`` on ``volume`` corrupted at each level.
 

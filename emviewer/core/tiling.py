@@ -13,7 +13,8 @@ end at the edge. An image smaller than a tile is first enlarged by reflection
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence, Union
+from collections.abc import Callable, Sequence
+from typing import Union
 
 import numpy as np
 
@@ -184,9 +185,7 @@ class Stitcher:
         if tile.ndim == 3 and tile.shape[-1] == 1:
             tile = tile[..., 0]
         if tile.shape != self._window.shape:
-            raise ValueError(
-                f"tile prediction has shape {tile.shape}, expected {self._window.shape}"
-            )
+            raise ValueError(f"tile prediction has shape {tile.shape}, expected {self._window.shape}")
         self._sum[region] += self._window * tile
         self._weight[region] += self._window
 
@@ -203,8 +202,8 @@ def predict_tiled(
     tile: Size,
     overlap: Size,
     batch_size: int = 4,
-    progress: Optional[Progress] = None,
-    cancel: Optional[CancelToken] = None,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
 ) -> np.ndarray:
     """Predict a whole slice tile by tile and blend the tiles.
 

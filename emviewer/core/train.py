@@ -12,11 +12,11 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -55,7 +55,7 @@ class TrainConfig:
     seed: int = 0
     precision: str = "auto"  # auto, float32, mixed_bfloat16, mixed_float16
     hard_mining: float = 0.0  # fraction of crops centred where the model errs (0: all uniform)
-    length_filter: Optional[bool] = None  # reject objects far longer than any labelled one; None: the object's default
+    length_filter: bool | None = None  # reject objects far longer than any labelled one; None: the object's default
     augmentation: Augmentation = field(default_factory=Augmentation)
 
 
@@ -68,11 +68,11 @@ class DataSpec:
     labels: list[str]
     val_images: list[str] = field(default_factory=list)
     val_labels: list[str] = field(default_factory=list)
-    foreground: Optional[list[float]] = None
+    foreground: list[float] | None = None
     invert: bool = False
     pair_by: str = "number"
-    reference: Optional[tuple[float, float]] = None  # model-input levels; None: the default (core.intensity)
-    read_options: Optional[ReadOptions] = None  # --channel, --axes, --pixel-size for the images
+    reference: tuple[float, float] | None = None  # model-input levels; None: the default (core.intensity)
+    read_options: ReadOptions | None = None  # --channel, --axes, --pixel-size for the images
 
 
 def checkpoint_dir(out: Path) -> Path:
@@ -80,7 +80,7 @@ def checkpoint_dir(out: Path) -> Path:
     return out.with_name(out.stem + ".checkpoints")
 
 
-def load_state(out: str | Path) -> Optional[dict]:
+def load_state(out: str | Path) -> dict | None:
     """The checkpoint state of ``out`` (epoch, history, best, config), or ``None`` if there is none."""
     try:
         return json.loads((checkpoint_dir(Path(out)) / "state.json").read_text())
@@ -94,7 +94,9 @@ def load_checkpoint(out: str | Path, state: dict):
 
     from .models.losses import bce_dice_loss
 
-    return keras.saving.load_model(checkpoint_dir(Path(out)) / state["checkpoint"], custom_objects={"bce_dice_loss": bce_dice_loss})
+    return keras.saving.load_model(
+        checkpoint_dir(Path(out)) / state["checkpoint"], custom_objects={"bce_dice_loss": bce_dice_loss}
+    )
 
 
 def config_from_state(state: dict, epochs: int) -> TrainConfig:
@@ -124,19 +126,27 @@ def choose_precision(requested: str) -> str:
     return "mixed_bfloat16" if ("amx_bf16" in flags or "avx512_bf16" in flags) else "float32"
 
 
-def _load_sets(images: Sequence[str], labels: Sequence[str], spec: DataSpec, on_warning: Optional[Callable[[str], None]]) -> list[LabelledStack]:
+def _load_sets(
+    images: Sequence[str], labels: Sequence[str], spec: DataSpec, on_warning: Callable[[str], None] | None
+) -> list[LabelledStack]:
     if len(images) != len(labels):
         raise InputError(None, f"give one labels folder per images folder ({len(images)} images, {len(labels)} labels)")
     sets = []
     for image_path, label_path in zip(images, labels):
-        sets.append(load_labelled(image_path, label_path, spec.foreground, spec.invert, spec.pair_by, spec.reference, spec.read_options))
+        sets.append(
+            load_labelled(
+                image_path, label_path, spec.foreground, spec.invert, spec.pair_by, spec.reference, spec.read_options
+            )
+        )
         for message in sets[-1].warnings():
             if on_warning is not None:
                 on_warning(message)  # at once: a later set may still be refused
     return sets
 
 
-def load_data(spec: DataSpec, on_warning: Optional[Callable[[str], None]] = None) -> tuple[list[LabelledStack], list[LabelledStack]]:
+def load_data(
+    spec: DataSpec, on_warning: Callable[[str], None] | None = None
+) -> tuple[list[LabelledStack], list[LabelledStack]]:
     """Training and validation stacks; without validation data the last 15 % of each set is held out.
 
     ``on_warning`` gets one line per set with slices that found no partner (they are skipped).
@@ -150,13 +160,15 @@ def load_data(spec: DataSpec, on_warning: Optional[Callable[[str], None]] = None
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
-def object_length_limit(config: TrainConfig, train_sets: Sequence[LabelledStack]) -> Optional[float]:
+def object_length_limit(config: TrainConfig, train_sets: Sequence[LabelledStack]) -> float | None:
     """The card's ``max_object_length_px`` (see :mod:`.length_filter`), when the run uses one."""
     wanted = is_compact(config.object) if config.length_filter is None else config.length_filter
     return length_limit(m for s in train_sets for m in s.masks) if wanted else None
 
 
-def validate(model, context: int, val_sets: Sequence[LabelledStack], tta: int = 1, max_length: Optional[float] = None) -> dict:
+def validate(
+    model, context: int, val_sets: Sequence[LabelledStack], tta: int = 1, max_length: float | None = None
+) -> dict:
     """Mean per-slice F1 of the model on whole validation slices, at its best threshold.
 
     With ``max_length`` the masks are those a user gets, without longer objects, and the
@@ -174,12 +186,14 @@ def validate(model, context: int, val_sets: Sequence[LabelledStack], tta: int = 
     return {"f1": mean.f1, "threshold": threshold, "precision": mean.precision, "recall": mean.recall, "iou": mean.iou}
 
 
-def _masks(probabilities: Sequence[np.ndarray], threshold: float, max_length: Optional[float]):
+def _masks(probabilities: Sequence[np.ndarray], threshold: float, max_length: float | None):
     masks = (p >= threshold for p in probabilities)
     return masks if max_length is None else (m & ~long_objects(m, max_length) for m in masks)
 
 
-def best_threshold_without_long_objects(probabilities: Sequence[np.ndarray], truths: Sequence[np.ndarray], max_length: float) -> float:
+def best_threshold_without_long_objects(
+    probabilities: Sequence[np.ndarray], truths: Sequence[np.ndarray], max_length: float
+) -> float:
     """The threshold with the best mean F1 once objects longer than ``max_length`` are removed
     (each threshold labels every slice, so the grid is coarser than :func:`best_threshold`'s)."""
     grid = default_thresholds(0.02)
@@ -187,11 +201,13 @@ def best_threshold_without_long_objects(probabilities: Sequence[np.ndarray], tru
     return float(grid[int(np.argmax(f1))])
 
 
-def training_batch(train_sets, config: TrainConfig, epoch: int, step: int, hard: Optional[ErrorMaps] = None):
+def training_batch(train_sets, config: TrainConfig, epoch: int, step: int, hard: ErrorMaps | None = None):
     """The epoch's batch ``step``, from its own seeded generator (resume-exact, and the same
     whichever thread makes it)."""
     rng = np.random.default_rng([config.seed, epoch, step])
-    return random_batch(train_sets, config.batch_size, config.tile, config.context, rng, config.augmentation, hard, config.hard_mining)
+    return random_batch(
+        train_sets, config.batch_size, config.tile, config.context, rng, config.augmentation, hard, config.hard_mining
+    )
 
 
 def _new_model(config: TrainConfig):
@@ -239,7 +255,11 @@ def hardware_description() -> str:
 
     cpu = platform.processor() or platform.machine()
     try:
-        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")]
+        names = [
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ]
         cpu = names[0] if names else cpu
     except OSError:
         pass
@@ -247,7 +267,14 @@ def hardware_description() -> str:
 
 
 def _card(
-    config: TrainConfig, spec: DataSpec, state: dict, out: Path, precision: str, accurate: dict, max_length: Optional[float], pixel_size: Optional[tuple]
+    config: TrainConfig,
+    spec: DataSpec,
+    state: dict,
+    out: Path,
+    precision: str,
+    accurate: dict,
+    max_length: float | None,
+    pixel_size: tuple | None,
 ) -> dict:
     best = state["best"]
     return {
@@ -261,7 +288,13 @@ def _card(
         "threshold": best["threshold"],
         "normalisation": "tissue percentiles 1-99 of the stack (NaN, constant borders and saturated runs left out) mapped onto input_reference",
         "input_reference": list(spec.reference or DEFAULT_REFERENCE),
-        "training_data": {"images": spec.images, "labels": spec.labels, "foreground": spec.foreground, "invert": spec.invert, "pair_by": spec.pair_by},
+        "training_data": {
+            "images": spec.images,
+            "labels": spec.labels,
+            "foreground": spec.foreground,
+            "invert": spec.invert,
+            "pair_by": spec.pair_by,
+        },
         "validation_data": {"images": spec.val_images or "last 15 % of each training set", "labels": spec.val_labels},
         "epochs": state["epoch"],
         "best_epoch": best["epoch"],
@@ -290,12 +323,12 @@ def train(
     config: TrainConfig,
     out: str | Path,
     resume: bool = False,
-    progress: Optional[Progress] = None,
-    cancel: Optional[CancelToken] = None,
-    on_epoch: Optional[Callable[[dict], None]] = None,
-    time_limit_s: Optional[float] = None,
-    init_from: Optional[str | Path] = None,
-    on_warning: Optional[Callable[[str], None]] = None,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    time_limit_s: float | None = None,
+    init_from: str | Path | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> dict:
     """Train a model and write ``out`` (.keras), its card ``out.json`` and the history.
 
@@ -362,13 +395,20 @@ def train(
                 state["initialised_from"] = {"name": start_model.name, "sha256": (start_model.card or {}).get("sha256")}
         check(cancel)
         deadline = None if time_limit_s is None else time.perf_counter() + time_limit_s
-        _run_epochs(model, config, train_sets, val_sets, folder, state, progress, cancel, on_epoch, deadline, max_length)
+        _run_epochs(
+            model, config, train_sets, val_sets, folder, state, progress, cancel, on_epoch, deadline, max_length
+        )
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     with atomic_path(out) as tmp:
         best = _save_for_prediction(folder / "best.keras", tmp)
     check(cancel)
-    report(progress, config.epochs * config.steps_per_epoch, config.epochs * config.steps_per_epoch, "tuning the accurate-mode threshold (16x augmentation)")
+    report(
+        progress,
+        config.epochs * config.steps_per_epoch,
+        config.epochs * config.steps_per_epoch,
+        "tuning the accurate-mode threshold (16x augmentation)",
+    )
     accurate = validate(best, config.context, val_sets, tta=16, max_length=max_length)
     card = _card(config, spec, state, out, precision, accurate, max_length, train_sets[0].pixel_size)
     with atomic_path(out.with_suffix(".json")) as tmp:
@@ -407,7 +447,19 @@ def _save_for_prediction(best: Path, target: Path):
     return model
 
 
-def _run_epochs(model, config: TrainConfig, train_sets, val_sets, folder: Path, state: dict, progress, cancel, on_epoch, deadline, max_length) -> None:
+def _run_epochs(
+    model,
+    config: TrainConfig,
+    train_sets,
+    val_sets,
+    folder: Path,
+    state: dict,
+    progress,
+    cancel,
+    on_epoch,
+    deadline,
+    max_length,
+) -> None:
     total = config.epochs * config.steps_per_epoch
     # No per-epoch keras.utils.set_random_seed: the batches have their own seeded generators,
     # and with TensorFlow a new global seed retraces the train step (seconds every epoch).
@@ -415,11 +467,18 @@ def _run_epochs(model, config: TrainConfig, train_sets, val_sets, folder: Path, 
         start, losses = time.perf_counter(), []
         hard = None
         if config.hard_mining > 0:
-            report(progress, epoch * config.steps_per_epoch, total, f"epoch {epoch + 1}/{config.epochs}: finding where the model errs")
+            report(
+                progress,
+                epoch * config.steps_per_epoch,
+                total,
+                f"epoch {epoch + 1}/{config.epochs}: finding where the model errs",
+            )
             hard = error_maps(model, config.context, train_sets, cancel=cancel)
         mined = first_step_done = time.perf_counter()
         # closed at once on cancel or error, so no thread goes on cutting crops
-        with closing(parallel_map(partial(training_batch, train_sets, config, epoch, hard=hard), config.steps_per_epoch)) as batches:
+        with closing(
+            parallel_map(partial(training_batch, train_sets, config, epoch, hard=hard), config.steps_per_epoch)
+        ) as batches:
             for step, (x, y) in enumerate(batches):
                 check(cancel)
                 losses.append(float(model.train_on_batch(x, y)))
@@ -434,7 +493,11 @@ def _run_epochs(model, config: TrainConfig, train_sets, val_sets, folder: Path, 
                 done = epoch * config.steps_per_epoch + step + 1
                 report(progress, done, total, f"epoch {epoch + 1}/{config.epochs} loss {np.mean(losses):.4f}")
         metrics = validate(model, config.context, val_sets, max_length=max_length)
-        row = {"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 5), **{f"val_{k}": round(v, 5) for k, v in metrics.items()}}
+        row = {
+            "epoch": epoch + 1,
+            "loss": round(float(np.mean(losses)), 5),
+            **{f"val_{k}": round(v, 5) for k, v in metrics.items()},
+        }
         now = time.perf_counter()
         row["seconds"] = round(now - start, 1)
         state["history"].append(row)
@@ -449,8 +512,20 @@ def _run_epochs(model, config: TrainConfig, train_sets, val_sets, folder: Path, 
         _write_history(folder.parent / (folder.name.removesuffix(".checkpoints") + ".keras"), state["history"])
         if on_epoch is not None:
             on_epoch(row)
-        report(progress, (epoch + 1) * config.steps_per_epoch, total, f"epoch {epoch + 1}: loss {row['loss']:.4f}, validation F1 {metrics['f1']:.3f}")
-        next_epoch = (mined - start) + (now - first_step_done) * config.steps_per_epoch / max(1, config.steps_per_epoch - 1)
+        report(
+            progress,
+            (epoch + 1) * config.steps_per_epoch,
+            total,
+            f"epoch {epoch + 1}: loss {row['loss']:.4f}, validation F1 {metrics['f1']:.3f}",
+        )
+        next_epoch = (mined - start) + (now - first_step_done) * config.steps_per_epoch / max(
+            1, config.steps_per_epoch - 1
+        )
         if deadline is not None and epoch + 1 < config.epochs and time.perf_counter() + next_epoch > deadline:
-            report(progress, (epoch + 1) * config.steps_per_epoch, total, f"time limit: stopping after epoch {epoch + 1} of {config.epochs}")
+            report(
+                progress,
+                (epoch + 1) * config.steps_per_epoch,
+                total,
+                f"time limit: stopping after epoch {epoch + 1} of {config.epochs}",
+            )
             return

@@ -6,18 +6,18 @@ what to do, so a biologist can fix the input without reading code.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import numpy as np
 
 from .errors import ImageContentError, InputError, PairingError, ShapeMismatchError
-from .io.common import natural_key, numbers_in, short_list
 from .intensity import sample_slices
+from .io.common import natural_key, numbers_in, short_list
 from .tiling import pad_to_at_least as pad_to_tile  # noqa: F401  (the padding rule lives with the tiles)
 
 
-def parse_values(text: Optional[str], what: str = "foreground") -> Optional[list[float]]:
+def parse_values(text: str | None, what: str = "foreground") -> list[float] | None:
     """``"2"`` -> ``[2.0]``, ``"1, 2"`` -> ``[1.0, 2.0]``; empty -> ``None`` (use the default rule)."""
     if text is None or not str(text).strip():
         return None
@@ -43,12 +43,13 @@ def check_image(image: np.ndarray, source) -> None:
     values = distinct_values(image, limit=3)
     if len(values) <= 2:
         raise ImageContentError(
-            source, f"the image is binary (values {_format_values(values)}): give the raw EM image here, not a mask or label"
+            source,
+            f"the image is binary (values {_format_values(values)}): give the raw EM image here, not a mask or label",
         )
 
 
 def label_to_mask(
-    label: np.ndarray, source, foreground: Optional[Sequence[float]] = None, invert: bool = False, what: str = "label"
+    label: np.ndarray, source, foreground: Sequence[float] | None = None, invert: bool = False, what: str = "label"
 ) -> np.ndarray:
     """Turn a label image into a boolean object mask, ``(Y, X)`` or ``(Z, Y, X)``.
 
@@ -62,7 +63,11 @@ def label_to_mask(
     else:
         values = distinct_values(label, limit=10)
         if len(values) > 2:
-            advice = "say which value is the object with --foreground V[,V]" if what == "label" else "give masks (0/255 or 0/1), not images or probabilities"
+            advice = (
+                "say which value is the object with --foreground V[,V]"
+                if what == "label"
+                else "give masks (0/255 or 0/1), not images or probabilities"
+            )
             raise ImageContentError(source, f"{what} is not binary: it holds values {_format_values(values)}; {advice}")
         mask = label > values[0] if len(values) == 2 else label > 0
     return ~mask if invert else mask
@@ -72,14 +77,17 @@ def check_same_shape(image_shape: Sequence[int], label_shape: Sequence[int], ima
     """Image and label must have the same ``(Y, X)`` (or ``(Z, Y, X)``) shape."""
     if tuple(image_shape) != tuple(label_shape):
         raise ShapeMismatchError(
-            label_source, f"has shape {tuple(label_shape)} but {image_source} has shape {tuple(image_shape)}; they must match"
+            label_source,
+            f"has shape {tuple(label_shape)} but {image_source} has shape {tuple(image_shape)}; they must match",
         )
 
 
 PAIR_BY = ("number", "order")
 
 #: How a refusal offers the way out, on the command line and in the app.
-ORDER_HINT = 'if both hold the same slices in the same order, pair them by order (--pair-by order; in the app: Pair by "order")'
+ORDER_HINT = (
+    'if both hold the same slices in the same order, pair them by order (--pair-by order; in the app: Pair by "order")'
+)
 
 
 @dataclass
@@ -98,7 +106,9 @@ def _keys(names: Sequence[str], n_numbers: int, source) -> dict[tuple, int]:
         numbers = numbers_in(name)
         key = numbers[-n_numbers:] if numbers and n_numbers else (name,)
         if key in keys:
-            raise PairingError(source, f"{names[keys[key]]!r} and {name!r} carry the same number {key}; pairing is ambiguous")
+            raise PairingError(
+                source, f"{names[keys[key]]!r} and {name!r} carry the same number {key}; pairing is ambiguous"
+            )
         keys[key] = i
     return keys
 
@@ -126,11 +136,15 @@ def describe_keys(keys, limit: int = 4) -> str:
         parts = ["_".join(str(part) for part in k) for k in keys]
     if len(parts) <= limit:
         return ", ".join(parts)
-    return f"{', '.join(parts[:limit - 1])}, ..., {parts[-1]} ({len(keys)} in all)"
+    return f"{', '.join(parts[: limit - 1])}, ..., {parts[-1]} ({len(keys)} in all)"
 
 
 def pair_by_number(
-    names_a: Sequence[str], names_b: Sequence[str], source_a="images", source_b="labels", kinds: tuple[str, str] = ("images", "labels")
+    names_a: Sequence[str],
+    names_b: Sequence[str],
+    source_a="images",
+    source_b="labels",
+    kinds: tuple[str, str] = ("images", "labels"),
 ) -> Pairing:
     """Pair two lists of file stems by the numbers at the end of their names.
 
@@ -155,19 +169,26 @@ def pair_by_number(
     both = f"{kinds[0]} {describe_keys(keys_a)}, {kinds[1]} {describe_keys(keys_b)}"
     if not pairs:
         example = f"e.g. {names_a[0] if names_a else '-'!r} vs {names_b[0] if names_b else '-'!r}"
-        raise PairingError(source_b, f"no file pairs with {source_a} by the number in its name ({both}; {example}); {ORDER_HINT}")
+        raise PairingError(
+            source_b, f"no file pairs with {source_a} by the number in its name ({both}; {example}); {ORDER_HINT}"
+        )
     paired_b = {j for _, j in pairs}
     unpaired_a = [names_a[i] for key, i in keys_a.items() if key not in keys_b]
     unpaired_b = [names_b[j] for j in range(len(names_b)) if j not in paired_b]
     if unpaired_a and unpaired_b:
         raise PairingError(
-            source_b, f"the numbers in the names do not line up one to one with {source_a} ({both}), so pairing by number would shift or drop slices; {ORDER_HINT}"
+            source_b,
+            f"the numbers in the names do not line up one to one with {source_a} ({both}), so pairing by number would shift or drop slices; {ORDER_HINT}",
         )
     return Pairing(pairs=pairs, unpaired_a=unpaired_a, unpaired_b=unpaired_b)
 
 
 def pair_by_order(
-    names_a: Sequence[str], names_b: Sequence[str], source_a="images", source_b="labels", kinds: tuple[str, str] = ("images", "labels")
+    names_a: Sequence[str],
+    names_b: Sequence[str],
+    source_a="images",
+    source_b="labels",
+    kinds: tuple[str, str] = ("images", "labels"),
 ) -> Pairing:
     """Pair the *n*-th name of each side in natural order (``img2`` before ``img10``).
 
@@ -175,7 +196,8 @@ def pair_by_order(
     """
     if len(names_a) != len(names_b):
         raise PairingError(
-            source_b, f"pairing by order needs as many {kinds[1]} as {kinds[0]}: {len(names_b)} here, {len(names_a)} in {source_a}"
+            source_b,
+            f"pairing by order needs as many {kinds[1]} as {kinds[0]}: {len(names_b)} here, {len(names_a)} in {source_a}",
         )
     order_a = sorted(range(len(names_a)), key=lambda i: natural_key(names_a[i]))
     order_b = sorted(range(len(names_b)), key=lambda j: natural_key(names_b[j]))
@@ -183,7 +205,12 @@ def pair_by_order(
 
 
 def pair_slices(
-    names_a: Sequence[str], names_b: Sequence[str], source_a="images", source_b="labels", by: str = "number", kinds: tuple[str, str] = ("images", "labels")
+    names_a: Sequence[str],
+    names_b: Sequence[str],
+    source_a="images",
+    source_b="labels",
+    by: str = "number",
+    kinds: tuple[str, str] = ("images", "labels"),
 ) -> Pairing:
     """Pair slices ``by`` ``"number"`` (:func:`pair_by_number`) or ``"order"`` (:func:`pair_by_order`)."""
     if by == "number":

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -37,13 +38,15 @@ class Volume:
     data: Any
     source: str
     slice_names: Sequence[str] = ()
-    pixel_size: Optional[tuple[Optional[float], float, float]] = None
+    pixel_size: tuple[float | None, float, float] | None = None
     metadata: dict = field(default_factory=dict)
-    closer: Optional[Callable[[], None]] = None
+    closer: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
         if len(self.data.shape) != 3:
-            raise ImageContentError(self.source, f"expected a 2D image or 3D stack, found shape {tuple(self.data.shape)}")
+            raise ImageContentError(
+                self.source, f"expected a 2D image or 3D stack, found shape {tuple(self.data.shape)}"
+            )
         dtype = np.dtype(self.data.dtype)
         if dtype.kind not in SUPPORTED_KINDS:
             raise ImageContentError(self.source, f"unsupported pixel type {dtype} (use 8/16-bit integers or floats)")
@@ -83,7 +86,7 @@ class Volume:
     def __getitem__(self, key) -> np.ndarray:
         return _to_native(np.asarray(self.data[key]))
 
-    def iter_slices(self, indices: Optional[Sequence[int]] = None) -> Iterator[np.ndarray]:
+    def iter_slices(self, indices: Sequence[int] | None = None) -> Iterator[np.ndarray]:
         for z in range(len(self)) if indices is None else indices:
             yield self.slice(z)
 
@@ -96,7 +99,7 @@ class Volume:
             self.closer()
             self.closer = None
 
-    def __enter__(self) -> "Volume":
+    def __enter__(self) -> Volume:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -146,7 +149,14 @@ class LazySlices:
 class _MappedSlices(LazySlices):
     """Lazy ``(Z, Y', X'[, C])`` array applying ``fn`` to each slice of a Volume when read."""
 
-    def __init__(self, volume: Volume, indices: Sequence[int], fn: Callable[[np.ndarray, int], np.ndarray], shape_yx: tuple, dtype) -> None:
+    def __init__(
+        self,
+        volume: Volume,
+        indices: Sequence[int],
+        fn: Callable[[np.ndarray, int], np.ndarray],
+        shape_yx: tuple,
+        dtype,
+    ) -> None:
         self._volume, self._indices, self._fn = volume, list(indices), fn
         self.shape = (len(self._indices),) + tuple(shape_yx)
         self.dtype = np.dtype(dtype)
@@ -157,7 +167,11 @@ class _MappedSlices(LazySlices):
 
 
 def map_slices(
-    volume: Volume, fn: Optional[Callable[[np.ndarray], np.ndarray]] = None, dtype=None, indices: Optional[Sequence[int]] = None, with_index: bool = False
+    volume: Volume,
+    fn: Callable[[np.ndarray], np.ndarray] | None = None,
+    dtype=None,
+    indices: Sequence[int] | None = None,
+    with_index: bool = False,
 ) -> Volume:
     """A lazy Volume of ``fn(slice)`` for the chosen slices (all by default, identity by default).
 
@@ -167,11 +181,23 @@ def map_slices(
     indices = list(range(len(volume))) if indices is None else [int(i) for i in indices]
     call = fn if with_index else (lambda s, z: s) if fn is None else (lambda s, z: fn(s))
     data = _MappedSlices(volume, indices, call, volume.shape[1:], dtype or volume.dtype)
-    return Volume(data, volume.source, slice_names=[volume.slice_names[i] for i in indices], pixel_size=volume.pixel_size, metadata=dict(volume.metadata))
+    return Volume(
+        data,
+        volume.source,
+        slice_names=[volume.slice_names[i] for i in indices],
+        pixel_size=volume.pixel_size,
+        metadata=dict(volume.metadata),
+    )
 
 
 def crop_yx(volume: Volume, box: tuple[int, int, int, int]) -> Volume:
     """A lazy view of the rectangle ``box = (y0, y1, x0, x1)`` of every slice of ``volume``."""
     y0, y1, x0, x1 = (int(v) for v in box)
     data = _MappedSlices(volume, range(len(volume)), lambda s, z: s[y0:y1, x0:x1], (y1 - y0, x1 - x0), volume.dtype)
-    return Volume(data, volume.source, slice_names=list(volume.slice_names), pixel_size=volume.pixel_size, metadata=dict(volume.metadata))
+    return Volume(
+        data,
+        volume.source,
+        slice_names=list(volume.slice_names),
+        pixel_size=volume.pixel_size,
+        metadata=dict(volume.metadata),
+    )

@@ -4,30 +4,33 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 
-def run(path: Optional[str] = None, objects: Sequence[str] = (), predict: bool = False, screenshot: Optional[str] = None) -> int:
+def run(
+    path: str | None = None, objects: Sequence[str] = (), predict: bool = False, screenshot: str | None = None
+) -> int:
     """Open the main window on ``path`` (the sample stack when none); returns the exit code.
 
     With ``screenshot`` the window is rendered (after predicting when ``predict``), saved
     as a PNG and the app exits: 0 on success, 2 when opening or predicting failed.
     """
     if not _has_screen() and screenshot is None:
-        print("emviewer: error: no screen to show the app on (no DISPLAY or WAYLAND_DISPLAY); "
-              "the commands work without one: see 'emviewer --help'", file=sys.stderr)
+        print(
+            "emviewer: error: no screen to show the app on (no DISPLAY or WAYLAND_DISPLAY); "
+            "the commands work without one: see 'emviewer --help'",
+            file=sys.stderr,
+        )
         return 2
     if screenshot is not None and not _has_screen():
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # a screenshot needs no screen
+    from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
     from .. import config
-    from .main_window import MainWindow
-
-    from PySide6.QtGui import QIcon
-
     from .main_thread_gc import MainThreadCollector
+    from .main_window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     MainThreadCollector(app)  # no Qt object may be freed on a worker thread

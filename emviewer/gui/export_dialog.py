@@ -7,13 +7,28 @@ cancelled export leaves nothing behind.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QButtonGroup, QComboBox, QDialog, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLayout
-from PySide6.QtWidgets import QLineEdit, QMessageBox, QProgressBar, QPushButton, QRadioButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QComboBox,
+    QDialog,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLayout,
+    QLineEdit,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QRadioButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..core.errors import InputError
 from ..core.export import FORMATS as EXTENSION_FORMATS  # extension -> core format key
@@ -25,7 +40,14 @@ from .session import Session
 from .workers import Job, start
 
 #: Core format key -> (name shown, default extension).
-FORMATS = {"hdf5": ("HDF5", ".h5"), "jpeg": ("JPEG", ".jpg"), "png": ("PNG", ".png"), "raw": ("RAW", ".raw"), "tiff": ("TIFF", ".tif"), "pdf": ("PDF", ".pdf")}
+FORMATS = {
+    "hdf5": ("HDF5", ".h5"),
+    "jpeg": ("JPEG", ".jpg"),
+    "png": ("PNG", ".png"),
+    "raw": ("RAW", ".raw"),
+    "tiff": ("TIFF", ".tif"),
+    "pdf": ("PDF", ".pdf"),
+}
 #: What a file can hold -> its label. ``all`` is raw + masks + probabilities, ``report`` the PDF.
 CONTENTS = {
     "raw": "Raw image",
@@ -63,7 +85,9 @@ def _radio_group(parent: QWidget, labels: Mapping[str, str]) -> tuple[QButtonGro
 class _SliceDict(LazySlices):
     """Lazy ``(Z, Y, X)`` array over a ``{z: (Y, X) array}`` dict, converting each slice when read."""
 
-    def __init__(self, planes: Mapping[int, np.ndarray], shape: tuple, dtype, convert: Callable[[np.ndarray], np.ndarray]) -> None:
+    def __init__(
+        self, planes: Mapping[int, np.ndarray], shape: tuple, dtype, convert: Callable[[np.ndarray], np.ndarray]
+    ) -> None:
         self._planes, self._convert = planes, convert
         self.shape, self.dtype = tuple(shape), np.dtype(dtype)
 
@@ -98,11 +122,15 @@ def _session_volumes(session, per_object, slices, objects, what: str, dtype, con
                 "predict the whole stack first, or export only slices that have one",
             )
         data = _SliceDict(planes, volume.shape, dtype, convert)
-        found[key] = Volume(data, f"{_label(key)} {what}s", slice_names=list(volume.slice_names), pixel_size=volume.pixel_size)
+        found[key] = Volume(
+            data, f"{_label(key)} {what}s", slice_names=list(volume.slice_names), pixel_size=volume.pixel_size
+        )
     return found
 
 
-def session_masks_volumes(session: Session, slices: Optional[Sequence[int]] = None, objects: Optional[Sequence[str]] = None) -> dict[str, Volume]:
+def session_masks_volumes(
+    session: Session, slices: Sequence[int] | None = None, objects: Sequence[str] | None = None
+) -> dict[str, Volume]:
     """The session's per-slice masks as lazy mask Volumes for the core.
 
     Parameters
@@ -121,12 +149,24 @@ def session_masks_volumes(session: Session, slices: Optional[Sequence[int]] = No
     out. Raises :class:`InputError` naming the slices when an object has masks on some of the
     exported slices but not all.
     """
-    return _session_volumes(session, session.masks, slices, objects, "mask", np.uint8, lambda m: np.where(m, 255, 0).astype(np.uint8))
+    return _session_volumes(
+        session, session.masks, slices, objects, "mask", np.uint8, lambda m: np.where(m, 255, 0).astype(np.uint8)
+    )
 
 
-def session_probability_volumes(session: Session, slices: Optional[Sequence[int]] = None, objects: Optional[Sequence[str]] = None) -> dict[str, Volume]:
+def session_probability_volumes(
+    session: Session, slices: Sequence[int] | None = None, objects: Sequence[str] | None = None
+) -> dict[str, Volume]:
     """Like :func:`session_masks_volumes` for the probabilities: ``(Z, Y, X)`` float32 in [0, 1]."""
-    return _session_volumes(session, session.probabilities, slices, objects, "probability map", np.float32, lambda p: np.asarray(p, np.float32))
+    return _session_volumes(
+        session,
+        session.probabilities,
+        slices,
+        objects,
+        "probability map",
+        np.float32,
+        lambda p: np.asarray(p, np.float32),
+    )
 
 
 class ExportDialog(QDialog):
@@ -146,13 +186,18 @@ class ExportDialog(QDialog):
     exportFailed = Signal(str)  # the message shown to the user
     exportCancelled = Signal()
 
-    def __init__(self, session: Session, metrics_provider: Optional[Callable[[], Optional[dict]]] = None, parent: Optional[QWidget] = None) -> None:
+    def __init__(
+        self,
+        session: Session,
+        metrics_provider: Callable[[], dict | None] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export")
         self.session, self.metrics_provider = session, metrics_provider
-        self.job: Optional[Job] = None
+        self.job: Job | None = None
         self.running, self._closing, self.last_error = False, False, ""
-        self.error_box: Optional[QMessageBox] = None
+        self.error_box: QMessageBox | None = None
         self._build()
         self.format_box.currentIndexChanged.connect(self._on_format_changed)
         self.content_group.buttonToggled.connect(self._on_content_toggled)
@@ -171,7 +216,9 @@ class ExportDialog(QDialog):
             self.format_box.addItem(name, key)
         self.content_group, self.content_buttons = _radio_group(self, CONTENTS)
         self.object_box = QComboBox(toolTip="the object whose mask is exported")
-        self.slice_group, self.slice_buttons = _radio_group(self, {"all": "All", "current": "Current", "range": "Range"})
+        self.slice_group, self.slice_buttons = _radio_group(
+            self, {"all": "All", "current": "Current", "range": "Range"}
+        )
         self.slice_buttons["all"].setChecked(True)
         self.range_edit = QLineEdit(placeholderText="e.g. 0-4,9 (0-based)")
         self.path_edit, self.browse_button = QLineEdit(), QPushButton("Browse...")
@@ -185,14 +232,20 @@ class ExportDialog(QDialog):
         self.export_button, self.cancel_button = QPushButton("Export", default=True), QPushButton("Cancel")
         buttons = QHBoxLayout()
         buttons.addStretch(1)
-        _box(QVBoxLayout(self), self.settings, self.progress, self.status, _box(buttons, self.export_button, self.cancel_button))
+        _box(
+            QVBoxLayout(self),
+            self.settings,
+            self.progress,
+            self.status,
+            _box(buttons, self.export_button, self.cancel_button),
+        )
 
     # ------------------------------------------------------------------ choices
 
     def chosen_format(self) -> str:
         return self.format_box.currentData()
 
-    def chosen_content(self) -> Optional[str]:
+    def chosen_content(self) -> str | None:
         return next((key for key, button in self.content_buttons.items() if button.isChecked()), None)
 
     def chosen_slices(self) -> list[int]:
@@ -212,7 +265,9 @@ class ExportDialog(QDialog):
         for key, button in self.content_buttons.items():
             button.setEnabled(key in ALLOWED[fmt])
         if self.chosen_content() not in ALLOWED[fmt]:
-            self.content_buttons[ALLOWED[fmt][-1] if self.session.masks else ALLOWED[fmt][0]].setChecked(True)  # overlay once there are masks
+            self.content_buttons[ALLOWED[fmt][-1] if self.session.masks else ALLOWED[fmt][0]].setChecked(
+                True
+            )  # overlay once there are masks
         text = self.path_edit.text().strip()
         if text and Path(text).suffix.lower() not in [ext for ext, f in EXTENSION_FORMATS.items() if f == fmt]:
             self.path_edit.setText(str(Path(text).with_suffix(FORMATS[fmt][1])))
@@ -235,7 +290,9 @@ class ExportDialog(QDialog):
 
     def _on_browse_clicked(self) -> None:
         name, ext = FORMATS[self.chosen_format()]
-        path, _ = QFileDialog.getSaveFileName(self, "Export to", self.path_edit.text(), f"{name} (*{ext});;All files (*)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export to", self.path_edit.text(), f"{name} (*{ext});;All files (*)"
+        )
         if path:
             self.path_edit.setText(path)
             fmt = EXTENSION_FORMATS.get(Path(path).suffix.lower())
@@ -244,7 +301,9 @@ class ExportDialog(QDialog):
 
     # ------------------------------------------------------------------ export
 
-    def export_to(self, path, content: Optional[str] = None, slices_text: Optional[str] = None, object_key: Optional[str] = None) -> None:
+    def export_to(
+        self, path, content: str | None = None, slices_text: str | None = None, object_key: str | None = None
+    ) -> None:
         """Set the fields and start the export (for scripts and tests: no file dialog).
 
         ``path``'s extension picks the format; ``content`` is one of :data:`CONTENTS` (``None``
@@ -305,9 +364,15 @@ class ExportDialog(QDialog):
             raise InputError(None, "choose the file to export to")
         out, fmt, content = Path(text).expanduser(), self.chosen_format(), self.chosen_content()
         if format_of(out) != fmt:
-            raise InputError(out, f"the name ends in {out.suffix}, not a {FORMATS[fmt][0]} extension; name it {out.stem}{FORMATS[fmt][1]} or choose another format")
+            raise InputError(
+                out,
+                f"the name ends in {out.suffix}, not a {FORMATS[fmt][0]} extension; name it {out.stem}{FORMATS[fmt][1]} or choose another format",
+            )
         if content not in ALLOWED[fmt]:
-            raise InputError(out, f"{FORMATS[fmt][0]} export holds {' or '.join(CONTENTS[c].lower() for c in ALLOWED[fmt])}, not {content}")
+            raise InputError(
+                out,
+                f"{FORMATS[fmt][0]} export holds {' or '.join(CONTENTS[c].lower() for c in ALLOWED[fmt])}, not {content}",
+            )
         slices = self.chosen_slices()
         record = provenance(source=volume.source, content=content, slices=slices)
         visible = [key for key in self.session.masks if self.session.visible.get(key, True)]
@@ -317,7 +382,12 @@ class ExportDialog(QDialog):
             return out, dict(masks=masks, probabilities=probabilities, slices=slices, provenance=record)
         if content == "report":
             metrics = self.metrics_provider() if self.metrics_provider is not None else None
-            return out, dict(masks=session_masks_volumes(self.session, slices, visible), slices=slices, metrics=metrics, provenance=record)
+            return out, dict(
+                masks=session_masks_volumes(self.session, slices, visible),
+                slices=slices,
+                metrics=metrics,
+                provenance=record,
+            )
         if content == "raw":
             return out, dict(content="raw", slices=slices)
         objects = visible if content == "overlay" else [self.object_box.currentData()]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QLabel, QSpinBox, QWidget
 
@@ -20,7 +18,7 @@ class ChannelDialog(QDialog):
 
     channelChosen = Signal(int)
 
-    def __init__(self, message: str, channels: int, parent: Optional[QWidget] = None) -> None:
+    def __init__(self, message: str, channels: int, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Choose a channel")
         self.channel = QSpinBox()
@@ -34,7 +32,7 @@ class ChannelDialog(QDialog):
         self.accepted.connect(lambda: self.channelChosen.emit(self.channel.value()))
 
 
-def _nm_box(value: Optional[float], unknown_text: str = "") -> QDoubleSpinBox:
+def _nm_box(value: float | None, unknown_text: str = "") -> QDoubleSpinBox:
     box = QDoubleSpinBox()
     box.setRange(0.0, 1e7)
     box.setDecimals(3)
@@ -54,7 +52,7 @@ class PixelSizeDialog(QDialog):
 
     pixelSizeChosen = Signal(object)
 
-    def __init__(self, pixel_size: Optional[tuple], parent: Optional[QWidget] = None) -> None:
+    def __init__(self, pixel_size: tuple | None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Voxel size")
         z, y, x = pixel_size or (None, None, None)
@@ -66,7 +64,7 @@ class PixelSizeDialog(QDialog):
         form.addRow(_buttons(self))
         self.accepted.connect(lambda: self.pixelSizeChosen.emit(self.value()))
 
-    def value(self) -> Optional[tuple]:
+    def value(self) -> tuple | None:
         y, x = self.y.value(), self.x.value()
         if y <= 0 or x <= 0:
             return None

@@ -26,7 +26,11 @@ class MainThreadCollector(QObject):
     @staticmethod
     def collect() -> int:
         """Collect the oldest generation whose count passed its threshold; returns what was freed."""
-        due = [generation for generation, (count, limit) in enumerate(zip(gc.get_count(), gc.get_threshold())) if limit and count > limit]
+        due = [
+            generation
+            for generation, (count, limit) in enumerate(zip(gc.get_count(), gc.get_threshold()))
+            if limit and count > limit
+        ]
         return gc.collect(max(due)) if due else 0
 
     def stop(self) -> None:

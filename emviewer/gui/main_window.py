@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Optional
 
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget, QToolBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QTabWidget,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
 
 from .. import config
 from ..core.backend import keras_backend
@@ -44,14 +53,14 @@ class MainWindow(QMainWindow):
     errorShown = Signal(str)
     backendLoaded = Signal(object)  # the compute device (text), once the ML backend is loaded
 
-    def __init__(self, settings: Optional[QSettings] = None, parent: Optional[QWidget] = None) -> None:
+    def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("EMViewer")
         self.resize(1400, 800)
         self.setAcceptDrops(True)
         self.session = Session(self)
         self.settings = settings if settings is not None else QSettings("EMViewer", "EMViewer")
-        self.job: Optional[Job] = None
+        self.job: Job | None = None
         self._predictors: dict = {}  # loaded models, kept for the next Predict
         self._predictors_lock = threading.Lock()
         self.last_error = ""
@@ -146,7 +155,7 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ files
 
-    def open_path(self, path, options: Optional[ReadOptions] = None) -> bool:
+    def open_path(self, path, options: ReadOptions | None = None) -> bool:
         """Open a stack; a problem is shown in a dialog and the current stack stays.
 
         A file with several channels opens a dialog asking which one, then opens again."""
@@ -163,13 +172,15 @@ class MainWindow(QMainWindow):
         return True
 
     def _ask_channel(self, path, error: ChannelChoiceError) -> None:
-        dialog = ChannelDialog(f"{error.path} holds {error.channels} channels (axes {error.axes}).", error.channels, self)
+        dialog = ChannelDialog(
+            f"{error.path} holds {error.channels} channels (axes {error.axes}).", error.channels, self
+        )
         dialog.channelChosen.connect(lambda channel: self.open_path(path, ReadOptions(channel=channel)))
         dialog.setAttribute(Qt.WA_DeleteOnClose)
         dialog.open()
         self.file_dialog = dialog
 
-    def _on_pixel_size(self) -> Optional[PixelSizeDialog]:
+    def _on_pixel_size(self) -> PixelSizeDialog | None:
         if self.session.volume is None:
             self.show_error("Open a stack first (File > Open, or drop a file here).")
             return None
@@ -181,7 +192,12 @@ class MainWindow(QMainWindow):
         return dialog
 
     def _on_open_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open image or stack", "", "Images and stacks (*.tif *.tiff *.png *.jpg *.jpeg *.h5 *.hdf5 *.mrc *.raw *.zip);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Open image or stack",
+            "",
+            "Images and stacks (*.tif *.tiff *.png *.jpg *.jpeg *.h5 *.hdf5 *.mrc *.raw *.zip);;All files (*)",
+        )
         if path:
             self.open_path(path)
 
@@ -215,7 +231,11 @@ class MainWindow(QMainWindow):
             return None
         dialog = ExportDialog(self.session, metrics_provider=self.evaluate_tab.last_metrics, parent=self)
         dialog.setAttribute(Qt.WA_DeleteOnClose)  # it stays open until a running export stops
-        dialog.exportFinished.connect(lambda paths: self.statusBar().showMessage(f"exported {len(paths)} file(s) to {Path(paths[0]).parent}", 8000))
+        dialog.exportFinished.connect(
+            lambda paths: self.statusBar().showMessage(
+                f"exported {len(paths)} file(s) to {Path(paths[0]).parent}", 8000
+            )
+        )
         dialog.open()
         return dialog
 
@@ -248,7 +268,11 @@ class MainWindow(QMainWindow):
             return
         try:
             keep_long = self.panel.keep_long.isChecked()
-            work = self._online_work(list(objects), mode, keep_long) if self.online.is_online() else self._offline_work(objects, mode, keep_long)
+            work = (
+                self._online_work(list(objects), mode, keep_long)
+                if self.online.is_online()
+                else self._offline_work(objects, mode, keep_long)
+            )
         except ReportedError as exc:  # the user's files, or the server (unreachable, refused)
             self.show_error(str(exc))
             return
@@ -339,7 +363,11 @@ class MainWindow(QMainWindow):
 
     def _show_pixel_size(self) -> None:
         volume = self.session.volume
-        self.voxel_label.setText(f"voxel {format_pixel_size(volume.pixel_size)}" if volume.pixel_size else "voxel size unknown (File > Voxel size)")
+        self.voxel_label.setText(
+            f"voxel {format_pixel_size(volume.pixel_size)}"
+            if volume.pixel_size
+            else "voxel size unknown (File > Voxel size)"
+        )
 
     def _on_cursor_moved(self, x: int, y: int, value: float) -> None:
         self.pixel_label.setText(f"x {x}, y {y}: {value:g}")

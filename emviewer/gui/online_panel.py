@@ -6,8 +6,6 @@ user can read (``config.save_server_token``).
 
 from __future__ import annotations
 
-from typing import Optional
-
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QButtonGroup, QFormLayout, QGroupBox, QLineEdit, QRadioButton, QVBoxLayout, QWidget
 
@@ -19,12 +17,14 @@ DEFAULT_URL = "http://127.0.0.1:8765"
 class OnlinePanel(QGroupBox):
     """Two radio buttons and, for online mode, the server URL and token."""
 
-    def __init__(self, settings: QSettings, parent: Optional[QWidget] = None) -> None:
+    def __init__(self, settings: QSettings, parent: QWidget | None = None) -> None:
         super().__init__("Where to predict", parent)
         self.settings = settings
         self.offline_button = QRadioButton("Offline: on this computer")
         self.online_button = QRadioButton("Online: on a server")
-        self.online_button.setToolTip("For computers without a GPU: the stack is sent to an EMViewer server ('emviewer serve')")
+        self.online_button.setToolTip(
+            "For computers without a GPU: the stack is sent to an EMViewer server ('emviewer serve')"
+        )
         group = QButtonGroup(self)
         group.addButton(self.offline_button)
         group.addButton(self.online_button)

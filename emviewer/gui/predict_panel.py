@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -72,7 +71,7 @@ class ObjectRow:
                 self.model.setItemData(self.model.count() - 1, card_tooltip(entry), Qt.ToolTipRole)
         self.model.setCurrentIndex(max(0, self.model.findData(current)))
 
-    def chosen_model(self) -> Optional[Path]:
+    def chosen_model(self) -> Path | None:
         data = self.model.currentData()
         return Path(data) if data else None
 
@@ -83,7 +82,7 @@ class PredictPanel(QWidget):
     predictRequested = Signal(dict, str)
     cancelRequested = Signal()
 
-    def __init__(self, session: Session, models: list[ModelEntry], parent: Optional[QWidget] = None) -> None:
+    def __init__(self, session: Session, models: list[ModelEntry], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.session = session
         box = QGroupBox("Objects")

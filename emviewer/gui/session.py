@@ -6,13 +6,11 @@ Widgets receive the session, observe its signals and change it only through its 
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from ..core.objects import OBJECTS
 from ..core.intensity import TissueStats, sample_slices, tissue_stats
+from ..core.objects import OBJECTS
 from ..core.overlay import DISPLAY_PERCENTILES
 from ..core.volume import Volume
 
@@ -30,16 +28,16 @@ class Session(QObject):
     displayChanged = Signal()  # visibility, opacity or contrast changed
     pixelSizeChanged = Signal()  # the voxel size was set by hand
 
-    def __init__(self, parent: Optional[QObject] = None) -> None:
+    def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.volume: Optional[Volume] = None
+        self.volume: Volume | None = None
         self.z = 0
         self.levels: tuple[float, float] = (0.0, 255.0)
-        self.tissue: Optional[TissueStats] = None  # display statistics of the open stack
+        self.tissue: TissueStats | None = None  # display statistics of the open stack
         self.masks: dict[str, dict[int, np.ndarray]] = {}
         self.probabilities: dict[str, dict[int, np.ndarray]] = {}
-        self.visible = {key: True for key in OBJECTS}
-        self.opacity = {key: 0.45 for key in OBJECTS}
+        self.visible = dict.fromkeys(OBJECTS, True)
+        self.opacity = dict.fromkeys(OBJECTS, 0.45)
 
     # ------------------------------------------------------------------ volume
 
@@ -54,7 +52,7 @@ class Session(QObject):
         self.volumeChanged.emit()
         self.sliceChanged.emit(0)
 
-    def current_slice(self) -> Optional[np.ndarray]:
+    def current_slice(self) -> np.ndarray | None:
         return None if self.volume is None else self.volume.slice(self.z)
 
     def set_slice(self, z: int) -> None:
@@ -74,11 +72,13 @@ class Session(QObject):
         self.tissue = tissue_stats(sample_slices(self.volume), DISPLAY_PERCENTILES)
         return self.tissue.low, self.tissue.high
 
-    def set_pixel_size(self, pixel_size: Optional[tuple]) -> None:
+    def set_pixel_size(self, pixel_size: tuple | None) -> None:
         """Voxel size ``(z, y, x)`` in nm (``z`` may be None), or None: uncalibrated."""
         if self.volume is None:
             return
-        self.volume.pixel_size = None if pixel_size is None else tuple(None if v is None else float(v) for v in pixel_size)
+        self.volume.pixel_size = (
+            None if pixel_size is None else tuple(None if v is None else float(v) for v in pixel_size)
+        )
         self.volume.metadata["pixel_size_from"] = "set in the app"
         self.pixelSizeChanged.emit()
 
@@ -99,7 +99,7 @@ class Session(QObject):
         self.masks, self.probabilities = {}, {}
         self.masksChanged.emit(-1)
 
-    def slice_masks(self, z: Optional[int] = None) -> dict[str, np.ndarray]:
+    def slice_masks(self, z: int | None = None) -> dict[str, np.ndarray]:
         """Visible objects' masks of slice ``z`` (the current one by default)."""
         z = self.z if z is None else z
         return {k: per_slice[z] for k, per_slice in self.masks.items() if self.visible.get(k, True) and z in per_slice}

@@ -9,12 +9,13 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from ..core.errors import ReportedError
-from ..core.progress import CancelToken, Cancelled
+from ..core.progress import Cancelled, CancelToken
 
 
 class JobSignals(QObject):
@@ -79,7 +80,7 @@ class Job(QRunnable):
 _running: set = set()
 
 
-def start(job: Job, pool: Optional[QThreadPool] = None) -> Job:
+def start(job: Job, pool: QThreadPool | None = None) -> Job:
     """Queue ``job`` on ``pool`` (the global pool by default) and return it."""
     _running.add(job)
     (pool or QThreadPool.globalInstance()).start(job)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 import requests
@@ -21,9 +21,18 @@ from urllib3.util.retry import Retry
 
 from ..core.errors import InputError, ReportedError
 from ..core.predict import SliceResult
-from ..core.progress import CancelToken, Cancelled, Progress, check, report
+from ..core.progress import Cancelled, CancelToken, Progress, check, report
 from ..core.volume import Volume
-from .schemas import API_PREFIX, FILES_FIELD, PARAMETERS_FIELD, Health, JobParameters, JobState, JobStatus, first_problem
+from .schemas import (
+    API_PREFIX,
+    FILES_FIELD,
+    PARAMETERS_FIELD,
+    Health,
+    JobParameters,
+    JobState,
+    JobStatus,
+    first_problem,
+)
 from .upload import MultipartBody
 
 
@@ -72,7 +81,7 @@ class RemotePredictor:
     objects: Sequence[str]
     models: Mapping[str, Sequence[str]] = field(default_factory=dict)
     mode: str = "fast"
-    tta: Optional[int] = None
+    tta: int | None = None
     keep_long_objects: bool = False
     timeout: float = 30.0
     retries: int = 3
@@ -115,10 +124,19 @@ class RemotePredictor:
 
     # ------------------------------------------------------------------ a job
 
-    def _submit(self, stack: Path, slices: Optional[Sequence[int]], progress: Optional[Progress], cancel: Optional[CancelToken]) -> JobStatus:
+    def _submit(
+        self, stack: Path, slices: Sequence[int] | None, progress: Progress | None, cancel: CancelToken | None
+    ) -> JobStatus:
         """Upload the stack with the parameters; while the server is busy, wait and try again."""
         try:
-            parameters = JobParameters(objects=self.objects, models={k: list(v) for k, v in self.models.items()}, mode=self.mode, tta=self.tta, slices=slices, keep_long_objects=self.keep_long_objects)
+            parameters = JobParameters(
+                objects=self.objects,
+                models={k: list(v) for k, v in self.models.items()},
+                mode=self.mode,
+                tta=self.tta,
+                slices=slices,
+                keep_long_objects=self.keep_long_objects,
+            )
         except ValidationError as exc:
             raise InputError(None, f"online mode: {first_problem(exc.errors())}") from None
         limit = self.health().max_upload_bytes
@@ -131,7 +149,10 @@ class RemotePredictor:
             )
             if len(body) > limit:
                 # the stack travels as an uncompressed TIFF, so a compressed file may grow on the way
-                raise RemoteError(self.url, f"the stack is {len(body) / 2**20:.1f} MiB as sent (uncompressed), over the server's upload limit of {limit / 2**20:.1f} MiB")
+                raise RemoteError(
+                    self.url,
+                    f"the stack is {len(body) / 2**20:.1f} MiB as sent (uncompressed), over the server's upload limit of {limit / 2**20:.1f} MiB",
+                )
             try:
                 response = self._call("POST", "/jobs", data=body, headers={"Content-Type": body.content_type})
                 return JobStatus.model_validate(response.json())
@@ -145,12 +166,17 @@ class RemotePredictor:
             check(cancel)
             pause = min(pause * 2, 10.0)
 
-    def _wait(self, job: JobStatus, progress: Optional[Progress], cancel: Optional[CancelToken]) -> JobStatus:
+    def _wait(self, job: JobStatus, progress: Progress | None, cancel: CancelToken | None) -> JobStatus:
         while job.state in (JobState.queued, JobState.running):
             if cancel is not None and cancel.cancelled:
                 self._cancel(job.id)
                 check(cancel)
-            report(progress, job.done, max(job.total, 1), job.message if job.state == JobState.running else "waiting for the server")
+            report(
+                progress,
+                job.done,
+                max(job.total, 1),
+                job.message if job.state == JobState.running else "waiting for the server",
+            )
             time.sleep(self.poll_interval)
             job = JobStatus.model_validate(self._call("GET", f"/jobs/{job.id}").json())
         if job.state == JobState.failed:
@@ -177,7 +203,11 @@ class RemotePredictor:
         return path
 
     def iter_predict(
-        self, volume: Volume, slices: Optional[Sequence[int]] = None, progress: Optional[Progress] = None, cancel: Optional[CancelToken] = None
+        self,
+        volume: Volume,
+        slices: Sequence[int] | None = None,
+        progress: Progress | None = None,
+        cancel: CancelToken | None = None,
     ) -> Iterator[SliceResult]:
         """Upload the whole stack (context slices and intensity levels as locally), predict ``slices``."""
         import h5py

@@ -6,7 +6,7 @@ Only pydantic here: the server imports this module without the client's HTTP lib
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -35,12 +35,25 @@ class JobParameters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     objects: list[ObjectKey] = Field(min_length=1, max_length=3, description="objects to segment")
-    models: dict[ObjectKey, list[ModelName]] = Field(default_factory=dict, description="registered model names per object; the mode's default where absent")
+    models: dict[ObjectKey, list[ModelName]] = Field(
+        default_factory=dict, description="registered model names per object; the mode's default where absent"
+    )
     mode: Literal["fast", "accurate"] = "fast"
-    tta: Optional[Literal[1, 8, 16]] = Field(None, description="test-time variants; 1 in fast mode and 16 in accurate mode when absent")
-    slices: Optional[list[int]] = Field(None, max_length=100_000, description="slice indices to predict; all when absent")
-    keep_long_objects: bool = Field(False, description="keep objects longer than the models' cards allow (max_object_length_px)")
-    dataset: Optional[str] = Field(None, pattern=r"^/?[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$", max_length=256, description="dataset inside an HDF5 or Zarr upload")
+    tta: Literal[1, 8, 16] | None = Field(
+        None, description="test-time variants; 1 in fast mode and 16 in accurate mode when absent"
+    )
+    slices: list[int] | None = Field(
+        None, max_length=100_000, description="slice indices to predict; all when absent"
+    )
+    keep_long_objects: bool = Field(
+        False, description="keep objects longer than the models' cards allow (max_object_length_px)"
+    )
+    dataset: str | None = Field(
+        None,
+        pattern=r"^/?[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$",
+        max_length=256,
+        description="dataset inside an HDF5 or Zarr upload",
+    )
 
 
 class JobState(str, Enum):
@@ -66,9 +79,9 @@ class JobStatus(BaseModel):
     slices: int = Field(description="slices to predict")
     shape: list[int] = Field(description="uploaded stack shape (Z, Y, X)")
     created: float
-    queued_seconds: Optional[float] = None
-    running_seconds: Optional[float] = None
-    expires: Optional[float] = Field(None, description="when a finished job and its result are deleted")
+    queued_seconds: float | None = None
+    running_seconds: float | None = None
+    expires: float | None = Field(None, description="when a finished job and its result are deleted")
 
 
 class ModelInfo(BaseModel):

@@ -8,18 +8,25 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Optional, Sequence
 
 
 class MultipartBody:
     """``read(n)``-able body of text fields and files, in that order; ``len()`` is its size."""
 
-    def __init__(self, fields: dict[str, str], files: Sequence[tuple[str, Path]], on_read: Optional[Callable[[int, int], None]] = None) -> None:
+    def __init__(
+        self,
+        fields: dict[str, str],
+        files: Sequence[tuple[str, Path]],
+        on_read: Callable[[int, int], None] | None = None,
+    ) -> None:
         self.boundary = uuid.uuid4().hex
         self._parts: list[bytes | Path] = []
         for name, value in fields.items():
-            self._parts.append(self._header(name) + b"Content-Type: application/json\r\n\r\n" + value.encode() + b"\r\n")
+            self._parts.append(
+                self._header(name) + b"Content-Type: application/json\r\n\r\n" + value.encode() + b"\r\n"
+            )
         for name, path in files:
             self._parts.append(self._header(name, path.name) + b"Content-Type: application/octet-stream\r\n\r\n")
             self._parts += [Path(path), b"\r\n"]
@@ -32,7 +39,7 @@ class MultipartBody:
     def content_type(self) -> str:
         return f"multipart/form-data; boundary={self.boundary}"
 
-    def _header(self, name: str, filename: Optional[str] = None) -> bytes:
+    def _header(self, name: str, filename: str | None = None) -> bytes:
         disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
         return f"--{self.boundary}\r\nContent-Disposition: {disposition}\r\n".encode()
 

@@ -44,8 +44,15 @@ async def _lifespan(app: FastAPI):
         summary = device_summary()
         app.state.work_dir, app.state.store = work_folder.path, store
         app.state.device = {"backend": summary["backend"], "device": ", ".join(summary["devices"])}
-        app.state.jobs = jobs = JobManager(partial(run_job, store=store), settings.workers, settings.max_waiting, settings.result_ttl)
-        log.info("serving %d model(s) on %s; work folder %s", len(store.entries), app.state.device["device"], work_folder.path)
+        app.state.jobs = jobs = JobManager(
+            partial(run_job, store=store), settings.workers, settings.max_waiting, settings.result_ttl
+        )
+        log.info(
+            "serving %d model(s) on %s; work folder %s",
+            len(store.entries),
+            app.state.device["device"],
+            work_folder.path,
+        )
         yield
     finally:
         if jobs is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-from typing import Optional
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -11,12 +10,14 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 _bearer = HTTPBearer(auto_error=False, description="the server's token, sent as `Authorization: Bearer <token>`")
 
 
-async def require_token(request: Request, credentials: Optional[HTTPAuthorizationCredentials] = Depends(_bearer)) -> None:
+async def require_token(
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
+) -> None:
     """FastAPI dependency: 401 unless the request carries the server's token.
 
     Compared in constant time, so the answer time does not leak how much of a guess was right.
     """
-    expected: Optional[str] = request.app.state.settings.token
+    expected: str | None = request.app.state.settings.token
     if expected is None:
         return
     given = credentials.credentials if credentials else ""

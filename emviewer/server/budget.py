@@ -3,7 +3,7 @@ before the job is queued, so a small file cannot claim hours of work or gigabyte
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from ..core.errors import InputError
 from ..core.volume import Volume
@@ -18,7 +18,7 @@ def _size(n_bytes: int) -> str:
     return f"{n_bytes / 2**30:.1f} GiB" if n_bytes >= 2**30 else f"{n_bytes / 2**20:.1f} MiB"
 
 
-def check_slices(slices: Optional[Sequence[int]], n_slices: int, max_slices: int) -> int:
+def check_slices(slices: Sequence[int] | None, n_slices: int, max_slices: int) -> int:
     """How many slices the job predicts.
 
     Raises
@@ -43,7 +43,7 @@ def check_slices(slices: Optional[Sequence[int]], n_slices: int, max_slices: int
     return count
 
 
-def check_job(volume: Volume, slices: Optional[Sequence[int]], settings: ServerSettings) -> int:
+def check_job(volume: Volume, slices: Sequence[int] | None, settings: ServerSettings) -> int:
     """Check an opened upload against the budget; returns the number of slices to predict.
 
     The decoded size counts every voxel, channel and byte per sample the file holds

@@ -41,38 +41,57 @@ def add_serve_parser(sub) -> argparse.ArgumentParser:
     )
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on (default %(default)s)")
     serve.add_argument(
-        "--token-file", metavar="FILE",
+        "--token-file",
+        metavar="FILE",
         help="file holding the token clients must send (default: $EMVIEWER_TOKEN); "
         f"beyond loopback it needs {_DEFAULTS.min_token_length} or more characters",
     )
     serve.add_argument(
-        "--new-token", metavar="FILE",
+        "--new-token",
+        metavar="FILE",
         help="write a new random token to FILE (a new file only you can read), say where it is and exit",
     )
     serve.add_argument(
-        "--keep-results", type=_positive(float), default=_DEFAULTS.result_ttl / 60, metavar="MINUTES",
+        "--keep-results",
+        type=_positive(float),
+        default=_DEFAULTS.result_ttl / 60,
+        metavar="MINUTES",
         help="how long finished results are kept (default %(default)g)",
     )
     serve.add_argument(
-        "--workers", type=_positive(int), default=_DEFAULTS.workers, metavar="N",
+        "--workers",
+        type=_positive(int),
+        default=_DEFAULTS.workers,
+        metavar="N",
         help="jobs run at the same time (default %(default)s: one job on the GPU)",
     )
     budget = serve.add_argument_group("job budget", "what one job may ask for; a job over a limit is refused")
     budget.add_argument(
-        "--max-upload-mb", type=_positive(float), default=_DEFAULTS.max_upload_bytes / MIB, metavar="MIB",
+        "--max-upload-mb",
+        type=_positive(float),
+        default=_DEFAULTS.max_upload_bytes / MIB,
+        metavar="MIB",
         help="largest upload accepted, in MiB (default %(default)g)",
     )
     budget.add_argument(
-        "--max-parts", type=_positive(int), default=_DEFAULTS.max_parts, metavar="N",
+        "--max-parts",
+        type=_positive(int),
+        default=_DEFAULTS.max_parts,
+        metavar="N",
         help="parts in one upload: files plus the parameters field (default %(default)s)",
     )
     budget.add_argument(
-        "--max-decoded-gb", type=_positive(float), default=_DEFAULTS.max_decoded_bytes / GIB, metavar="GIB",
-        help="image data of one job once decoded, in GiB: voxels x channels x bytes per sample "
-        "(default %(default)g)",
+        "--max-decoded-gb",
+        type=_positive(float),
+        default=_DEFAULTS.max_decoded_bytes / GIB,
+        metavar="GIB",
+        help="image data of one job once decoded, in GiB: voxels x channels x bytes per sample (default %(default)g)",
     )
     budget.add_argument(
-        "--max-slices", type=_positive(int), default=_DEFAULTS.max_slices, metavar="N",
+        "--max-slices",
+        type=_positive(int),
+        default=_DEFAULTS.max_slices,
+        metavar="N",
         help="slices predicted in one job (default %(default)s)",
     )
     serve.set_defaults(run=cmd_serve)

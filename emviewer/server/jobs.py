@@ -14,12 +14,12 @@ import shutil
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
 
 from ..core.errors import InputError
-from ..core.progress import CancelToken, Cancelled
+from ..core.progress import Cancelled, CancelToken
 from ..remote.schemas import FINISHED_STATES, JobParameters, JobState, JobStatus
 
 log = logging.getLogger("emviewer.server")
@@ -45,10 +45,10 @@ class Job:
     done: int = 0
     total: int = 0
     message: str = "waiting in the queue"
-    started: Optional[float] = None
-    finished: Optional[float] = None
-    expires: Optional[float] = None
-    result: Optional[Path] = None
+    started: float | None = None
+    finished: float | None = None
+    expires: float | None = None
+    result: Path | None = None
     cancel: CancelToken = field(default_factory=CancelToken)
 
     def status(self) -> JobStatus:
@@ -85,9 +85,11 @@ class JobManager:
         self._runner, self._ttl = runner, result_ttl
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
-        self._queue: queue.Queue[Optional[Job]] = queue.Queue(maxsize=max_waiting)
+        self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=max_waiting)
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._work, name=f"emviewer-job-{i}", daemon=True) for i in range(workers)]
+        self._threads = [
+            threading.Thread(target=self._work, name=f"emviewer-job-{i}", daemon=True) for i in range(workers)
+        ]
         self._threads.append(threading.Thread(target=self._sweep_loop, name="emviewer-expiry", daemon=True))
         for thread in self._threads:
             thread.start()
@@ -102,12 +104,12 @@ class JobManager:
                 raise QueueFullError(f"{self._queue.maxsize} jobs are already waiting; try again later") from None
             self._jobs[job.id] = job
 
-    def get(self, job_id: str) -> Optional[Job]:
+    def get(self, job_id: str) -> Job | None:
         self.sweep()
         with self._lock:
             return self._jobs.get(job_id)
 
-    def cancel(self, job_id: str) -> Optional[Job]:
+    def cancel(self, job_id: str) -> Job | None:
         """Cancel a waiting or running job and delete its files; a finished job is deleted whole."""
         with self._lock:
             job = self._jobs.get(job_id)
@@ -173,7 +175,11 @@ class JobManager:
             outcome, message, result = JobState.failed, str(exc), None
         except Exception as exc:  # a bug or a broken model: the log has the traceback, the user a summary
             log.exception("job %s failed", job.id)
-            outcome, message, result = JobState.failed, f"prediction failed on the server ({type(exc).__name__}); the server's log has the details", None
+            outcome, message, result = (
+                JobState.failed,
+                f"prediction failed on the server ({type(exc).__name__}); the server's log has the details",
+                None,
+            )
         else:
             outcome, message = JobState.done, "done"
         shutil.rmtree(job.folder / "input", ignore_errors=True)

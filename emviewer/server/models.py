@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from ..core.errors import InputError
 from ..core.models.loading import LoadedModel, load_model
@@ -23,7 +23,9 @@ class ModelStore:
         known = ", ".join(e.name for e in self.entries) or "none installed"
         raise InputError(None, f"unknown model {name!r} (this server has: {known})")
 
-    def choose(self, objects: Sequence[str], names: Mapping[str, Sequence[str]], mode: str) -> dict[str, list[LoadedModel]]:
+    def choose(
+        self, objects: Sequence[str], names: Mapping[str, Sequence[str]], mode: str
+    ) -> dict[str, list[LoadedModel]]:
         """Models per object: the names asked for, else the mode's defaults."""
         chosen = {}
         for obj in objects:

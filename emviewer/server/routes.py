@@ -5,14 +5,24 @@ from __future__ import annotations
 import shutil
 
 import anyio
-
-from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from ..core.errors import InputError
-from ..remote.schemas import FILES_FIELD, PARAMETERS_FIELD, ErrorBody, first_problem, Health, JobParameters, JobState, JobStatus, ModelInfo
+from ..remote.schemas import (
+    FILES_FIELD,
+    PARAMETERS_FIELD,
+    ErrorBody,
+    Health,
+    JobParameters,
+    JobState,
+    JobStatus,
+    ModelInfo,
+    first_problem,
+)
 from .auth import require_token
 from .budget import OverBudgetError, check_job
 from .jobs import Job, QueueFullError, new_job_folder
@@ -75,7 +85,10 @@ def health(request: Request) -> Health:
 @router.get("/models", response_model=list[ModelInfo], dependencies=[Depends(require_token)], responses=_answers(401))
 def models(request: Request) -> list[ModelInfo]:
     """The models this server predicts with, and their cards."""
-    return [ModelInfo(name=e.name, object=str(e.card.get("object", "")), card=e.card) for e in request.app.state.store.entries]
+    return [
+        ModelInfo(name=e.name, object=str(e.card.get("object", "")), card=e.card)
+        for e in request.app.state.store.entries
+    ]
 
 
 def _parse_parameters(text: str | None) -> JobParameters:
@@ -122,7 +135,9 @@ async def submit_job(request: Request) -> JobStatus:
     job_id, folder = new_job_folder(state.work_dir)
     try:
         content_type = request.headers.get("content-type", "")
-        form = await receive_form(request.stream(), content_type, folder / "input", limit, FILES_FIELD, max_parts=state.settings.max_parts)
+        form = await receive_form(
+            request.stream(), content_type, folder / "input", limit, FILES_FIELD, max_parts=state.settings.max_parts
+        )
         job = await run_in_threadpool(_prepare, job_id, folder, form, state.store, state.settings)
         state.jobs.submit(job)
     except BaseException as exc:
@@ -156,7 +171,13 @@ def _job(request: Request, job_id: str) -> Job:
     return job
 
 
-@router.get("/jobs/{job_id}", response_model=JobStatus, dependencies=[Depends(require_token)], responses=_errors, operation_id="job_status")
+@router.get(
+    "/jobs/{job_id}",
+    response_model=JobStatus,
+    dependencies=[Depends(require_token)],
+    responses=_errors,
+    operation_id="job_status",
+)
 def job_status(request: Request, job_id: str = JobId) -> JobStatus:
     """State, progress (done of total tiles), message and timings of a job."""
     return _job(request, job_id).status()
@@ -166,7 +187,14 @@ def job_status(request: Request, job_id: str = JobId) -> JobStatus:
     "/jobs/{job_id}/result",
     operation_id="job_result",
     dependencies=[Depends(require_token)],
-    responses={**_errors, **_answers(409), 200: {"content": {"application/x-hdf5": {}}, "description": "HDF5: /masks/<object> (uint8 0/255), /probabilities/<object> (float32)"}},
+    responses={
+        **_errors,
+        **_answers(409),
+        200: {
+            "content": {"application/x-hdf5": {}},
+            "description": "HDF5: /masks/<object> (uint8 0/255), /probabilities/<object> (float32)",
+        },
+    },
 )
 def job_result(request: Request, job_id: str = JobId) -> FileResponse:
     """The finished job's HDF5 file, streamed."""
@@ -176,7 +204,13 @@ def job_result(request: Request, job_id: str = JobId) -> FileResponse:
     return FileResponse(job.result, media_type="application/x-hdf5", filename="prediction.h5")
 
 
-@router.delete("/jobs/{job_id}", response_model=JobStatus, dependencies=[Depends(require_token)], responses=_errors, operation_id="cancel_job")
+@router.delete(
+    "/jobs/{job_id}",
+    response_model=JobStatus,
+    dependencies=[Depends(require_token)],
+    responses=_errors,
+    operation_id="cancel_job",
+)
 def cancel_job(request: Request, job_id: str = JobId) -> JobStatus:
     """Cancel a waiting or running job (its files are deleted), or delete a finished one."""
     job = request.app.state.jobs.cancel(job_id)

@@ -18,4 +18,6 @@ def serve(settings: ServerSettings) -> None:
     # traceback) beside uvicorn's
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     logging.getLogger("emviewer").setLevel(logging.INFO)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info", timeout_graceful_shutdown=5)
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level="info", timeout_graceful_shutdown=5
+    )

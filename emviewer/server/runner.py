@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Optional
 
 from ..core.errors import InputError
 from ..core.io import open_volume
@@ -20,7 +20,7 @@ from .jobs import Job
 from .models import ModelStore
 
 
-def open_upload(files: list[Path], dataset: Optional[str]) -> Volume:
+def open_upload(files: list[Path], dataset: str | None) -> Volume:
     """The uploaded stack: one file (TIFF, HDF5, Zarr zip, image) or a set of slice images."""
     if not files:
         raise InputError(None, "no file uploaded")
@@ -52,7 +52,9 @@ def check_upload_image(volume: Volume, job_folder: Path) -> None:
         check_volume_image(volume)
 
 
-def open_job_inputs(files: list[Path], parameters: JobParameters, store: ModelStore, job_folder: Path) -> tuple[Volume, dict]:
+def open_job_inputs(
+    files: list[Path], parameters: JobParameters, store: ModelStore, job_folder: Path
+) -> tuple[Volume, dict]:
     """The uploaded stack and the models chosen for it; core messages name upload files only."""
     with public_errors(job_folder):
         volume = open_upload(files, parameters.dataset)
@@ -69,8 +71,17 @@ def run_job(job: Job, progress: Callable[[int, int, str], None], cancel: CancelT
     volume, models = open_job_inputs(job.inputs, p, store, job.folder)
     with volume:  # closed when the job ends, however it ends
         predictor = LocalPredictor(models, tta=mode_tta(p.mode, p.tta), keep_long_objects=p.keep_long_objects)
-        record = provenance(command="serve", mode=p.mode, tta=predictor.tta, slices=p.slices, keep_long_objects=p.keep_long_objects, models=models_record(models))
-        writer = PredictionWriter(job.folder / "result", p.objects, "h5", probabilities=True, provenance=record, pixel_size=volume.pixel_size)
+        record = provenance(
+            command="serve",
+            mode=p.mode,
+            tta=predictor.tta,
+            slices=p.slices,
+            keep_long_objects=p.keep_long_objects,
+            models=models_record(models),
+        )
+        writer = PredictionWriter(
+            job.folder / "result", p.objects, "h5", probabilities=True, provenance=record, pixel_size=volume.pixel_size
+        )
         results = predictor.iter_predict(volume, slices=p.slices, progress=progress, cancel=cancel)
         with public_errors(job.folder):
             return write_predictions(results, writer)[0]

@@ -8,7 +8,6 @@ import secrets
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
 
 from ..core.errors import InputError, InputWarning
 
@@ -35,14 +34,14 @@ class ServerSettings:
 
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
-    token: Optional[str] = None
+    token: str | None = None
     max_upload_bytes: int = 4 * 1024**3
     result_ttl: float = 3600.0
     max_waiting: int = 32
     workers: int = 1
-    work_dir: Optional[Path] = None
-    models_dir: Optional[Path] = None
-    user_models_dir: Optional[Path] = None
+    work_dir: Path | None = None
+    models_dir: Path | None = None
+    user_models_dir: Path | None = None
     max_parts: int = 10_000
     max_decoded_bytes: int = 16 * 1024**3
     max_slices: int = 10_000
@@ -78,7 +77,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def read_token(token_file: Optional[str]) -> Optional[str]:
+def read_token(token_file: str | None) -> str | None:
     """The token from ``token_file`` (its first word), else ``$EMVIEWER_TOKEN``, else None.
 
     Warns (:class:`InputWarning`, one line) when other users may open the file.
@@ -116,7 +115,7 @@ def new_token() -> str:
             return token
 
 
-def write_new_token(path: Union[str, Path]) -> Path:
+def write_new_token(path: str | Path) -> Path:
     """Write :func:`new_token` and a newline to ``path``, a new file created with mode 0600.
 
     The file is created with owner-only permissions by ``open(2)`` itself (no moment with

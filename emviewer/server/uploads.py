@@ -16,9 +16,10 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import AsyncIterator, BinaryIO, Optional, Sequence
+from typing import BinaryIO
 
 from anyio import to_thread
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -139,9 +140,9 @@ class _Receiver:
         self._header_name = b""
         self._header_value = b""
         self._headers: dict[bytes, bytes] = {}
-        self._name: Optional[str] = None
-        self._text: Optional[bytearray] = None
-        self._file: Optional[BinaryIO] = None
+        self._name: str | None = None
+        self._text: bytearray | None = None
+        self._file: BinaryIO | None = None
 
     def callbacks(self) -> dict:
         return {

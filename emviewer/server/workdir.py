@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import IO, Optional
+from typing import IO
 
 from ..core.errors import InputError
 
@@ -37,7 +37,7 @@ JOB_FOLDER = re.compile(r"^[0-9a-f]{32}$")
 UNLOCKED_GRACE_S = 600.0
 
 
-def _try_lock(folder: Path) -> Optional[IO]:
+def _try_lock(folder: Path) -> IO | None:
     """The folder's lock, held through the returned file; None when another process holds it."""
     handle = open(folder / LOCK_NAME, "a")
     if fcntl is None:
@@ -86,7 +86,7 @@ class WorkFolder:
         self.path, self.owned, self._lock = path, owned, lock
 
     @classmethod
-    def open(cls, configured: Optional[Path] = None, temp_root: Optional[Path] = None) -> "WorkFolder":
+    def open(cls, configured: Path | None = None, temp_root: Path | None = None) -> WorkFolder:
         """Take ``configured`` (removing job folders a killed server left there), or make a
         fresh temporary folder after removing orphaned ones.
 

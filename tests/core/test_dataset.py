@@ -27,8 +27,10 @@ def test_held_out_parts_keep_the_voxel_size_levels_and_reference(cdeep3m):
     from emviewer.core.io import ReadOptions
 
     stack = load_labelled(
-        str(cdeep3m / "validation" / "images"), str(cdeep3m / "validation" / "labels"),
-        reference=(0.2, 0.8), options=ReadOptions(pixel_size=(50.0, 7.0, 7.0)),
+        str(cdeep3m / "validation" / "images"),
+        str(cdeep3m / "validation" / "labels"),
+        reference=(0.2, 0.8),
+        options=ReadOptions(pixel_size=(50.0, 7.0, 7.0)),
     )
     for part in holdout_split(stack):
         assert part.pixel_size == (50.0, 7.0, 7.0)  # the trained card records it
@@ -45,7 +47,7 @@ def test_batches_are_aligned_with_context_and_in_range():
     for augmentation in (None, dihedral_only):
         x, y = random_batch([stack], 8, 64, 3, rng, augmentation)
         assert x.shape == (8, 64, 64, 3) and y.shape == (8, 64, 64, 1) and x.dtype == np.float32
-        assert 0 <= x.min() and x.max() <= 1
+        assert x.min() >= 0 and x.max() <= 1
         grey = np.rint(x * 255)
         # Neighbours are 10 grey levels either side (20 apart), or equal where mirrored at an end.
         assert set(np.unique(np.abs(grey[..., 2] - grey[..., 0]))) <= {0.0, 20.0}
@@ -108,7 +110,9 @@ def test_labels_without_an_image_are_skipped_and_named(cdeep3m, make_crops):
     stack = load_labelled(str(images), str(labels))
     assert stack.names == [f"images.{n}" for n in VALIDATION] and len(stack.unpaired_labels) == 5
     assert stack.unpaired_images == [] and stack.unpaired_labels[0] == "mitos_3D.055"
-    assert stack.warnings() == [f"{labels}: 5 label slice(s) without a partner, skipped: " + ", ".join(f"mitos_3D.0{n}" for n in range(55, 60))]
+    assert stack.warnings() == [
+        f"{labels}: 5 label slice(s) without a partner, skipped: " + ", ".join(f"mitos_3D.0{n}" for n in range(55, 60))
+    ]
 
 
 def test_training_data_warns_then_refuses_a_shifted_validation_set(cdeep3m, make_crops, shifted):

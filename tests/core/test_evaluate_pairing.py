@@ -48,4 +48,8 @@ def test_predictions_for_some_labelled_slices_list_the_others(cdeep3m, tmp_path)
             Image.fromarray(np.asarray(image) * 255).save(folder / f"pred_0{n}.png")
     result = evaluate(str(folder), str(labels))
     assert result.names == ["pred_052", "pred_053"] and result.mean.f1 == 1.0
-    assert result.unpaired_predictions == [] and len(result.unpaired_labels) == 8 and "mitos_3D.052" not in result.unpaired_labels
+    assert (
+        result.unpaired_predictions == []
+        and len(result.unpaired_labels) == 8
+        and "mitos_3D.052" not in result.unpaired_labels
+    )

@@ -15,7 +15,7 @@ from emviewer.core.errors import InputError
 from emviewer.core.export import export, parse_slices
 from emviewer.core.io import open_volume
 from emviewer.core.objects import OBJECTS
-from emviewer.core.progress import CancelToken, Cancelled
+from emviewer.core.progress import Cancelled, CancelToken
 from emviewer.core.volume import from_array
 
 
@@ -34,7 +34,13 @@ def _pick(volume, n=3):
 def test_hdf5_holds_raw_masks_probabilities_and_provenance(tmp_path, real):
     images, labels = _pick(real[0]), _pick(real[1])
     probs = from_array(labels.read().astype(np.float32) * 0.9)
-    export(tmp_path / "out.h5", images, masks={"mito": labels}, probabilities={"mito": probs}, provenance={"model": "tiny", "threshold": 0.5})
+    export(
+        tmp_path / "out.h5",
+        images,
+        masks={"mito": labels},
+        probabilities={"mito": probs},
+        provenance={"model": "tiny", "threshold": 0.5},
+    )
     with h5py.File(tmp_path / "out.h5", "r") as h5:
         np.testing.assert_array_equal(h5["raw"][:], images.read())
         assert set(np.unique(h5["masks/mito"][:])) == {0, 255}
@@ -85,8 +91,15 @@ def test_raw_with_json_sidecar(tmp_path, real):
 
 def test_pdf_report_pages_and_text(tmp_path, real):
     images, labels = _pick(real[0], 2), _pick(real[1], 2)
-    metrics = {"per_image": [{"name": "images.050", "precision": 0.9, "recall": 0.8, "f1": 0.847, "iou": 0.73}], "mean": {"precision": 0.9, "recall": 0.8, "f1": 0.847, "iou": 0.73}}
-    provenance = {"software": {"emviewer": "0.1.0"}, "model": {"name": "mito-1fm", "sha256": "abc123"}, "threshold": 0.5}
+    metrics = {
+        "per_image": [{"name": "images.050", "precision": 0.9, "recall": 0.8, "f1": 0.847, "iou": 0.73}],
+        "mean": {"precision": 0.9, "recall": 0.8, "f1": 0.847, "iou": 0.73},
+    }
+    provenance = {
+        "software": {"emviewer": "0.1.0"},
+        "model": {"name": "mito-1fm", "sha256": "abc123"},
+        "threshold": 0.5,
+    }
     export(tmp_path / "report.pdf", images, masks={"mito": labels}, metrics=metrics, provenance=provenance)
     reader = PdfReader(tmp_path / "report.pdf")
     assert len(reader.pages) == 1 + 2  # summary, then one page per slice

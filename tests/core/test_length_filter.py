@@ -49,7 +49,11 @@ def test_veto_zeroes_only_the_objects_over_the_limit():
     kept = drop_long_objects(probability, max_length=100)
     assert kept.dtype == np.float32
     assert np.all(kept[20:23, 10:190] == 0)  # the bar is rejected
-    assert kept[120, 80] == pytest.approx(0.9) and kept[150, 150] == pytest.approx(0.4) and kept[0, 0] == pytest.approx(0.2)
+    assert (
+        kept[120, 80] == pytest.approx(0.9)
+        and kept[150, 150] == pytest.approx(0.4)
+        and kept[0, 0] == pytest.approx(0.2)
+    )
     assert drop_long_objects(probability, max_length=None) is probability
     assert drop_long_objects(probability, max_length=500) is probability  # nothing that long
     np.testing.assert_array_equal(long_objects(_bar_and_disk(), 100), kept == 0)

@@ -85,4 +85,6 @@ def test_parallel_map_hands_errors_on_and_stops_when_closed():
     items = parallel_map(lambda i: made.append(i) or i, 10_000, workers=2)
     assert next(items) == 0
     items.close()
-    assert len(made) < 10 and not any(t.name.startswith("emviewer-batches") and t.is_alive() for t in threading.enumerate())
+    assert len(made) < 10 and not any(
+        t.name.startswith("emviewer-batches") and t.is_alive() for t in threading.enumerate()
+    )

@@ -9,7 +9,7 @@ from emviewer.core.models import build_model
 from emviewer.core.models.loading import LoadedModel, load_model
 from emviewer.core.predict import LocalPredictor, calibrate, predict_all
 from emviewer.core.preprocess import input_levels, normalise
-from emviewer.core.progress import CancelToken, Cancelled
+from emviewer.core.progress import Cancelled, CancelToken
 from emviewer.core.volume import from_array
 
 
@@ -47,15 +47,23 @@ def test_small_image_is_padded_and_cropped_back(em_slices, tiny_model):
     small = from_array(em_slices[:, :37, :50])
     result = predict_all(LocalPredictor({"mito": [tiny_model]}, tile=64, overlap=16), small)["mito"]
     assert result.shape == (2, 37, 50)
-    assert 0 <= result.min() and result.max() <= 1
+    assert result.min() >= 0 and result.max() <= 1
 
 
 def test_tta_averages_inverted_variants(em_slices, tiny_model):
     volume = from_array(em_slices[:1, :128, :128])
     plain = predict_all(LocalPredictor({"mito": [tiny_model]}, tta=1, tile=128, overlap=0), volume)["mito"][0]
     x = normalise(volume.slice(0), input_levels(volume))  # the model input: tissue levels onto the reference
-    by_hand = np.mean([np.rot90(tiny_model.predict(np.rot90(x[None, ..., None], k, axes=(1, 2)))[0, ..., 0], -k) for k in range(4)] +
-                      [np.fliplr(np.rot90(tiny_model.predict(np.rot90(np.fliplr(x)[None, ..., None], k, axes=(1, 2)))[0, ..., 0], -k)) for k in range(4)], axis=0)
+    by_hand = np.mean(
+        [np.rot90(tiny_model.predict(np.rot90(x[None, ..., None], k, axes=(1, 2)))[0, ..., 0], -k) for k in range(4)]
+        + [
+            np.fliplr(
+                np.rot90(tiny_model.predict(np.rot90(np.fliplr(x)[None, ..., None], k, axes=(1, 2)))[0, ..., 0], -k)
+            )
+            for k in range(4)
+        ],
+        axis=0,
+    )
     eight = predict_all(LocalPredictor({"mito": [tiny_model]}, tta=8, tile=128, overlap=0), volume)["mito"][0]
     np.testing.assert_allclose(eight, by_hand, atol=1e-3)
     assert np.abs(eight - plain).max() > 1e-3  # the variants really differ

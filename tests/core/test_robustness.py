@@ -22,15 +22,16 @@ def test_corruption_is_the_same_on_every_read():
 
 
 def test_curve_starts_at_one_and_is_drawn(tmp_path, cdeep3m):
-    from PIL import Image
-
     import keras
+    from PIL import Image
 
     keras.utils.set_random_seed(0)
     image = np.asarray(Image.open(cdeep3m / "validation" / "images" / "images.050.png"))[:128, :128]
     truth = np.asarray(Image.open(cdeep3m / "validation" / "labels" / "mitos_3D.050.png"))[:128, :128] > 0
     model = LoadedModel("tiny", build_model("deepem3d", 1, 4, 2), 1, 0.5)
-    curve = robustness_curve(LocalPredictor({"mito": [model]}, tile=128, overlap=0), from_array(image), [truth], (0.0, 0.05, 0.2))
+    curve = robustness_curve(
+        LocalPredictor({"mito": [model]}, tile=128, overlap=0), from_array(image), [truth], (0.0, 0.05, 0.2)
+    )
     assert [p.level for p in curve] == [0.0, 0.05, 0.2]
     assert curve[0].relative == 1.0 and all(0 <= p.f1 <= 1 for p in curve)
     chart = line_chart([0, 5, 20], {"tiny": [p.f1 for p in curve]}, "F1", "noise %", "F1")

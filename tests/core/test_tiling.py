@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emviewer.core.progress import CancelToken, Cancelled
+from emviewer.core.progress import Cancelled, CancelToken
 from emviewer.core.tiling import (
     Stitcher,
     blend_window,
@@ -54,8 +54,8 @@ def test_tile_grid_covers_every_pixel_inside_the_image(shape, tile, overlap):
     ty, tx = (tile, tile) if isinstance(tile, int) else tile
     count = np.zeros(shape, dtype=int)
     for rows, cols in tile_grid(shape, tile, overlap):
-        assert 0 <= rows.start and rows.stop <= shape[0] and rows.stop - rows.start == ty
-        assert 0 <= cols.start and cols.stop <= shape[1] and cols.stop - cols.start == tx
+        assert rows.start >= 0 and rows.stop <= shape[0] and rows.stop - rows.start == ty
+        assert cols.start >= 0 and cols.stop <= shape[1] and cols.stop - cols.start == tx
         count[rows, cols] += 1
     assert count.min() >= 1
 

@@ -15,8 +15,8 @@ from emviewer.core.dataset import load_labelled
 from emviewer.core.length_filter import length_limit
 from emviewer.core.metrics import score
 from emviewer.core.models.loading import load_model
-from emviewer.core.predict import LocalPredictor, predict_all
 from emviewer.core.pipeline import parallel_map
+from emviewer.core.predict import LocalPredictor, predict_all
 from emviewer.core.train import (
     DataSpec,
     TrainConfig,
@@ -67,7 +67,9 @@ def test_tiny_model_beats_trivial_baselines(crops, tiny):
     assert out.with_suffix(".json").exists() and card["epochs"] == 4 and card["learning_rate"] == TINY["learning_rate"]
     model = load_model(out)  # also checks the card's SHA-256
     test = load_labelled(*crops["test"])
-    probability = predict_all(LocalPredictor({"mito": [model]}, tile=128, overlap=32), from_array(test.images))["mito"][0]
+    probability = predict_all(LocalPredictor({"mito": [model]}, tile=128, overlap=32), from_array(test.images))["mito"][
+        0
+    ]
     truth = test.masks[0]
     learned = score(probability >= 0.5, truth).f1
     all_foreground = score(np.ones_like(truth), truth).f1
@@ -83,16 +85,51 @@ def test_tiny_model_beats_trivial_baselines(crops, tiny):
 
 
 def _train_command(crops, out, epochs, resume=False):
-    cmd = [sys.executable, "-m", "emviewer", "train", "--object", "mito", "--images", crops["train"][0], "--labels", crops["train"][1]]
-    cmd += ["--val-images", crops["val"][0], "--val-labels", crops["val"][1], "--out", str(out), "--epochs", str(epochs)]
-    cmd += ["--arch", "deepem3d", "--width", "8", "--tile", "128", "--batch-size", "2", "--steps", "3", "--precision", "float32"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "emviewer",
+        "train",
+        "--object",
+        "mito",
+        "--images",
+        crops["train"][0],
+        "--labels",
+        crops["train"][1],
+    ]
+    cmd += [
+        "--val-images",
+        crops["val"][0],
+        "--val-labels",
+        crops["val"][1],
+        "--out",
+        str(out),
+        "--epochs",
+        str(epochs),
+    ]
+    cmd += [
+        "--arch",
+        "deepem3d",
+        "--width",
+        "8",
+        "--tile",
+        "128",
+        "--batch-size",
+        "2",
+        "--steps",
+        "3",
+        "--precision",
+        "float32",
+    ]
     return cmd + (["--resume"] if resume else [])
 
 
 def test_killed_training_resumes_from_its_checkpoint(crops, tmp_path):
     out = tmp_path / "run.keras"
     state_file = checkpoint_dir(out) / "state.json"
-    process = subprocess.Popen(_train_command(crops, out, epochs=50), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        _train_command(crops, out, epochs=50), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 240
     while not (state_file.exists() and json.loads(state_file.read_text())["epoch"] >= 2):
         assert process.poll() is None and time.monotonic() < deadline, "training did not reach epoch 2"
@@ -102,7 +139,9 @@ def test_killed_training_resumes_from_its_checkpoint(crops, tmp_path):
     killed_at = json.loads(state_file.read_text())["epoch"]
     assert not out.exists()
 
-    finished = subprocess.run(_train_command(crops, out, epochs=killed_at + 1, resume=True), capture_output=True, text=True, timeout=300)
+    finished = subprocess.run(
+        _train_command(crops, out, epochs=killed_at + 1, resume=True), capture_output=True, text=True, timeout=300
+    )
     assert finished.returncode == 0, finished.stderr[-2000:]
     state = json.loads(state_file.read_text())
     assert state["epoch"] == killed_at + 1
@@ -155,7 +194,9 @@ def test_fine_tuning_starts_from_the_given_model(crops, tiny, tmp_path):
     start, start_file = tiny
     # a learning rate too small to change anything: the tuned weights are the start model's
     settings = {**TINY, "arch": "multiresunet", "width": 16, "learning_rate": 1e-12}
-    tuned = train(spec, TrainConfig(epochs=1, steps_per_epoch=1, **settings), tmp_path / "tuned.keras", init_from=start_file)
+    tuned = train(
+        spec, TrainConfig(epochs=1, steps_per_epoch=1, **settings), tmp_path / "tuned.keras", init_from=start_file
+    )
     assert tuned["architecture"] == "deepem3d" and tuned["width"] == TINY["width"]  # the start model's network
     assert tuned["initialised_from"] == {"name": "tiny", "sha256": start["sha256"]}
     # (the trainable ones only: a training step also moves batch normalisation's running statistics)
@@ -170,8 +211,12 @@ def test_fine_tuning_starts_from_the_given_model(crops, tiny, tmp_path):
 def test_hard_mining_measures_errors_before_each_epoch(crops, tmp_path):
     spec = DataSpec([crops["train"][0]], [crops["train"][1]], [crops["val"][0]], [crops["val"][1]])
     messages = []
-    card = train(spec, TrainConfig(epochs=2, steps_per_epoch=2, hard_mining=1.0, **TINY), tmp_path / "hard.keras",
-                 progress=lambda done, total, message: messages.append(message))
+    card = train(
+        spec,
+        TrainConfig(epochs=2, steps_per_epoch=2, hard_mining=1.0, **TINY),
+        tmp_path / "hard.keras",
+        progress=lambda done, total, message: messages.append(message),
+    )
     assert sum("finding where the model errs" in m for m in messages) == 2
     assert card["hard_mining"] == 1.0 and card["epochs"] == 2
 
@@ -181,7 +226,9 @@ def test_length_filter_is_off_for_objects_without_a_bounded_size_or_when_asked(c
     assert object_length_limit(TrainConfig(object="membrane"), train_sets) is None
     assert object_length_limit(TrainConfig(object="nuclei"), train_sets) is None
     assert object_length_limit(TrainConfig(object="mito", length_filter=False), train_sets) is None
-    assert object_length_limit(TrainConfig(object="membrane", length_filter=True), train_sets) == length_limit(train_sets[0].masks)
+    assert object_length_limit(TrainConfig(object="membrane", length_filter=True), train_sets) == length_limit(
+        train_sets[0].masks
+    )
 
 
 def test_batches_are_the_same_whichever_threads_make_them(crops):

@@ -158,7 +158,9 @@ def test_unpaired_names_on_one_side_are_reported(cdeep3m):
     images = [f"images.0{n}" for n in range(12, 17)]
     labels = _stems(cdeep3m / "training" / "labels")
     pairing = pair_by_number(images, labels)
-    assert [(images[i], labels[j]) for i, j in pairing.pairs] == [(f"images.0{n}", f"mitos_3D.0{n}") for n in range(12, 17)]
+    assert [(images[i], labels[j]) for i, j in pairing.pairs] == [
+        (f"images.0{n}", f"mitos_3D.0{n}") for n in range(12, 17)
+    ]
     assert pairing.unpaired_a == [] and len(pairing.unpaired_b) == 15 and "mitos_3D.010" in pairing.unpaired_b
     extra = pair_by_number(images + ["images.099"], [f"mitos_3D.0{n}" for n in range(12, 17)])
     assert extra.unpaired_a == ["images.099"] and extra.unpaired_b == []
@@ -185,7 +187,9 @@ def test_numberings_that_differ_are_refused_listing_both_sides():
 def test_partial_overlap_is_refused():
     images = [f"images.0{n}" for n in range(10, 16)]
     labels = [f"mitos_3D.0{n}" for n in range(12, 21)]
-    with pytest.raises(PairingError, match=r"label_folder: .*do not line up.*\(predictions 10-15, labels 12-20\).*--pair-by order"):
+    with pytest.raises(
+        PairingError, match=r"label_folder: .*do not line up.*\(predictions 10-15, labels 12-20\).*--pair-by order"
+    ):
         pair_slices(images, labels, "pred_folder", "label_folder", "number", ("predictions", "labels"))
 
 
@@ -205,12 +209,18 @@ def test_pairing_by_order_takes_natural_order():
     masks = ["mask_10", "mask_9", "mask_2"]
     labels = [f"slice_{z:04d}" for z in range(3)]
     pairing = pair_slices(masks, labels, by="order")
-    assert [(masks[i], labels[j]) for i, j in pairing.pairs] == [("mask_10", "slice_0002"), ("mask_9", "slice_0001"), ("mask_2", "slice_0000")]
+    assert [(masks[i], labels[j]) for i, j in pairing.pairs] == [
+        ("mask_10", "slice_0002"),
+        ("mask_9", "slice_0001"),
+        ("mask_2", "slice_0000"),
+    ]
     assert not pairing.unpaired_a and not pairing.unpaired_b
 
 
 def test_pairing_by_order_needs_equal_counts():
-    with pytest.raises(PairingError, match=r"^labels.tif: pairing by order needs as many labels as images: 4 here, 5 in images/$"):
+    with pytest.raises(
+        PairingError, match=r"^labels.tif: pairing by order needs as many labels as images: 4 here, 5 in images/$"
+    ):
         pair_slices([f"m{n}" for n in range(5)], [f"s{n}" for n in range(4)], "images/", "labels.tif", "order")
 
 

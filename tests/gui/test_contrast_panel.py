@@ -34,7 +34,9 @@ def test_editing_the_limits_changes_the_raw_pane(qtbot, contrast, session):
     assert tuple(view.raw_item.levels) == (20.0, 100.0)
     with qtbot.waitSignal(session.displayChanged, timeout=1000):
         contrast.auto_button.click()
-    assert session.levels != (20.0, 100.0) and (contrast.low.value(), contrast.high.value()) == pytest.approx(session.levels)
+    assert session.levels != (20.0, 100.0) and (contrast.low.value(), contrast.high.value()) == pytest.approx(
+        session.levels
+    )
 
 
 def test_float_stacks_get_decimals_and_an_open_range(contrast, session):

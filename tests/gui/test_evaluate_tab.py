@@ -52,7 +52,9 @@ def test_masks_equal_to_labels_score_one(qtbot, session, label_dir, labels):
     assert [row["name"] for row in result["per_image"]] == ["images.050", "images.051", "images.052"]
     x, y = tab.f1_curve.getData()
     assert list(x) == [0, 1, 2] and list(y) == [1.0, 1.0, 1.0]
-    assert tab.table.rowCount() == 4 and tab.table.item(3, 0).text() == "mean" and tab.table.item(3, 3).text() == "1.000"
+    assert (
+        tab.table.rowCount() == 4 and tab.table.item(3, 0).text() == "mean" and tab.table.item(3, 3).text() == "1.000"
+    )
     assert tab.last_metrics() == result
 
 
@@ -77,7 +79,9 @@ def test_only_predicted_slices_are_scored(qtbot, session, label_dir, labels):
 
 def test_labels_that_do_not_pair_are_reported(qtbot, session, make_crops, cdeep3m, labels):
     predict_as(session, labels)
-    wrong = make_crops([cdeep3m / "validation" / "labels" / name for name in LABELS], "wrong", size=(256, 256), name="label_9{num}")
+    wrong = make_crops(
+        [cdeep3m / "validation" / "labels" / name for name in LABELS], "wrong", size=(256, 256), name="label_9{num}"
+    )
     tab = make_tab(qtbot, session, wrong)
     with qtbot.waitSignal(tab.evaluationFailed, timeout=TIMEOUT) as blocker:
         qtbot.mouseClick(tab.evaluate_button, Qt.LeftButton)
@@ -94,7 +98,9 @@ def test_labels_that_do_not_pair_are_reported(qtbot, session, make_crops, cdeep3
         (None, "one", "is not a value or a list of values"),
     ],
 )
-def test_bad_label_choices_give_clear_messages(qtbot, session, label_dir, labels, tmp_path, folder, foreground, expected):
+def test_bad_label_choices_give_clear_messages(
+    qtbot, session, label_dir, labels, tmp_path, folder, foreground, expected
+):
     predict_as(session, labels)
     tab = make_tab(qtbot, session, tmp_path / folder if folder else label_dir)
     tab.foreground_edit.setText(foreground)

@@ -35,7 +35,13 @@ def predicted(session, labels):
 
 @pytest.fixture
 def dialog(qtbot, predicted):
-    window = ExportDialog(predicted, metrics_provider=lambda: {"per_image": [], "mean": dict(name="mean", precision=0.9, recall=0.8, f1=0.847, iou=0.735)})
+    window = ExportDialog(
+        predicted,
+        metrics_provider=lambda: {
+            "per_image": [],
+            "mean": dict(name="mean", precision=0.9, recall=0.8, f1=0.847, iou=0.735),
+        },
+    )
     qtbot.addWidget(window)
     window.show()
     return window
@@ -100,7 +106,12 @@ def test_pdf_report_of_the_current_slice_with_metrics(qtbot, dialog, predicted, 
 
 
 def test_contents_follow_the_format(dialog):
-    for name, allowed in (("PNG", {"raw", "mask", "overlay"}), ("HDF5", {"all"}), ("PDF", {"report"}), ("RAW", {"raw", "mask", "overlay"})):
+    for name, allowed in (
+        ("PNG", {"raw", "mask", "overlay"}),
+        ("HDF5", {"all"}),
+        ("PDF", {"report"}),
+        ("RAW", {"raw", "mask", "overlay"}),
+    ):
         dialog.format_box.setCurrentText(name)
         enabled = {key for key, button in dialog.content_buttons.items() if button.isEnabled()}
         assert enabled == allowed and dialog.chosen_content() in allowed

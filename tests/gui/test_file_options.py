@@ -44,7 +44,13 @@ def test_a_file_with_two_channels_asks_which_and_opens_it(window, em_stack, tmp_
 
 def test_voxel_size_is_read_shown_and_can_be_set(window, em_stack, tmp_path):
     path = tmp_path / "fiji.tif"
-    tifffile.imwrite(path, em_stack, imagej=True, resolution=(1 / 0.007, 1 / 0.007), metadata={"spacing": 0.05, "unit": "um", "axes": "ZYX"})
+    tifffile.imwrite(
+        path,
+        em_stack,
+        imagej=True,
+        resolution=(1 / 0.007, 1 / 0.007),
+        metadata={"spacing": 0.05, "unit": "um", "axes": "ZYX"},
+    )
     assert window.open_path(path)
     assert window.session.volume.pixel_size == pytest.approx((50, 7, 7))
     assert "50 x 7 x 7 nm (z, y, x)" in window.voxel_label.text()
@@ -86,5 +92,10 @@ def test_quitting_with_an_hdf5_stack_open_exits_cleanly(em_stack, tmp_path):
     with h5py.File(path, "w") as f:
         f["data"] = np.stack([em_stack, 255 - em_stack])
     env = {**os.environ, "EMVIEWER_USER_DIR": str(tmp_path / "user"), "EMVIEWER_MODELS_DIR": str(tmp_path / "none")}
-    result = subprocess.run([sys.executable, "-c", _QUIT_WITH_AN_HDF5_OPEN, str(path), str(tmp_path / "s.ini")], env=env, capture_output=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", _QUIT_WITH_AN_HDF5_OPEN, str(path), str(tmp_path / "s.ini")],
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr.decode()[-2000:]

@@ -25,7 +25,13 @@ def user_models(cdeep3m, tmp_path_factory):
     out = root / "user" / "models" / "mito" / "tiny.keras"
     out.parent.mkdir(parents=True)
     spec = DataSpec([str(root / "data" / "images")], [str(root / "data" / "labels")])
-    train(spec, TrainConfig(arch="deepem3d", width=8, depth=3, tile=128, batch_size=2, epochs=1, steps_per_epoch=4, precision="float32"), out)
+    train(
+        spec,
+        TrainConfig(
+            arch="deepem3d", width=8, depth=3, tile=128, batch_size=2, epochs=1, steps_per_epoch=4, precision="float32"
+        ),
+        out,
+    )
     (root / "bundled").mkdir()
     return root
 
@@ -88,6 +94,7 @@ def test_keep_long_objects_box_reaches_the_predictor(window, qtbot, cdeep3m, tmp
     assert used[False].length_limits["mito"] > 0  # the tiny mito model's card sets a limit
     assert used[True].length_limits["mito"] is None
 
+
 def test_cancel_mid_prediction_keeps_the_app_usable(window, qtbot, cdeep3m):
     window.open_path(cdeep3m / "validation" / "images")
     window.panel.progress.valueChanged.connect(lambda _v: window.panel.cancel_button.click())
@@ -112,9 +119,31 @@ def test_bad_file_shows_an_error_dialog_and_keeps_the_stack(window, qtbot, tmp_p
 
 def test_screenshot_after_predicting(user_models, tmp_path, cdeep3m):
     out = tmp_path / "shot.png"
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", EMVIEWER_USER_DIR=str(user_models / "user"), EMVIEWER_MODELS_DIR=str(user_models / "bundled"))
+    env = dict(
+        os.environ,
+        QT_QPA_PLATFORM="offscreen",
+        EMVIEWER_USER_DIR=str(user_models / "user"),
+        EMVIEWER_MODELS_DIR=str(user_models / "bundled"),
+    )
     image = cdeep3m / "validation" / "images" / "images.050.png"
-    result = subprocess.run([sys.executable, "-m", "emviewer", "gui", str(image), "--object", "mito", "--predict", "--screenshot", str(out)], capture_output=True, text=True, env=env, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "emviewer",
+            "gui",
+            str(image),
+            "--object",
+            "mito",
+            "--predict",
+            "--screenshot",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     shot = np.asarray(Image.open(out).convert("RGB"))
     assert shot.shape[0] > 300 and shot.shape[1] > 600

@@ -7,10 +7,9 @@ import stat
 
 import numpy as np
 import pytest
+from live_server import live_server
 
 from emviewer.core.volume import from_array
-
-from live_server import live_server
 
 
 @pytest.fixture
@@ -59,7 +58,9 @@ def test_predict_online_fills_the_overlay(window, qtbot, model_folder, server_st
     assert window.device_label.text().startswith(f"online: {live.url}")
 
 
-def test_refused_token_is_shown_in_a_dialog_and_the_app_stays_usable(window, qtbot, model_folder, server_stack, tmp_path):
+def test_refused_token_is_shown_in_a_dialog_and_the_app_stays_usable(
+    window, qtbot, model_folder, server_stack, tmp_path
+):
     with live_server(model_folder, tmp_path / "srv") as live:
         window.session.open(from_array(server_stack, source="crops"))
         window.online.online_button.setChecked(True)

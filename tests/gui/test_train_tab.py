@@ -109,7 +109,9 @@ def test_fine_tuning_an_installed_model_keeps_its_network(tab, qtbot, labelled, 
 def test_stop_during_first_epoch_then_resume_completes(tab, qtbot, labelled, tmp_path):
     tab.progress.valueChanged.connect(lambda value: value > 0 and tab.stop_button.click())
     with qtbot.waitSignal(tab.trainingStopped, timeout=TIMEOUT_MS) as stopped:
-        tab.start_training(images=labelled["images"], labels=labelled["labels"], name="stopped", **{**TINY, "steps_per_epoch": 4})
+        tab.start_training(
+            images=labelled["images"], labels=labelled["labels"], name="stopped", **{**TINY, "steps_per_epoch": 4}
+        )
     assert stopped.args == [1]
     assert tab.status.text() == "stopped; Resume continues from epoch 1"
     assert not tab.is_running() and tab.start_button.isEnabled() and tab.resume_button.isEnabled()
@@ -210,8 +212,14 @@ def test_unpaired_labels_are_shown_before_a_bad_validation_set_is_refused(tab, q
     warned = []
     tab.dataWarned.connect(warned.append)
     with qtbot.waitSignal(tab.trainingFailed, timeout=TIMEOUT_MS) as failed:
-        tab.start_training(images=labelled["images"], labels=shifted["extra_labels"], val_images=shifted["images"],
-                           val_labels=shifted["labels"], name="warned", **TINY)
+        tab.start_training(
+            images=labelled["images"],
+            labels=shifted["extra_labels"],
+            val_images=shifted["images"],
+            val_labels=shifted["labels"],
+            name="warned",
+            **TINY,
+        )
     assert warned == [f"{shifted['extra_labels']}: 1 label slice(s) without a partner, skipped: mitos_3D.014"]
     assert tab.warnings.text() == f"warning: {warned[0]}"
     assert str(shifted["labels"]) in failed.args[0] and "images 1-4, labels 0-3" in failed.args[0]
@@ -223,6 +231,9 @@ def test_pair_by_order_applies_to_training_and_validation_sets(tab, qtbot, shift
     assert tab.data_spec().pair_by == "order"
     with qtbot.waitSignal(tab.trainingFailed, timeout=TIMEOUT_MS) as failed:
         tab.start_training(val_images=shifted["images"], val_labels=shifted["extra_labels"], name="ordered", **TINY)
-    assert f"{shifted['extra_labels']}: pairing by order needs as many labels as images: 5 here, 4 in {shifted['images']}" in failed.args[0]
+    assert (
+        f"{shifted['extra_labels']}: pairing by order needs as many labels as images: 5 here, 4 in {shifted['images']}"
+        in failed.args[0]
+    )
     with pytest.raises(ValueError, match="pair_by"):
         tab.set_fields(pair_by="position")

@@ -7,7 +7,6 @@ Python thread.)
 
 from __future__ import annotations
 
-
 from emviewer.core.errors import InputError
 from emviewer.gui.workers import Job, start
 

@@ -6,19 +6,21 @@ import threading
 
 import numpy as np
 import pytest
+from live_server import live_server
 
 from emviewer.core.models.loading import load_model
 from emviewer.core.predict import LocalPredictor, predict_all
-from emviewer.core.progress import CancelToken, Cancelled
+from emviewer.core.progress import Cancelled, CancelToken
 from emviewer.core.volume import from_array
 from emviewer.remote.client import RemoteError, RemotePredictor
-
-from live_server import live_server
 
 
 @pytest.fixture(scope="module")
 def local_models(model_folder):
-    return {"mito": [load_model(model_folder / "mito" / "tiny-mito.keras")], "membrane": [load_model(model_folder / "membrane" / "tiny-membrane.keras")]}
+    return {
+        "mito": [load_model(model_folder / "mito" / "tiny-mito.keras")],
+        "membrane": [load_model(model_folder / "membrane" / "tiny-membrane.keras")],
+    }
 
 
 def remote(server, objects=("mito", "membrane"), **kwargs) -> RemotePredictor:
@@ -66,7 +68,11 @@ def test_keeping_long_objects_reaches_the_server(server, server_stack, model_fol
 
 def test_progress_covers_upload_and_prediction(server, server_stack):
     seen = []
-    list(remote(server, objects=["mito"]).iter_predict(from_array(server_stack), progress=lambda d, t, m: seen.append((d, t, m))))
+    list(
+        remote(server, objects=["mito"]).iter_predict(
+            from_array(server_stack), progress=lambda d, t, m: seen.append((d, t, m))
+        )
+    )
     messages = [m for _, _, m in seen]
     assert "uploading" in messages and messages[-1] == "done"
     assert seen[-1][0] == seen[-1][1]
@@ -83,7 +89,11 @@ def test_cancel_stops_the_server_job_and_deletes_its_files(model_folder, slow_ti
 
     with live_server(model_folder, tmp_path) as live:
         with pytest.raises(Cancelled):
-            list(remote(live, objects=["mito"], mode="accurate").iter_predict(open_volume(slow_tiff), progress=progress, cancel=cancel))
+            list(
+                remote(live, objects=["mito"], mode="accurate").iter_predict(
+                    open_volume(slow_tiff), progress=progress, cancel=cancel
+                )
+            )
         (job,) = live.app.state.jobs._jobs.values()
         assert job.cancel.cancelled
         for _ in range(200):  # the worker stops at its next tile, then deletes the files
@@ -118,7 +128,9 @@ def test_server_that_goes_away_mid_job_gives_an_error_not_a_hang(model_folder, s
             if message.startswith("slice") and not stopping.is_alive() and stopping.ident is None:
                 stopping.start()
 
-        predictor = RemotePredictor(live.url, live.token, ["mito"], mode="accurate", poll_interval=0.05, retries=2, timeout=10)
+        predictor = RemotePredictor(
+            live.url, live.token, ["mito"], mode="accurate", poll_interval=0.05, retries=2, timeout=10
+        )
         with pytest.raises(RemoteError, match="cannot reach the server"):
             list(predictor.iter_predict(open_volume(slow_tiff), progress=progress))
         stopping.join(timeout=30)

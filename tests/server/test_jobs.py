@@ -12,13 +12,12 @@ import threading
 import time
 
 import pytest
+from live_server import wait_for
 
 from emviewer.core.progress import CancelToken
 from emviewer.remote.schemas import FINISHED_STATES, JobParameters, JobState
 from emviewer.server import jobs as jobs_module
 from emviewer.server.jobs import Job, JobManager, new_job_folder
-
-from live_server import wait_for
 
 
 @pytest.fixture

@@ -44,9 +44,16 @@ def test_health_needs_no_token_and_says_the_upload_limit(server):
     assert answer.json()["max_upload_bytes"] == 4 * 2**20 and answer.json()["status"] == "ok"
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}, {"Authorization": TOKEN}])
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}, {"Authorization": TOKEN}]
+)
 def test_every_other_endpoint_needs_the_token(server, headers):
-    for method, path in (("GET", "/models"), ("GET", "/jobs/" + "0" * 32), ("DELETE", "/jobs/" + "0" * 32), ("POST", "/jobs")):
+    for method, path in (
+        ("GET", "/models"),
+        ("GET", "/jobs/" + "0" * 32),
+        ("DELETE", "/jobs/" + "0" * 32),
+        ("POST", "/jobs"),
+    ):
         answer = requests.request(method, f"{server.url}/v1{path}", headers=headers, timeout=10)
         assert answer.status_code == 401, (method, path, answer.status_code)
         assert answer.json() == {"detail": "missing or wrong token"}
@@ -134,7 +141,9 @@ def test_a_client_file_name_cannot_reach_outside_the_job_folder(server, server_t
 
 
 def test_not_multipart_gives_415(server):
-    answer = requests.post(f"{server.url}/v1/jobs", data=b"{}", headers={**AUTH, "Content-Type": "application/json"}, timeout=10)
+    answer = requests.post(
+        f"{server.url}/v1/jobs", data=b"{}", headers={**AUTH, "Content-Type": "application/json"}, timeout=10
+    )
     assert answer.status_code == 415 and "multipart/form-data" in answer.json()["detail"]
 
 
@@ -146,7 +155,11 @@ def _open(server) -> http.client.HTTPConnection:
 def test_oversize_upload_with_its_length_declared_is_refused_before_the_body(server):
     connection = _open(server)
     connection.putrequest("POST", "/v1/jobs")
-    for key, value in {**AUTH, "Content-Type": "multipart/form-data; boundary=x", "Content-Length": str(5 * 2**20)}.items():
+    for key, value in {
+        **AUTH,
+        "Content-Type": "multipart/form-data; boundary=x",
+        "Content-Length": str(5 * 2**20),
+    }.items():
         connection.putheader(key, value)
     connection.endheaders()  # no body sent at all
     answer = connection.getresponse()
@@ -158,7 +171,11 @@ def test_oversize_streamed_upload_is_refused_while_streaming(server):
     before = job_folders(server)
     connection = _open(server)
     connection.putrequest("POST", "/v1/jobs")
-    for key, value in {**AUTH, "Content-Type": "multipart/form-data; boundary=xyz", "Transfer-Encoding": "chunked"}.items():
+    for key, value in {
+        **AUTH,
+        "Content-Type": "multipart/form-data; boundary=xyz",
+        "Transfer-Encoding": "chunked",
+    }.items():
         connection.putheader(key, value)
     connection.endheaders()
     head = b'--xyz\r\nContent-Disposition: form-data; name="files"; filename="big.tif"\r\n\r\n'

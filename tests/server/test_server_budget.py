@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import requests
 import tifffile
+from live_server import TOKEN, live_server
 
 from emviewer.remote.upload import MultipartBody
-from live_server import TOKEN, live_server
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 BUDGET = 2 * 2**20  # decoded bytes per job
@@ -25,7 +25,9 @@ def small_budget_server(model_folder, tmp_path_factory):
 
 def post(server, path, parameters: dict) -> requests.Response:
     body = MultipartBody({"parameters": json.dumps(parameters)}, [("files", path)])
-    return requests.post(f"{server.url}/v1/jobs", data=body, headers={**AUTH, "Content-Type": body.content_type}, timeout=60)
+    return requests.post(
+        f"{server.url}/v1/jobs", data=body, headers={**AUTH, "Content-Type": body.content_type}, timeout=60
+    )
 
 
 def tissue(shape, dtype=np.uint16) -> np.ndarray:
@@ -55,7 +57,15 @@ def test_a_small_compressed_file_cannot_claim_gigabytes(small_budget_server, tmp
     flat = tmp_path / "flat.tif"
     slices = (np.full((4096, 4096), 1000, np.uint16) + np.arange(4096, dtype=np.uint16) for _ in range(3))
     # 3 x 4096 x 4096 uint16 (96 MiB) in a few hundred KB, written slice by slice
-    tifffile.imwrite(flat, slices, shape=(3, 4096, 4096), dtype=np.uint16, photometric="minisblack", compression="zlib", predictor=True)
+    tifffile.imwrite(
+        flat,
+        slices,
+        shape=(3, 4096, 4096),
+        dtype=np.uint16,
+        photometric="minisblack",
+        compression="zlib",
+        predictor=True,
+    )
     assert flat.stat().st_size < 2**20
     answer = post(small_budget_server, flat, {"objects": ["mito"]})
     assert answer.status_code == 413 and "96.0 MiB" in answer.json()["detail"], answer.text

@@ -13,10 +13,10 @@ import h5py
 import pytest
 import requests
 import tifffile
+from live_server import TOKEN, wait_for
 
 from emviewer.remote.upload import MultipartBody
 from emviewer.server.workdir import LOCK_NAME
-from live_server import TOKEN, wait_for
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="open files are read from /proc")
@@ -24,7 +24,9 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="op
 
 def post(server, path, parameters: dict) -> requests.Response:
     body = MultipartBody({"parameters": json.dumps(parameters)}, [("files", path)])
-    return requests.post(f"{server.url}/v1/jobs", data=body, headers={**AUTH, "Content-Type": body.content_type}, timeout=60)
+    return requests.post(
+        f"{server.url}/v1/jobs", data=body, headers={**AUTH, "Content-Type": body.content_type}, timeout=60
+    )
 
 
 def open_files_under(folder: Path) -> list[str]:

@@ -10,16 +10,18 @@ import h5py
 import numpy as np
 import pytest
 import requests
+from live_server import TOKEN
 
 from emviewer.remote.upload import MultipartBody
-from live_server import TOKEN
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def post(server, path) -> requests.Response:
     body = MultipartBody({"parameters": json.dumps({"objects": ["mito"], "dataset": "raw"})}, [("files", path)])
-    return requests.post(f"{server.url}/v1/jobs", data=body, headers={**AUTH, "Content-Type": body.content_type}, timeout=60)
+    return requests.post(
+        f"{server.url}/v1/jobs", data=body, headers={**AUTH, "Content-Type": body.content_type}, timeout=60
+    )
 
 
 @pytest.fixture

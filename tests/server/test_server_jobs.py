@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 
 import requests
+from live_server import live_server, wait_for
 
 from emviewer.remote.upload import MultipartBody
-
-from live_server import live_server, wait_for
 
 
 def post(live, path, parameters) -> requests.Response:
     body = MultipartBody({"parameters": json.dumps(parameters)}, [("files", path)])
-    return requests.post(f"{live.url}/v1/jobs", data=body, headers={**live.auth, "Content-Type": body.content_type}, timeout=60)
+    return requests.post(
+        f"{live.url}/v1/jobs", data=body, headers={**live.auth, "Content-Type": body.content_type}, timeout=60
+    )
 
 
 def state(live, job_id) -> requests.Response:

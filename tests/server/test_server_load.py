@@ -11,7 +11,19 @@ BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "server_load.py
 
 
 def test_twenty_concurrent_clients_all_succeed_and_server_memory_stays_bounded(model_folder):
-    cmd = [sys.executable, str(BENCHMARK), "--models-dir", str(model_folder), "--clients", "20", "--slices", "2", "--size", "256", "--json"]
+    cmd = [
+        sys.executable,
+        str(BENCHMARK),
+        "--models-dir",
+        str(model_folder),
+        "--clients",
+        "20",
+        "--slices",
+        "2",
+        "--size",
+        "256",
+        "--json",
+    ]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     figures = json.loads(run.stdout.strip().splitlines()[-1])

@@ -9,13 +9,15 @@ import sys
 import numpy as np
 import pytest
 import requests
+from live_server import TOKEN, ServeProcess
 from PIL import Image
 
 from emviewer.remote.upload import MultipartBody
-from live_server import TOKEN, ServeProcess, wait_for
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kill -9 and /proc memory figures are Linux's")
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="kill -9 and /proc memory figures are Linux's"
+)
 
 
 def post(url: str, path, parameters: dict) -> requests.Response:

@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 import requests
 import tifffile
+from live_server import TOKEN, live_server, wait_for
 from PIL import Image
 
 from emviewer.core.io.common import image_files
 from emviewer.server.uploads import UploadError, receive_form, upload_names
-from live_server import TOKEN, live_server, wait_for
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 BOUNDARY = "upload-test-boundary"

@@ -15,7 +15,7 @@ __all__ = ["ReadOptions", "open_volume", "split_dataset"]
 _DATASET_SUFFIXES = HDF5_SUFFIXES + (".zarr", ".zip", ".n5")
 
 
-def split_dataset(spec: str | Path) -> tuple[Path, Optional[str]]:
+def split_dataset(spec: str | Path) -> tuple[Path, str | None]:
     """Split ``file.h5:/path/to/ds`` (or ``file.tif:series=N``) into the file and the dataset (``None`` when absent)."""
     text = str(spec)
     head, sep, tail = text.rpartition(":")
@@ -26,7 +26,7 @@ def split_dataset(spec: str | Path) -> tuple[Path, Optional[str]]:
     return Path(text), None
 
 
-def open_volume(spec: str | Path, options: Optional[ReadOptions] = None) -> Volume:
+def open_volume(spec: str | Path, options: ReadOptions | None = None) -> Volume:
     """Open an image or stack lazily as a ``(Z, Y, X)`` :class:`Volume`.
 
     Accepts a folder of PNG/TIFF/JPEG slices, a TIFF stack, ``file.h5[:/dataset]``, a Zarr /
@@ -80,4 +80,7 @@ def _open(spec: str | Path, options: ReadOptions) -> Volume:
         from .raw import read_raw
 
         return read_raw(path, options)
-    raise UnreadableFileError(path, f"unknown file type {suffix or '(no extension)'}; expected a folder, TIFF, PNG, JPEG, HDF5, Zarr, MRC or RAW")
+    raise UnreadableFileError(
+        path,
+        f"unknown file type {suffix or '(no extension)'}; expected a folder, TIFF, PNG, JPEG, HDF5, Zarr, MRC or RAW",
+    )

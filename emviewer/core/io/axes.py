@@ -12,8 +12,8 @@ stack axis of unknown meaning.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import numpy as np
 
@@ -39,9 +39,9 @@ class ReadOptions:
         ``(z, y, x)`` voxel size in nm; overrides the file's calibration.
     """
 
-    channel: Optional[int] = None
-    axes: Optional[str] = None
-    pixel_size: Optional[tuple[float, float, float]] = None
+    channel: int | None = None
+    axes: str | None = None
+    pixel_size: tuple[float, float, float] | None = None
 
 
 def guess_axes(shape: Sequence[int]) -> str:
@@ -90,23 +90,28 @@ def parse_axes(text: str) -> str:
 @dataclass
 class _Plan:
     fixed: dict[int, int]  # stored axis -> the one index read (channel, time point, singleton)
-    z_axis: Optional[int]
+    z_axis: int | None
     y_axis: int
     x_axis: int
-    grey_axis: Optional[int]  # colour samples averaged to luminance when reading
+    grey_axis: int | None  # colour samples averaged to luminance when reading
 
 
-def _pick_channel(size: int, channel: Optional[int], axes: str, shape, source) -> int:
+def _pick_channel(size: int, channel: int | None, axes: str, shape, source) -> int:
     if channel is None:
         raise ChannelChoiceError(
-            source, f"has {size} channels (axes {axes}, shape {tuple(shape)}); choose one with --channel N (0-{size - 1})", size, axes
+            source,
+            f"has {size} channels (axes {axes}, shape {tuple(shape)}); choose one with --channel N (0-{size - 1})",
+            size,
+            axes,
         )
     if not 0 <= channel < size:
-        raise InputError(source, f"--channel {channel} is out of range: the file has channels 0-{size - 1} (axes {axes})")
+        raise InputError(
+            source, f"--channel {channel} is out of range: the file has channels 0-{size - 1} (axes {axes})"
+        )
     return int(channel)
 
 
-def _plan(axes: str, shape: Sequence[int], source, channel: Optional[int], colour_to_grey: bool) -> _Plan:
+def _plan(axes: str, shape: Sequence[int], source, channel: int | None, colour_to_grey: bool) -> _Plan:
     fixed: dict[int, int] = {}
     grey_axis = None
     stack_axes = [i for i, a in enumerate(axes) if a not in "YX" + _CHANNEL_AXES and shape[i] > 1]
@@ -123,10 +128,15 @@ def _plan(axes: str, shape: Sequence[int], source, channel: Optional[int], colou
     if len(stack_axes) > 1:
         described = ", ".join(f"{axes[i]}={shape[i]}" for i in stack_axes)
         raise ImageContentError(
-            source, f"holds a {len(stack_axes) + 2}D series ({described}, axes {axes}); EMViewer reads one (Z, Y, X) stack: save one time point, or name the axes with --axes"
+            source,
+            f"holds a {len(stack_axes) + 2}D series ({described}, axes {axes}); EMViewer reads one (Z, Y, X) stack: save one time point, or name the axes with --axes",
         )
     # One stack axis of any name (T in a Fiji stack saved as frames, tifffile's I or Q) is Z.
-    z_axis = stack_axes[0] if stack_axes else (axes.index("Z") if "Z" in axes and "Z" not in [axes[i] for i in fixed] else None)
+    z_axis = (
+        stack_axes[0]
+        if stack_axes
+        else (axes.index("Z") if "Z" in axes and "Z" not in [axes[i] for i in fixed] else None)
+    )
     return _Plan(fixed, z_axis, axes.index("Y"), axes.index("X"), grey_axis)
 
 
@@ -179,7 +189,7 @@ class AxesView:
         return data
 
 
-def as_zyx(array, axes: Optional[str], source, channel: Optional[int] = None, colour_to_grey: bool = False):
+def as_zyx(array, axes: str | None, source, channel: int | None = None, colour_to_grey: bool = False):
     """A lazy ``(Z, Y, X)`` view of ``array`` stored with ``axes`` (guessed when ``None``).
 
     Parameters

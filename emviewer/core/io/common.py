@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -73,7 +73,9 @@ def natural_key(name: str) -> tuple:
 
 def image_files(folder: Path) -> list[Path]:
     """Image files directly inside ``folder``, in natural order of their names."""
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")]
+    files = [
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    ]
     return sorted(files, key=lambda p: natural_key(p.name))
 
 
@@ -82,7 +84,8 @@ def check_slice_size(shape: Sequence[int], source) -> None:
     y, x = int(shape[-2]), int(shape[-1])
     if y * x > MAX_SLICE_PIXELS:
         raise ImageContentError(
-            source, f"header claims {x} x {y} pixels per slice, more than the limit of {MAX_SLICE_PIXELS:,} pixels; refusing to read it"
+            source,
+            f"header claims {x} x {y} pixels per slice, more than the limit of {MAX_SLICE_PIXELS:,} pixels; refusing to read it",
         )
 
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from ..intensity import stack_stats
 from ..volume import Volume
 
 
-def format_pixel_size(pixel_size: Optional[tuple]) -> str:
+def format_pixel_size(pixel_size: tuple | None) -> str:
     """``(50, 7, 7)`` -> ``"50 x 7 x 7 nm (z, y, x)"``; an unknown z shows as ``?``;
     ``None`` -> ``"unknown"``."""
     if not pixel_size:
@@ -31,7 +29,9 @@ def describe(volume: Volume) -> dict:
         "stored_axes": volume.metadata.get("axes", "ZYX"),
         "pixel_size_nm_zyx": list(volume.pixel_size) if volume.pixel_size else None,
         "pixel_size": format_pixel_size(volume.pixel_size),
-        "pixel_size_from": volume.metadata.get("pixel_size_from", "not in the file") if volume.pixel_size else "not in the file",
+        "pixel_size_from": volume.metadata.get("pixel_size_from", "not in the file")
+        if volume.pixel_size
+        else "not in the file",
         "tissue_intensity_1_99": [round(stats.low, 6), round(stats.high, 6)],
         "nonfinite_fraction": round(stats.nonfinite_fraction, 6),
         "border_or_saturated_fraction": round(max(0.0, stats.excluded_fraction - stats.nonfinite_fraction), 6),

@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import math
 import posixpath
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping, Optional
 
 import h5py
 import hdf5plugin  # noqa: F401  registers the Blosc, LZ4, Zstd, bitshuffle... filters with HDF5
@@ -23,10 +23,10 @@ import numpy as np
 from ..errors import ImageContentError
 from ..progress import CancelToken, Progress, check, report
 from ..volume import Volume
+from . import units
 from .atomic import atomic_path
 from .axes import ReadOptions, as_zyx, guess_axes
 from .common import check_slice_size
-from . import units
 from .hdf5_safety import (
     CheckedDataset,
     check_dataset,
@@ -47,7 +47,7 @@ PIXEL_SIZE_ATTRIBUTES = (("pixel_size_nm", 1.0), ("element_size_um", 1000.0), ("
 _LABEL_WORDS = {"time": "T", "channel": "C", "channels": "C", "depth": "Z", "slice": "Z", "row": "Y", "column": "X"}
 
 
-def read_hdf5(path: Path, dataset: Optional[str] = None, options: Optional[ReadOptions] = None) -> Volume:
+def read_hdf5(path: Path, dataset: str | None = None, options: ReadOptions | None = None) -> Volume:
     """Open a dataset of an HDF5 file as a lazy ``(Z, Y, X)`` Volume of the stored dtype.
 
     Parameters
@@ -91,11 +91,14 @@ def read_hdf5(path: Path, dataset: Optional[str] = None, options: Optional[ReadO
         raise
 
 
-def _pick_dataset(h5: h5py.File, path: Path, dataset: Optional[str]) -> tuple[h5py.Dataset, str]:
+def _pick_dataset(h5: h5py.File, path: Path, dataset: str | None) -> tuple[h5py.Dataset, str]:
     if dataset:
         ds, where = resolve_dataset(h5, path, dataset)
         if not is_image_candidate(ds):
-            raise ImageContentError(path, f"{where} is not an image dataset (shape {ds.shape}, type {ds.dtype}); expected 2 to 5 numeric dimensions")
+            raise ImageContentError(
+                path,
+                f"{where} is not an image dataset (shape {ds.shape}, type {ds.dtype}); expected 2 to 5 numeric dimensions",
+            )
         return ds, where
     refuse_outside_links(h5, path)
     where = picked_dataset_path(image_datasets(h5), path)
@@ -111,7 +114,7 @@ def _attr(obj, name: str):
     return None if isinstance(value, h5py.Empty) else value
 
 
-def _text(value) -> Optional[str]:
+def _text(value) -> str | None:
     if isinstance(value, np.ndarray) and value.size == 1:
         value = value.item()
     if isinstance(value, bytes):
@@ -119,7 +122,7 @@ def _text(value) -> Optional[str]:
     return value if isinstance(value, str) else None
 
 
-def _stored_axes(ds: h5py.Dataset, source: str) -> Optional[str]:
+def _stored_axes(ds: h5py.Dataset, source: str) -> str | None:
     """Axis letters the file gives: ilastik ``axistags``, else h5py dimension labels."""
     tags = _attr(ds, "axistags")
     if tags is not None:
@@ -131,20 +134,23 @@ def _stored_axes(ds: h5py.Dataset, source: str) -> Optional[str]:
     return None
 
 
-def _axistags(text: Optional[str], shape: tuple, source: str) -> str:
+def _axistags(text: str | None, shape: tuple, source: str) -> str:
     """Letters of ilastik/vigra ``axistags`` JSON (``{"axes": [{"key": "t"}, ...]}``), in stored order."""
     try:
         keys = [str(axis["key"]) for axis in json.loads(text or "")["axes"]]
     except (ValueError, KeyError, TypeError):
-        raise ImageContentError(source, "its 'axistags' attribute cannot be read; give the axis order with --axes (e.g. ZYXC)") from None
+        raise ImageContentError(
+            source, "its 'axistags' attribute cannot be read; give the axis order with --axes (e.g. ZYXC)"
+        ) from None
     if len(keys) != len(shape) or any(len(k) != 1 for k in keys):
         raise ImageContentError(
-            source, f"its 'axistags' attribute names the axes {keys} but the dataset has shape {tuple(shape)}; give the axis order with --axes"
+            source,
+            f"its 'axistags' attribute names the axes {keys} but the dataset has shape {tuple(shape)}; give the axis order with --axes",
         )
     return "".join(keys).upper()
 
 
-def _pixel_size(objects: Iterable, axes: str) -> tuple[Optional[tuple], Optional[str]]:
+def _pixel_size(objects: Iterable, axes: str) -> tuple[tuple | None, str | None]:
     """``((z, y, x) nm, where it was read)`` from the first usable attribute, or ``(None, None)``."""
     for i, obj in enumerate(objects):
         for name, nm_per_unit in PIXEL_SIZE_ATTRIBUTES:
@@ -160,7 +166,7 @@ def _pixel_size(objects: Iterable, axes: str) -> tuple[Optional[tuple], Optional
     return None, None
 
 
-def _zyx_nm(value, axes: str, nm_per_unit: float) -> Optional[tuple]:
+def _zyx_nm(value, axes: str, nm_per_unit: float) -> tuple | None:
     """Three values are ``(z, y, x)``, two ``(y, x)``, one per axis follow ``axes``; NaN or 0 z = unknown."""
     try:
         values = [float(v) for v in np.ravel(np.asarray(value, dtype=np.float64))]
@@ -178,7 +184,7 @@ def _zyx_nm(value, axes: str, nm_per_unit: float) -> Optional[tuple]:
     return (z if math.isfinite(z) and z > 0 else None, y, x)
 
 
-def pixel_size_attributes(pixel_size: Optional[tuple]) -> dict[str, np.ndarray]:
+def pixel_size_attributes(pixel_size: tuple | None) -> dict[str, np.ndarray]:
     """Attributes recording a ``(z, y, x)`` nm voxel size: ``pixel_size_nm`` (NaN z when unknown)
     and, when all three are known, ``element_size_um`` (read by Fiji's HDF5 plugin and ilastik)."""
     if not pixel_size:
@@ -195,15 +201,26 @@ def create_stack(group: h5py.Group, name: str, shape: tuple, dtype, growable: bo
     most 256 x 256), gzip level 4; ``growable`` lets Z grow with ``Dataset.resize``."""
     chunks = (1, min(shape[1], 256), min(shape[2], 256))
     maxshape = (None, *shape[1:]) if growable else None
-    return group.create_dataset(name, shape=shape, dtype=dtype, chunks=chunks, maxshape=maxshape, compression="gzip", compression_opts=4)
+    return group.create_dataset(
+        name, shape=shape, dtype=dtype, chunks=chunks, maxshape=maxshape, compression="gzip", compression_opts=4
+    )
 
 
-def provenance_attributes(provenance: Optional[Mapping]) -> dict:
+def provenance_attributes(provenance: Mapping | None) -> dict:
     """Root attributes recording a run: strings and numbers as they are, other values as JSON text."""
-    return {k: v if isinstance(v, (str, int, float)) else json.dumps(v, default=str) for k, v in (provenance or {}).items()}
+    return {
+        k: v if isinstance(v, (str, int, float)) else json.dumps(v, default=str) for k, v in (provenance or {}).items()
+    }
 
 
-def write_stack(group: h5py.Group, name: str, shape: tuple, dtype, slices: Iterable[np.ndarray], cancel: Optional[CancelToken] = None) -> h5py.Dataset:
+def write_stack(
+    group: h5py.Group,
+    name: str,
+    shape: tuple,
+    dtype,
+    slices: Iterable[np.ndarray],
+    cancel: CancelToken | None = None,
+) -> h5py.Dataset:
     """Write ``slices`` (``(Y, X)`` each) into a new :func:`create_stack` dataset of ``shape``, one at a time."""
     ds = create_stack(group, name, shape, dtype)
     for z, plane in enumerate(slices):
@@ -214,12 +231,12 @@ def write_stack(group: h5py.Group, name: str, shape: tuple, dtype, slices: Itera
 
 def write_hdf5(
     path: Path,
-    raw: Optional[Volume] = None,
-    masks: Optional[Mapping[str, Volume]] = None,
-    probabilities: Optional[Mapping[str, Volume]] = None,
-    provenance: Optional[Mapping] = None,
-    progress: Optional[Progress] = None,
-    cancel: Optional[CancelToken] = None,
+    raw: Volume | None = None,
+    masks: Mapping[str, Volume] | None = None,
+    probabilities: Mapping[str, Volume] | None = None,
+    provenance: Mapping | None = None,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
 ) -> None:
     """Write ``/raw``, ``/masks/<object>`` (uint8 0/255) and ``/probabilities/<object>`` (float32).
 

@@ -82,7 +82,9 @@ def resolve_dataset(h5: h5py.File, path: Path, dataset: str) -> tuple[h5py.Datas
     try:
         node, where = _find(h5, path, dataset, 0)
     except _Missing:
-        raise InputError(path, f"no dataset {dataset!r} in the file (it has: {', '.join(image_datasets(h5)) or 'none'})") from None
+        raise InputError(
+            path, f"no dataset {dataset!r} in the file (it has: {', '.join(image_datasets(h5)) or 'none'})"
+        ) from None
     if not isinstance(node, h5py.Dataset):
         raise ImageContentError(path, f"{dataset!r} is not a dataset")
     return node, where
@@ -117,7 +119,9 @@ def check_dataset(ds: h5py.Dataset, path: Path, name: str) -> None:
     """
     where = f"dataset {name}"
     if ds.is_virtual:
-        raise UnreadableFileError(path, f"{where} is a virtual dataset (its data are mapped from other files); {_OUTSIDE}")
+        raise UnreadableFileError(
+            path, f"{where} is a virtual dataset (its data are mapped from other files); {_OUTSIDE}"
+        )
     dcpl = ds.id.get_create_plist()
     if dcpl.get_external_count() > 0:
         raise UnreadableFileError(path, f"{where} keeps its data in external files (HDF5 external storage); {_OUTSIDE}")
@@ -125,12 +129,14 @@ def check_dataset(ds: h5py.Dataset, path: Path, name: str) -> None:
         code, _, _, stored_name = dcpl.get_filter(i)
         if not h5py.h5z.filter_avail(code):
             raise UnreadableFileError(
-                path, f"{where} is compressed with HDF5 filter {_filter_name(code, stored_name)}, for which no decoder is installed"
+                path,
+                f"{where} is compressed with HDF5 filter {_filter_name(code, stored_name)}, for which no decoder is installed",
             )
     chunk_bytes = int(np.prod(ds.chunks, dtype=np.int64)) * ds.dtype.itemsize if ds.chunks else 0
     if chunk_bytes > MAX_CHUNK_BYTES:
         raise UnreadableFileError(
-            path, f"{where} is stored in chunks of {ds.chunks} that decode to {chunk_bytes / 2**30:.1f} GiB each, more than the limit of {MAX_CHUNK_BYTES / 2**30:g} GiB"
+            path,
+            f"{where} is stored in chunks of {ds.chunks} that decode to {chunk_bytes / 2**30:.1f} GiB each, more than the limit of {MAX_CHUNK_BYTES / 2**30:g} GiB",
         )
 
 
@@ -189,7 +195,7 @@ def _open_problem(exc: OSError) -> str:
 
 #: Files opened through a Python file object and not closed yet: HDF5 must close them before
 #: the interpreter tears their file objects down, or it crashes on exit (seen with the app).
-_OPEN_FILES: "weakref.WeakSet[h5py.File]" = weakref.WeakSet()
+_OPEN_FILES: weakref.WeakSet[h5py.File] = weakref.WeakSet()
 
 
 @atexit.register
@@ -222,7 +228,11 @@ def open_checked(path: Path) -> tuple[h5py.File, object]:
 def picked_dataset_path(candidates: list[str], path: Path) -> str:
     """The one candidate, or a clear error when there are none or several."""
     if not candidates:
-        raise ImageContentError(path, "the file holds no 2D or 3D dataset (nor a 4D or 5D one with channel or time axes)")
+        raise ImageContentError(
+            path, "the file holds no 2D or 3D dataset (nor a 4D or 5D one with channel or time axes)"
+        )
     if len(candidates) > 1:
-        raise InputError(path, f"the file holds several image datasets ({', '.join(candidates)}); choose one as {path.name}:/dataset")
+        raise InputError(
+            path, f"the file holds several image datasets ({', '.join(candidates)}); choose one as {path.name}:/dataset"
+        )
     return candidates[0]

@@ -26,7 +26,11 @@ class MappedArray:
         count = math.prod(self.shape)
         with open(path, "rb") as handle:
             self._map = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if count else None
-        self._array = np.frombuffer(self._map, self.dtype, count, offset).reshape(self.shape) if count else np.empty(self.shape, self.dtype)
+        self._array = (
+            np.frombuffer(self._map, self.dtype, count, offset).reshape(self.shape)
+            if count
+            else np.empty(self.shape, self.dtype)
+        )
 
     @property
     def ndim(self) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Optional
 
 import mrcfile
 import numpy as np
@@ -18,8 +17,8 @@ import numpy as np
 from ..errors import UnreadableFileError
 from ..volume import Volume
 from .axes import ReadOptions
-from .mapped import MappedArray
 from .common import check_slice_size
+from .mapped import MappedArray
 
 #: IMOD's header stamp (bytes ``IMOD``), at byte 152 of the header, inside mrcfile's ``extra2``.
 IMOD_STAMP = 1146047817
@@ -31,7 +30,9 @@ _HEADER_BYTES = 1024
 def imod_bytes_unsigned(header) -> bool:
     """True when a mode-0 header is IMOD's and its flags say the bytes are unsigned."""
     order = header.dtype["nx"].byteorder
-    words = np.frombuffer(bytes(header.extra2)[_IMOD_STAMP_AT : _IMOD_STAMP_AT + 8], dtype=np.dtype("i4").newbyteorder(order))
+    words = np.frombuffer(
+        bytes(header.extra2)[_IMOD_STAMP_AT : _IMOD_STAMP_AT + 8], dtype=np.dtype("i4").newbyteorder(order)
+    )
     stamp, flags = int(words[0]), int(words[1])
     return stamp == IMOD_STAMP and not flags & _IMOD_FLAG_SIGNED_BYTES
 
@@ -67,11 +68,13 @@ def _open(path: Path):
     if mrc.data is None:
         mrc.close()
         mapped = any("memmap" in str(w.message) for w in caught)
-        raise UnreadableFileError(path, _claimed_size(path) if mapped else f"not a readable MRC file ({_one_line(caught) or 'no data block'})")
+        raise UnreadableFileError(
+            path, _claimed_size(path) if mapped else f"not a readable MRC file ({_one_line(caught) or 'no data block'})"
+        )
     return mrc
 
 
-def _pixel_size(voxel) -> Optional[tuple]:
+def _pixel_size(voxel) -> tuple | None:
     """``(z, y, x)`` nm from mrcfile's voxel size in Å; 0 means unknown (z alone, or the whole).
 
     The header holds float32: 7 significant digits are kept, so 16.4 Å is 1.64 nm.
@@ -82,7 +85,7 @@ def _pixel_size(voxel) -> Optional[tuple]:
     return (z if z > 0 else None, y, x)
 
 
-def read_mrc(path: Path, options: Optional[ReadOptions] = None) -> Volume:
+def read_mrc(path: Path, options: ReadOptions | None = None) -> Volume:
     """Open an MRC file as a memory-mapped ``(Z, Y, X)`` Volume (a single image gets Z = 1).
 
     The dtype is the mode's (mode 0: uint8 for IMOD/SerialEM unsigned bytes, else int8);

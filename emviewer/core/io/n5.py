@@ -22,7 +22,6 @@ import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -34,7 +33,10 @@ from .ome_zarr import axis_letters
 from .units import nm_per_unit
 from .zarr_safety import MAX_CHUNK_BYTES, MAX_STORED_OBJECT_BYTES, StoreFiles, check_sizes, confine, join_key, node_key
 
-_DTYPES = {n: np.dtype(n).newbyteorder(">") for n in ("uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64", "float32", "float64")}
+_DTYPES = {
+    n: np.dtype(n).newbyteorder(">")
+    for n in ("uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64", "float32", "float64")
+}
 _COMPRESSIONS = ("raw", "gzip", "bzip2", "xz", "blosc", "zstd")
 _MAX_DEPTH, _MAX_NODES = 12, 10_000
 
@@ -50,7 +52,9 @@ class _Dataset:
 def _dataset(attrs: dict, source, where: str) -> _Dataset:
     dims, block, dtype = attrs.get("dimensions"), attrs.get("blockSize"), attrs.get("dataType")
     if dtype not in _DTYPES:
-        raise UnreadableFileError(source, f"N5 dataset {where or '/'} has data type {dtype!r}; EMViewer reads integers and floats")
+        raise UnreadableFileError(
+            source, f"N5 dataset {where or '/'} has data type {dtype!r}; EMViewer reads integers and floats"
+        )
     compression = attrs.get("compression", {"type": attrs.get("compressionType", "raw")})
     kind = compression.get("type") if isinstance(compression, dict) else None
     if kind == "lz4":
@@ -60,11 +64,15 @@ def _dataset(attrs: dict, source, where: str) -> _Dataset:
             "re-save it with gzip, zstd or blosc compression (Fiji: File > Save As > HDF5/N5/Zarr/OME-NGFF)",
         )
     if kind not in _COMPRESSIONS:
-        raise UnreadableFileError(source, f"N5 dataset {where or '/'} uses compression {kind!r}; EMViewer reads {', '.join(_COMPRESSIONS)}")
+        raise UnreadableFileError(
+            source, f"N5 dataset {where or '/'} uses compression {kind!r}; EMViewer reads {', '.join(_COMPRESSIONS)}"
+        )
     ok = isinstance(dims, list) and isinstance(block, list) and len(dims) == len(block)
     ok = ok and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in dims + block)
     if not ok:
-        raise UnreadableFileError(source, f"N5 dataset {where or '/'} has malformed dimensions {dims!r} or blockSize {block!r}")
+        raise UnreadableFileError(
+            source, f"N5 dataset {where or '/'} has malformed dimensions {dims!r} or blockSize {block!r}"
+        )
     info = _Dataset(tuple(dims[::-1]), tuple(block[::-1]), _DTYPES[dtype], compression)
     check_sizes(info.shape, info.blocks, info.dtype.itemsize, source, where)
     return info
@@ -109,7 +117,7 @@ class N5Array:
             dst.append(slice(a - l, b - l))
         box[tuple(dst)] = block[tuple(src)]
 
-    def _read_block(self, index: tuple[int, ...]) -> Optional[np.ndarray]:
+    def _read_block(self, index: tuple[int, ...]) -> np.ndarray | None:
         name = "/".join(str(i) for i in index[::-1])  # block paths are X first
         where = join_key(self._key, name)
         real = confine(self._root_real, os.path.join(self._root, *where.split("/")), self._root)
@@ -126,17 +134,24 @@ def _decode_block(data: bytes, info: _Dataset, index, source, where: str) -> np.
         raise UnreadableFileError(source, f"N5 block {where} is truncated")
     mode, count = struct.unpack(">HH", data[:4])
     if mode != 0 or count != ndim:
-        raise UnreadableFileError(source, f"N5 block {where} has mode {mode} and {count} dimensions; expected mode 0 and {ndim}")
+        raise UnreadableFileError(
+            source, f"N5 block {where} has mode {mode} and {count} dimensions; expected mode 0 and {ndim}"
+        )
     sizes = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])[::-1]
     edge = [min(b, n - i * b) for i, b, n in zip(index, info.blocks, info.shape)]
     if any(s < e or s > b for s, e, b in zip(sizes, edge, info.blocks)):
-        raise UnreadableFileError(source, f"N5 block {where} claims size {sizes[::-1]} (X first); expected {tuple(edge[::-1])} to {info.blocks[::-1]}")
+        raise UnreadableFileError(
+            source,
+            f"N5 block {where} claims size {sizes[::-1]} (X first); expected {tuple(edge[::-1])} to {info.blocks[::-1]}",
+        )
     expected = math.prod(sizes) * info.dtype.itemsize
     if expected > MAX_CHUNK_BYTES:
         raise ImageContentError(source, f"N5 block {where} claims {expected:,} bytes")
     raw = _decompress(data[4 + 4 * ndim :], expected, info.compression, source, where)
     if len(raw) != expected:
-        raise UnreadableFileError(source, f"N5 block {where} holds {len(raw):,} bytes of data; its header says {expected:,}")
+        raise UnreadableFileError(
+            source, f"N5 block {where} holds {len(raw):,} bytes of data; its header says {expected:,}"
+        )
     return np.frombuffer(raw, dtype=info.dtype).reshape(sizes).astype(info.dtype.newbyteorder("="))
 
 
@@ -190,11 +205,11 @@ def _picks(key, shape) -> list[tuple[np.ndarray, bool]]:
 # ----------------------------------------------------------------------------- container
 
 
-def _is_dataset(attrs: Optional[dict]) -> bool:
+def _is_dataset(attrs: dict | None) -> bool:
     return isinstance(attrs, dict) and "dimensions" in attrs and "dataType" in attrs
 
 
-def _datasets(files: StoreFiles, key: str, depth: int = 0, seen: Optional[list] = None) -> list[str]:
+def _datasets(files: StoreFiles, key: str, depth: int = 0, seen: list | None = None) -> list[str]:
     """Datasets below ``key``; a multiscale group (``s0``, ``s1``...) counts once, as ``s0``."""
     seen = [0] if seen is None else seen
     found: list[str] = []
@@ -204,7 +219,10 @@ def _datasets(files: StoreFiles, key: str, depth: int = 0, seen: Optional[list] 
     for child in children:
         seen[0] += 1
         if seen[0] > _MAX_NODES:
-            raise UnreadableFileError(files.path, f"the N5 container holds more than {_MAX_NODES:,} folders; name the dataset as {files.path.name}:path")
+            raise UnreadableFileError(
+                files.path,
+                f"the N5 container holds more than {_MAX_NODES:,} folders; name the dataset as {files.path.name}:path",
+            )
         child_key = join_key(key, child)
         if _is_dataset(files.json(join_key(child_key, "attributes.json"))):
             found.append(child_key)
@@ -213,7 +231,7 @@ def _datasets(files: StoreFiles, key: str, depth: int = 0, seen: Optional[list] 
     return found
 
 
-def _pick(files: StoreFiles, name: Optional[str]) -> tuple[str, dict]:
+def _pick(files: StoreFiles, name: str | None) -> tuple[str, dict]:
     path = files.path
     key = node_key(name, path, "dataset path") if name else ""
     attrs = files.json(join_key(key, "attributes.json"))
@@ -223,13 +241,15 @@ def _pick(files: StoreFiles, name: Optional[str]) -> tuple[str, dict]:
     if len(found) == 1:
         return found[0], files.json(join_key(found[0], "attributes.json")) or {}
     if found:
-        raise InputError(path, f"the N5 container holds several datasets ({short_list(found)}); choose one as {path.name}:{found[0]}")
+        raise InputError(
+            path, f"the N5 container holds several datasets ({short_list(found)}); choose one as {path.name}:{found[0]}"
+        )
     if name:
         raise InputError(path, f"no N5 dataset {name!r} in the container")
     raise ImageContentError(path, "the N5 container holds no dataset")
 
 
-def _resolution(attrs: dict) -> Optional[tuple[list[float], list]]:
+def _resolution(attrs: dict) -> tuple[list[float], list] | None:
     """``(sizes, units)`` X first from ``pixelResolution`` or ``resolution`` (+ ``units``)."""
     pixel = attrs.get("pixelResolution")
     if isinstance(pixel, dict) and isinstance(pixel.get("dimensions"), list):
@@ -256,7 +276,7 @@ def _pixel_size(files: StoreFiles, key: str, axes: str):
         assumed = any(u is None for u in units)
         factors = [nm_per_unit("nm" if u is None else u) for u in units]
 
-        def size(letter: str) -> Optional[float]:
+        def size(letter: str) -> float | None:
             i = axes.find(letter)
             ok = i >= 0 and factors[i] is not None and isinstance(sizes[i], (int, float)) and sizes[i] > 0
             return float(f"{sizes[i] * factors[i]:.12g}") if ok else None
@@ -269,7 +289,7 @@ def _pixel_size(files: StoreFiles, key: str, axes: str):
     return None, None
 
 
-def read_n5(path: Path, name: Optional[str] = None, options: Optional[ReadOptions] = None) -> Volume:
+def read_n5(path: Path, name: str | None = None, options: ReadOptions | None = None) -> Volume:
     """Open an N5 dataset lazily as a ``(Z, Y, X)`` :class:`Volume`.
 
     Parameters
@@ -304,8 +324,14 @@ def read_n5(path: Path, name: Optional[str] = None, options: Optional[ReadOption
         where = f"{path}:{key}" if key else str(path)
         info = _dataset(attrs, path, key)
         stored_axes = attrs.get("axes")
-        named = axis_letters(list(stored_axes)[::-1]) if isinstance(stored_axes, list) and len(stored_axes) == len(info.shape) else None
-        axes = (options.axes or (named if named and "Y" in named and "X" in named else None) or guess_axes(info.shape)).upper()
+        named = (
+            axis_letters(list(stored_axes)[::-1])
+            if isinstance(stored_axes, list) and len(stored_axes) == len(info.shape)
+            else None
+        )
+        axes = (
+            options.axes or (named if named and "Y" in named and "X" in named else None) or guess_axes(info.shape)
+        ).upper()
         pixel_size, pixel_from = _pixel_size(files, key, axes)
     finally:
         files.close()

@@ -19,17 +19,17 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 
 from ..errors import InputError, ShapeMismatchError
 from ..progress import CancelToken, Progress, check, report
 from .common import ZARR_MARKERS
-from .zarr_safety import node_key
 from .units import nm_per_unit
+from .zarr_safety import node_key
 
 PIXEL_SIZE_FROM = "OME-Zarr coordinateTransformations"
 NGFF_VERSION = "0.4"
@@ -50,12 +50,12 @@ class NgffLevel:
     """
 
     path: str
-    axes: Optional[str]
-    pixel_size: Optional[tuple[Optional[float], float, float]]
+    axes: str | None
+    pixel_size: tuple[float | None, float, float] | None
     version: str
 
 
-def multiscales(attrs: Optional[dict]) -> Optional[list]:
+def multiscales(attrs: dict | None) -> list | None:
     """The ``multiscales`` list of a group's attributes (NGFF 0.4, or 0.5 under ``ome``)."""
     if not isinstance(attrs, dict):
         return None
@@ -65,7 +65,7 @@ def multiscales(attrs: Optional[dict]) -> Optional[list]:
     return found if isinstance(found, list) and found and isinstance(found[0], dict) else None
 
 
-def ngff_level(attrs: dict, source, dataset_path: Optional[str] = None) -> Optional[NgffLevel]:
+def ngff_level(attrs: dict, source, dataset_path: str | None = None) -> NgffLevel | None:
     """Describe level ``dataset_path`` (default: level 0) of the image whose attributes are ``attrs``.
 
     Returns ``None`` when the attributes hold no multiscales or no such level. Raises
@@ -89,9 +89,9 @@ def ngff_level(attrs: dict, source, dataset_path: Optional[str] = None) -> Optio
     return NgffLevel(wanted, letters, pixel_size, version)
 
 
-def axis_letters(axes: list) -> Optional[str]:
+def axis_letters(axes: list) -> str | None:
     """One letter per axis (Z Y X C T, spare letters for unknown axes) from NGFF axes or names."""
-    letters: list[Optional[str]] = []
+    letters: list[str | None] = []
     for axis in axes:
         name = str(axis.get("name") if isinstance(axis, dict) else axis).strip().lower()
         kind = axis.get("type") if isinstance(axis, dict) else None
@@ -109,16 +109,18 @@ def axis_letters(axes: list) -> Optional[str]:
     return "".join(x or next(spare) for x in letters)
 
 
-def _scale_of(transforms) -> Optional[list[float]]:
+def _scale_of(transforms) -> list[float] | None:
     for item in transforms if isinstance(transforms, list) else []:
         if isinstance(item, dict) and item.get("type") == "scale" and isinstance(item.get("scale"), list):
             values = item["scale"]
-            if all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in values):
+            if all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in values
+            ):
                 return [float(v) for v in values]
     return None
 
 
-def _combined_scale(global_transforms, dataset_transforms) -> Optional[list[float]]:
+def _combined_scale(global_transforms, dataset_transforms) -> list[float] | None:
     level = _scale_of(dataset_transforms)
     overall = _scale_of(global_transforms)
     if level is None:
@@ -128,11 +130,11 @@ def _combined_scale(global_transforms, dataset_transforms) -> Optional[list[floa
     return level
 
 
-def _pixel_size_nm(axes: list, letters: str, scale: Optional[list[float]]):
+def _pixel_size_nm(axes: list, letters: str, scale: list[float] | None):
     if scale is None or len(scale) != len(letters) or len(axes) != len(letters):
         return None
 
-    def size(letter: str) -> Optional[float]:
+    def size(letter: str) -> float | None:
         if letter not in letters:
             return None
         i = letters.index(letter)
@@ -203,7 +205,9 @@ def _create_array(group, shape: tuple, dtype):
             "0", shape=shape, dtype=dtype, chunks=chunks, compressors=compressor, fill_value=0,
             chunk_key_encoding={"name": "v2", "separator": "/"},
         )  # fmt: skip
-    return group.create_dataset("0", shape=shape, dtype=dtype, chunks=chunks, compressor=compressor, fill_value=0, dimension_separator="/")
+    return group.create_dataset(
+        "0", shape=shape, dtype=dtype, chunks=chunks, compressor=compressor, fill_value=0, dimension_separator="/"
+    )
 
 
 def _open_group(path: Path, *parts: str):
@@ -215,14 +219,18 @@ def _open_group(path: Path, *parts: str):
     return zarr.open_group(str(folder), mode="w")
 
 
-def _write_image(group, name: str, slices: Iterable[np.ndarray], shape: tuple, dtype, pixel_size, target: Path, progress, cancel) -> None:
+def _write_image(
+    group, name: str, slices: Iterable[np.ndarray], shape: tuple, dtype, pixel_size, target: Path, progress, cancel
+) -> None:
     array = _create_array(group, shape, dtype)
     count = 0
     for z, plane in enumerate(slices):
         check(cancel)
         plane = np.asarray(plane)
         if z >= shape[0] or plane.shape != tuple(shape[1:]):
-            raise ShapeMismatchError(target, f"{name} slice {z} has shape {plane.shape}; expected {shape[0]} slices of {tuple(shape[1:])}")
+            raise ShapeMismatchError(
+                target, f"{name} slice {z} has shape {plane.shape}; expected {shape[0]} slices of {tuple(shape[1:])}"
+            )
         array[z] = plane
         count += 1
         report(progress, count, shape[0], f"writing {name}")
@@ -244,11 +252,11 @@ def write_ome_zarr(
     slices: Iterable[np.ndarray],
     shape: Sequence[int],
     dtype,
-    pixel_size: Optional[Sequence[Optional[float]]] = None,
+    pixel_size: Sequence[float | None] | None = None,
     name: str = "raw",
-    extra_arrays: Optional[Mapping[str, object]] = None,
-    progress: Optional[Progress] = None,
-    cancel: Optional[CancelToken] = None,
+    extra_arrays: Mapping[str, object] | None = None,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
 ) -> None:
     """Write a ``(Z, Y, X)`` stack as an OME-Zarr (NGFF 0.4) image, slice by slice, atomically.
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional
 
 import numpy as np
 
@@ -35,12 +35,12 @@ def sidecar_path(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def _pixel_size_list(pixel_size: Optional[tuple]) -> Optional[list]:
+def _pixel_size_list(pixel_size: tuple | None) -> list | None:
     """``(z, y, x)`` nm -> JSON list; an unknown (``None``, non-finite, non-positive) z stays ``null``."""
     if pixel_size is None:
         return None
 
-    def known(v) -> Optional[float]:
+    def known(v) -> float | None:
         return float(v) if v is not None and math.isfinite(float(v)) and float(v) > 0 else None
 
     z, y, x = (known(v) for v in pixel_size)
@@ -52,9 +52,9 @@ def write_raw(
     slices: Iterable[np.ndarray],
     shape: tuple,
     dtype,
-    pixel_size: Optional[tuple] = None,
-    extra: Optional[dict] = None,
-    cancel: Optional[CancelToken] = None,
+    pixel_size: tuple | None = None,
+    extra: dict | None = None,
+    cancel: CancelToken | None = None,
 ) -> None:
     """Write ``(Z, Y, X[, 3])`` slices as raw bytes and the sidecar (see the module docstring).
 
@@ -70,7 +70,9 @@ def write_raw(
         More sidecar keys (e.g. ``content``, ``source``); they cannot replace the ones above.
     """
     dtype = np.dtype(dtype)
-    byte_order = "little" if (dtype.byteorder == "<" or (dtype.byteorder in "=|" and sys.byteorder == "little")) else "big"
+    byte_order = (
+        "little" if (dtype.byteorder == "<" or (dtype.byteorder in "=|" and sys.byteorder == "little")) else "big"
+    )
     sidecar = {
         "shape": [int(n) for n in shape],
         "dtype": dtype.name,
@@ -98,20 +100,31 @@ def _load_sidecar(path: Path) -> dict:
     if not meta_path.is_file():
         raise UnreadableFileError(path, f"no sidecar {meta_path.name} saying its shape and dtype")
     if meta_path.stat().st_size > MAX_SIDECAR_BYTES:
-        raise UnreadableFileError(meta_path, f"sidecar is {meta_path.stat().st_size:,} bytes, more than a sidecar can be ({MAX_SIDECAR_BYTES:,})")
+        raise UnreadableFileError(
+            meta_path,
+            f"sidecar is {meta_path.stat().st_size:,} bytes, more than a sidecar can be ({MAX_SIDECAR_BYTES:,})",
+        )
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"), parse_constant=_refuse_constant)
     except (OSError, ValueError, RecursionError) as exc:
         raise UnreadableFileError(meta_path, f"sidecar is not valid JSON ({exc})") from None
     if not isinstance(meta, dict):
-        raise UnreadableFileError(meta_path, f"sidecar must be a JSON object with shape and dtype, found a {type(meta).__name__}")
+        raise UnreadableFileError(
+            meta_path, f"sidecar must be a JSON object with shape and dtype, found a {type(meta).__name__}"
+        )
     return meta
 
 
 def _shape(meta: dict, meta_path: Path) -> tuple[int, ...]:
     shape = meta.get("shape")
-    if not isinstance(shape, list) or not 2 <= len(shape) <= 6 or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape):
-        raise UnreadableFileError(meta_path, f"sidecar shape must be a list of 2 to 6 positive integers, found {str(shape)[:80]}")
+    if (
+        not isinstance(shape, list)
+        or not 2 <= len(shape) <= 6
+        or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)
+    ):
+        raise UnreadableFileError(
+            meta_path, f"sidecar shape must be a list of 2 to 6 positive integers, found {str(shape)[:80]}"
+        )
     return tuple(shape)
 
 
@@ -125,11 +138,14 @@ def _dtype(meta: dict, meta_path: Path) -> np.dtype:
         dtype = None
     if dtype is None or dtype.kind not in SUPPORTED_KINDS or dtype.fields is not None or dtype.subdtype is not None:
         found = str(name)[:40]
-        raise UnreadableFileError(meta_path, f"sidecar dtype {found!r} is not a pixel type (use an integer or float name: uint8, uint16, float32...)")
+        raise UnreadableFileError(
+            meta_path,
+            f"sidecar dtype {found!r} is not a pixel type (use an integer or float name: uint8, uint16, float32...)",
+        )
     return dtype.newbyteorder("<" if order == "little" else ">")
 
 
-def _pixel_size(meta: dict, meta_path: Path) -> Optional[tuple]:
+def _pixel_size(meta: dict, meta_path: Path) -> tuple | None:
     value, unit = meta.get("pixel_size_nm"), meta.get("pixel_size_unit", "nm")
     if value is None:
         return None
@@ -141,12 +157,18 @@ def _pixel_size(meta: dict, meta_path: Path) -> Optional[tuple]:
             return v is None and may_be_null
         return 0 < v < 1e9  # also false for NaN; a huge int compares without overflow
 
-    if not isinstance(value, list) or len(value) != 3 or not (valid(value[0], True) and valid(value[1], False) and valid(value[2], False)):
-        raise UnreadableFileError(meta_path, f"sidecar pixel_size_nm must be [z, y, x] positive nm (z may be null), found {str(value)[:80]}")
+    if (
+        not isinstance(value, list)
+        or len(value) != 3
+        or not (valid(value[0], True) and valid(value[1], False) and valid(value[2], False))
+    ):
+        raise UnreadableFileError(
+            meta_path, f"sidecar pixel_size_nm must be [z, y, x] positive nm (z may be null), found {str(value)[:80]}"
+        )
     return tuple(None if v is None else float(v) for v in value)
 
 
-def read_raw(path: Path, options: Optional[ReadOptions] = None) -> Volume:
+def read_raw(path: Path, options: ReadOptions | None = None) -> Volume:
     """Memory-map a ``.raw`` file described by its ``.raw.json`` sidecar, as a lazy ``(Z, Y, X)`` Volume.
 
     The dtype is the sidecar's, in native byte order (a big-endian file is converted as it
@@ -168,14 +190,18 @@ def read_raw(path: Path, options: Optional[ReadOptions] = None) -> Volume:
     meta = _load_sidecar(path)
     shape, dtype, pixel_size = _shape(meta, meta_path), _dtype(meta, meta_path), _pixel_size(meta, meta_path)
     if meta.get("order", "C") != "C":
-        raise UnreadableFileError(meta_path, f"sidecar order must be 'C' (row-major), found {str(meta.get('order'))[:20]!r}")
+        raise UnreadableFileError(
+            meta_path, f"sidecar order must be 'C' (row-major), found {str(meta.get('order'))[:20]!r}"
+        )
     axes = options.axes or meta.get("axis_order") or None
     if axes is not None and not isinstance(axes, str):
         raise UnreadableFileError(meta_path, f"sidecar axis_order must be letters such as ZYX, found {str(axes)[:40]}")
     expected = math.prod(shape) * dtype.itemsize  # Python integers: no overflow for absurd shapes
     size = path.stat().st_size
     if not path.is_file() or size != expected:
-        raise UnreadableFileError(path, f"file has {size:,} bytes, the sidecar's shape {list(shape)} and dtype {dtype.name} need {expected:,}")
+        raise UnreadableFileError(
+            path, f"file has {size:,} bytes, the sidecar's shape {list(shape)} and dtype {dtype.name} need {expected:,}"
+        )
     mapped = MappedArray(path, dtype, 0, shape)
     used = (axes or guess_axes(shape)).upper()
     data = as_zyx(mapped, used, path, options.channel)  # Volume hands out big-endian data in native order
@@ -184,4 +210,3 @@ def read_raw(path: Path, options: Optional[ReadOptions] = None) -> Volume:
     if pixel_size is not None:
         metadata["pixel_size_from"] = f"sidecar {meta_path.name} (pixel_size_nm)"
     return Volume(data, str(path), pixel_size=pixel_size, metadata=metadata, closer=mapped.close)
-

@@ -14,7 +14,6 @@ import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import imagecodecs
 import numpy as np
@@ -25,9 +24,9 @@ from ..errors import ImageContentError, InputError, ShapeMismatchError, Unreadab
 from ..volume import LazySlices, Volume
 from .atomic import atomic_paths
 from .axes import ReadOptions, as_zyx
+from .common import MAX_SLICE_PIXELS, check_decoded_size, check_slice_size, image_files, to_grey
 from .tiff_metadata import tiff_pixel_size
 from .units import dpi_to_nm
-from .common import MAX_SLICE_PIXELS, check_decoded_size, check_slice_size, image_files, to_grey
 
 # Let PIL open anything up to our own limit; we refuse larger slices ourselves with a clear message.
 Image.MAX_IMAGE_PIXELS = MAX_SLICE_PIXELS
@@ -37,7 +36,6 @@ _STRIP_PIXELS = 2**22
 #: PNG colour types (IHDR) -> samples per pixel.
 _PNG_SAMPLES = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 _PIL_COLOUR = ("RGB", "RGBA", "RGBX")
-
 
 
 @dataclass(frozen=True)
@@ -60,8 +58,8 @@ class SliceHeader:
     alpha: int = 0
     fmt: str = ""
     png16: bool = False
-    pixel_size: Optional[tuple[float, float]] = None
-    pixel_size_from: Optional[str] = None
+    pixel_size: tuple[float, float] | None = None
+    pixel_size_from: str | None = None
 
 
 def _is_tiff(path: Path) -> bool:
@@ -81,7 +79,7 @@ def _check(header: SliceHeader, path: Path) -> SliceHeader:
 # ---------------------------------------------------------------- pixel size
 
 
-def _pil_pixel_size(img: Image.Image) -> tuple[Optional[tuple[float, float]], Optional[str]]:
+def _pil_pixel_size(img: Image.Image) -> tuple[tuple[float, float] | None, str | None]:
     """``(y, x)`` nm from a PNG pHYs chunk (pixels per metre) or JPEG JFIF/EXIF density.
 
     Pillow gives both as ``info["dpi"]`` ``(x, y)``; a pHYs without the metre unit gives none.
@@ -124,7 +122,9 @@ def _pil_header(img: Image.Image, path: Path) -> SliceHeader:
     size_nm, size_from = _pil_pixel_size(img)
     axes = "YX" if samples == 1 else "YXS"
     size = dict(pixel_size=size_nm, pixel_size_from=size_from)
-    return SliceHeader((img.height, img.width), kind, axes, samples, dtype, colour, alpha, img.format or "", png16, **size)
+    return SliceHeader(
+        (img.height, img.width), kind, axes, samples, dtype, colour, alpha, img.format or "", png16, **size
+    )
 
 
 def _tiff_series(tif: tifffile.TiffFile, path: Path):
@@ -135,7 +135,10 @@ def _tiff_series(tif: tifffile.TiffFile, path: Path):
         extra = [f"{a}={n}" for a, n in zip(series.axes, series.shape) if a not in "YXSC" and n > 1]
         if extra:
             stack = f"{', '.join(extra)}, axes {series.axes}"
-            raise ImageContentError(path, f"holds a stack ({stack}), but each file in a folder must be one 2D slice; open the file on its own")
+            raise ImageContentError(
+                path,
+                f"holds a stack ({stack}), but each file in a folder must be one 2D slice; open the file on its own",
+            )
     return max(tif.series, key=lambda s: s.shape[s.axes.index("Y")] * s.shape[s.axes.index("X")])
 
 
@@ -149,7 +152,9 @@ def _tiff_header(tif: tifffile.TiffFile, path: Path):
     colour = page.photometric in (tifffile.PHOTOMETRIC.RGB, tifffile.PHOTOMETRIC.YCBCR)  # tifffile decodes YCbCr to RGB
     size_zyx, size_from = tiff_pixel_size(tif, tif.series.index(series), page)
     size = dict(pixel_size=size_zyx[1:] if size_zyx else None, pixel_size_from=size_from)
-    header = SliceHeader(yx, str(series.dtype), axes, samples, _native(series.dtype), colour, extras, "TIFF", False, **size)
+    header = SliceHeader(
+        yx, str(series.dtype), axes, samples, _native(series.dtype), colour, extras, "TIFF", False, **size
+    )
     return header, series
 
 
@@ -170,7 +175,7 @@ def probe_2d(path: Path) -> SliceHeader:
 # ---------------------------------------------------------------- decoding
 
 
-def _open_2d(path: Path, decode: bool, channel: Optional[int]) -> tuple[SliceHeader, Optional[np.ndarray]]:
+def _open_2d(path: Path, decode: bool, channel: int | None) -> tuple[SliceHeader, np.ndarray | None]:
     try:
         if _is_tiff(path):
             with tifffile.TiffFile(path) as tif:
@@ -183,14 +188,16 @@ def _open_2d(path: Path, decode: bool, channel: Optional[int]) -> tuple[SliceHea
                 header = _check(_pil_header(img, path), path)
                 return header, (_decode_pil(img, header, path, channel) if decode else None)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageContentError(path, f"header claims more than {MAX_SLICE_PIXELS:,} pixels; refusing to read it") from None
+        raise ImageContentError(
+            path, f"header claims more than {MAX_SLICE_PIXELS:,} pixels; refusing to read it"
+        ) from None
     except InputError:
         raise
     except (OSError, ValueError, SyntaxError, tifffile.TiffFileError) as exc:
         raise UnreadableFileError(path, f"not a readable image ({exc})") from None
 
 
-def _plane(array: np.ndarray, header: SliceHeader, path: Path, channel: Optional[int]) -> np.ndarray:
+def _plane(array: np.ndarray, header: SliceHeader, path: Path, channel: int | None) -> np.ndarray:
     """The ``(Y, X)`` plane of a decoded slice: one channel, the grey of RGB(A), or grey without alpha."""
     axes = header.axes
     if channel is None and "S" in axes and array.shape[axes.index("S")] - header.alpha == 1:
@@ -201,7 +208,7 @@ def _plane(array: np.ndarray, header: SliceHeader, path: Path, channel: Optional
     return plane.astype(_native(plane.dtype), copy=False)
 
 
-def _decode_tiff(series, header: SliceHeader, path: Path, channel: Optional[int]) -> np.ndarray:
+def _decode_tiff(series, header: SliceHeader, path: Path, channel: int | None) -> np.ndarray:
     try:
         array = series.asarray()
     except Exception as exc:  # codecs raise their own kinds (zlib.error, ...) on damaged data
@@ -209,7 +216,7 @@ def _decode_tiff(series, header: SliceHeader, path: Path, channel: Optional[int]
     return _plane(array, header, path, channel)
 
 
-def _decode_pil(img: Image.Image, header: SliceHeader, path: Path, channel: Optional[int]) -> np.ndarray:
+def _decode_pil(img: Image.Image, header: SliceHeader, path: Path, channel: int | None) -> np.ndarray:
     if header.png16:  # Pillow reads 16-bit grey + alpha and RGB(A) PNGs as 8-bit: use libpng
         try:
             array = imagecodecs.png_decode(path.read_bytes())
@@ -221,13 +228,18 @@ def _decode_pil(img: Image.Image, header: SliceHeader, path: Path, channel: Opti
         return _plane(np.asarray(img), header, path, None)
     if channel is not None:
         if not 0 <= channel < len(bands):
-            raise InputError(path, f"--channel {channel} is out of range: the image has channels 0-{len(bands) - 1} ({img.mode})")
+            raise InputError(
+                path, f"--channel {channel} is out of range: the image has channels 0-{len(bands) - 1} ({img.mode})"
+            )
         return np.asarray(img.getchannel(channel))
     if header.samples - header.alpha == 1:  # grey or palette + alpha: keep the grey values or indices
         return np.asarray(img.getchannel(0))
     if img.mode in _PIL_COLOUR:
         return _grey_strips(img)
-    raise ImageContentError(path, f"colour mode {img.mode} cannot be read as grey; save the image as grey or RGB, or choose a band with --channel N")
+    raise ImageContentError(
+        path,
+        f"colour mode {img.mode} cannot be read as grey; save the image as grey or RGB, or choose a band with --channel N",
+    )
 
 
 def _grey_strips(img: Image.Image) -> np.ndarray:
@@ -241,7 +253,7 @@ def _grey_strips(img: Image.Image) -> np.ndarray:
     return grey
 
 
-def read_2d(path: Path, channel: Optional[int] = None) -> np.ndarray:
+def read_2d(path: Path, channel: int | None = None) -> np.ndarray:
     """Decode one image file to a ``(Y, X)`` array of its own dtype (native byte order).
 
     Colour (RGB, RGBA) becomes grey unless ``channel`` picks one sample; an alpha sample is
@@ -259,7 +271,9 @@ def read_2d(path: Path, channel: Optional[int] = None) -> np.ndarray:
 class SliceFiles(LazySlices):
     """Lazy ``(Z, Y, X)`` array over a list of same-sized 2D image files."""
 
-    def __init__(self, paths: list[Path], shape_yx: tuple[int, int], dtype: np.dtype, channel: Optional[int] = None) -> None:
+    def __init__(
+        self, paths: list[Path], shape_yx: tuple[int, int], dtype: np.dtype, channel: int | None = None
+    ) -> None:
         self.paths = paths
         self.shape = (len(paths),) + tuple(shape_yx)
         self.dtype = np.dtype(dtype)
@@ -269,24 +283,29 @@ class SliceFiles(LazySlices):
         path = self.paths[z]
         array = read_2d(path, self.channel)
         if array.shape != self.shape[1:]:
-            raise ShapeMismatchError(path, f"slice is {array.shape[1]} x {array.shape[0]}, the others are {self.shape[2]} x {self.shape[1]}")
+            raise ShapeMismatchError(
+                path, f"slice is {array.shape[1]} x {array.shape[0]}, the others are {self.shape[2]} x {self.shape[1]}"
+            )
         if array.dtype != self.dtype:
             raise ImageContentError(path, f"pixel type {array.dtype} differs from the other slices ({self.dtype})")
         return array
 
 
 def _metadata(header: SliceHeader, path: Path, folder: bool) -> dict:
-    meta = {"format": f"folder of {header.fmt.lower()}" if folder else header.fmt.lower(), "axes": ("Z" if folder else "") + header.axes}
+    meta = {
+        "format": f"folder of {header.fmt.lower()}" if folder else header.fmt.lower(),
+        "axes": ("Z" if folder else "") + header.axes,
+    }
     if header.pixel_size is not None:
         meta["pixel_size_from"] = f"{header.pixel_size_from} of {path.name}" if folder else header.pixel_size_from
     return meta
 
 
-def _pixel_size(header: SliceHeader) -> Optional[tuple]:
+def _pixel_size(header: SliceHeader) -> tuple | None:
     return None if header.pixel_size is None else (None,) + tuple(header.pixel_size)
 
 
-def read_image(path: Path, options: Optional[ReadOptions] = None) -> Volume:
+def read_image(path: Path, options: ReadOptions | None = None) -> Volume:
     """A single 2D image file as a one-slice ``(1, Y, X)`` Volume, decoded now so damage shows at once.
 
     ``options.channel`` picks one sample of a colour image instead of its grey. The file's
@@ -296,10 +315,16 @@ def read_image(path: Path, options: Optional[ReadOptions] = None) -> Volume:
     """
     options = options or ReadOptions()
     header, array = _open_2d(path, decode=True, channel=options.channel)
-    return Volume(array[np.newaxis], str(path), slice_names=[path.stem], pixel_size=_pixel_size(header), metadata=_metadata(header, path, False))
+    return Volume(
+        array[np.newaxis],
+        str(path),
+        slice_names=[path.stem],
+        pixel_size=_pixel_size(header),
+        metadata=_metadata(header, path, False),
+    )
 
 
-def read_folder(folder: Path, options: Optional[ReadOptions] = None) -> Volume:
+def read_folder(folder: Path, options: ReadOptions | None = None) -> Volume:
     """A folder of 2D slices as a lazy ``(Z, Y, X)`` Volume, ordered by the number in their names.
 
     All files must share size and pixel format (``img2`` comes before ``img10``). The pixel
@@ -316,13 +341,20 @@ def read_folder(folder: Path, options: Optional[ReadOptions] = None) -> Volume:
         header = probe_2d(path)
         if header.shape != first.shape:
             raise ShapeMismatchError(
-                path, f"slice is {header.shape[1]} x {header.shape[0]} pixels but {paths[0].name} is {first.shape[1]} x {first.shape[0]}; all slices must have one size"
+                path,
+                f"slice is {header.shape[1]} x {header.shape[0]} pixels but {paths[0].name} is {first.shape[1]} x {first.shape[0]}; all slices must have one size",
             )
         if header.kind != first.kind:
             raise ImageContentError(path, f"pixel format {header.kind} differs from {paths[0].name} ({first.kind})")
     dtype = read_2d(paths[0], options.channel).dtype
     data = SliceFiles(paths, first.shape, dtype, options.channel)
-    return Volume(data, str(folder), slice_names=[p.stem for p in paths], pixel_size=_pixel_size(first), metadata=_metadata(first, paths[0], True))
+    return Volume(
+        data,
+        str(folder),
+        slice_names=[p.stem for p in paths],
+        pixel_size=_pixel_size(first),
+        metadata=_metadata(first, paths[0], True),
+    )
 
 
 def write_slices(paths: list[Path], images, quality: int = 95) -> None:

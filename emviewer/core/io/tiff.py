@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import itertools
 import struct
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
 
 import numpy as np
 import tifffile
@@ -53,7 +53,9 @@ class TiffPages:
         try:
             array = page.asarray()
         except Exception as exc:  # codecs raise their own kinds (zlib.error, DeflateError, ...)
-            raise UnreadableFileError(self._path, f"cannot decode page {page.index} ({type(exc).__name__}: {exc})") from None
+            raise UnreadableFileError(
+                self._path, f"cannot decode page {page.index} ({type(exc).__name__}: {exc})"
+            ) from None
         self._last = (i, array)
         return array
 
@@ -101,7 +103,10 @@ def _open(path: Path) -> tifffile.TiffFile:
 
 
 def _describe(tif: tifffile.TiffFile) -> str:
-    shown = [f"{i}: {s.axes} {tuple(s.shape)} {s.dtype}" + (" (preview)" if _is_preview(s) else "") for i, s in enumerate(tif.series[:12])]
+    shown = [
+        f"{i}: {s.axes} {tuple(s.shape)} {s.dtype}" + (" (preview)" if _is_preview(s) else "")
+        for i, s in enumerate(tif.series[:12])
+    ]
     return "; ".join(shown) + ("; ..." if len(tif.series) > 12 else "")
 
 
@@ -181,7 +186,7 @@ def _check_complete(tif: tifffile.TiffFile, path: Path, series_list: list) -> No
         raise _truncated(path, f"the page after page {len(tif.pages) - 1} cannot be read")
 
 
-def _memmap(tif: tifffile.TiffFile, path: Path, series) -> Optional[MappedArray]:
+def _memmap(tif: tifffile.TiffFile, path: Path, series) -> MappedArray | None:
     if series.dataoffset is None or not tif.filehandle.is_file:
         return None
     dtype = np.dtype(tif.byteorder + series.dtype.char)
@@ -196,7 +201,10 @@ def _paged(series_list: list, path: Path) -> TiffPages:
     page_shape = tuple(series.keyframe.shape)
     stack = tuple(series.shape[: len(series.shape) - len(page_shape)])
     if tuple(series.shape[len(stack) :]) != page_shape or int(np.prod(stack, dtype=np.int64)) != len(series.pages):
-        raise ImageContentError(path, f"unsupported TIFF layout: series {series.axes} {tuple(series.shape)} in {len(series.pages)} pages of {page_shape}")
+        raise ImageContentError(
+            path,
+            f"unsupported TIFF layout: series {series.axes} {tuple(series.shape)} in {len(series.pages)} pages of {page_shape}",
+        )
     return TiffPages(series.pages, stack, path)
 
 
@@ -205,7 +213,9 @@ def _pixels(tif: tifffile.TiffFile, path: Path, series_list: list):
     series = series_list[0]
     page = series.keyframe
     if page.dtype is None:
-        raise ImageContentError(path, f"unsupported TIFF sample format ({page.bitspersample} bits, sample format {int(page.sampleformat)})")
+        raise ImageContentError(
+            path, f"unsupported TIFF sample format ({page.bitspersample} bits, sample format {int(page.sampleformat)})"
+        )
     yx = (int(page.imagelength), int(page.imagewidth))
     check_slice_size(yx, path)
     check_decoded_size(yx, page.samplesperpixel if page.photometric in COLOUR else 1, page.dtype.itemsize, path)
@@ -213,13 +223,15 @@ def _pixels(tif: tifffile.TiffFile, path: Path, series_list: list):
     mapped = _memmap(tif, path, series) if len(series_list) == 1 else None
     if mapped is not None:
         return mapped
-    check_decoded_size(yx, int(page.size) // (yx[0] * yx[1]), page.dtype.itemsize, path)  # all planes of a page decode at once
+    check_decoded_size(
+        yx, int(page.size) // (yx[0] * yx[1]), page.dtype.itemsize, path
+    )  # all planes of a page decode at once
     data = _paged(series_list, path)
     data.read_page(0)  # decode one page now: a missing codec or damage shows at once
     return data
 
 
-def read_tiff(path: Path, options: Optional[ReadOptions] = None, series: Optional[str] = None) -> Volume:
+def read_tiff(path: Path, options: ReadOptions | None = None, series: str | None = None) -> Volume:
     """Open a TIFF file as a lazy ``(Z, Y, X)`` Volume, keeping its dtype.
 
     Parameters
@@ -257,7 +269,7 @@ def read_tiff(path: Path, options: Optional[ReadOptions] = None, series: Optiona
         raise UnreadableFileError(path, f"cannot read the TIFF ({type(exc).__name__}: {exc})") from None
 
 
-def _read(tif: tifffile.TiffFile, path: Path, options: ReadOptions, series: Optional[str]) -> Volume:
+def _read(tif: tifffile.TiffFile, path: Path, options: ReadOptions, series: str | None) -> Volume:
     indices = _named_series(tif, path, series) if series else _auto_series(tif)
     series_list = [tif.series[i] for i in indices]
     page = series_list[0].keyframe
@@ -277,7 +289,7 @@ def _read(tif: tifffile.TiffFile, path: Path, options: ReadOptions, series: Opti
 IMAGEJ_DTYPES = (np.uint8, np.uint16, np.float32)
 
 
-def imagej_calibration(pixel_size: Optional[tuple[Optional[float], float, float]]) -> tuple[dict, dict]:
+def imagej_calibration(pixel_size: tuple[float | None, float, float] | None) -> tuple[dict, dict]:
     """ImageJ ``metadata`` entries and ``TiffWriter.write`` keywords recording a ``(z, y, x)`` nm
     voxel size as Fiji does: resolution in pixels per µm, ``unit=um``, ``spacing`` (z in µm).
     Both are empty when ``y`` or ``x`` is unknown; ``spacing`` is left out when ``z`` is."""
@@ -293,7 +305,12 @@ def imagej_calibration(pixel_size: Optional[tuple[Optional[float], float, float]
 
 
 def write_tiff(
-    path: Path, slices: Iterable[np.ndarray], shape: tuple, dtype, rgb: bool = False, pixel_size: Optional[tuple[Optional[float], float, float]] = None
+    path: Path,
+    slices: Iterable[np.ndarray],
+    shape: tuple,
+    dtype,
+    rgb: bool = False,
+    pixel_size: tuple[float | None, float, float] | None = None,
 ) -> None:
     """Write ``(Z, Y, X)`` (or ``(Z, Y, X, 3)`` RGB) slices as an ImageJ (Fiji) multi-page TIFF.
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ElementTree
-from typing import Optional
 
 import numpy as np
 import tifffile
@@ -25,14 +24,13 @@ from tifffile.tifffile import shaped_description_metadata
 from .axes import ReadOptions
 from .units import SCREEN_DPI, nm_per_unit
 
-PixelSize = tuple[Optional[float], float, float]
+PixelSize = tuple[float | None, float, float]
 
 GREY = (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.MINISWHITE)
 #: Photometric interpretations read as colour (converted to grey unless a channel is chosen).
 COLOUR = (tifffile.PHOTOMETRIC.RGB, tifffile.PHOTOMETRIC.YCBCR)
 #: tifffile's ImageJ version stamp: its ``imagej=True`` writes a plain 3D array as channels.
 TIFFFILE_IMAGEJ = "1.11a"
-
 
 
 _NM_PER_RESOLUTION_UNIT = {
@@ -43,7 +41,7 @@ _NM_PER_RESOLUTION_UNIT = {
 }
 
 
-def _length(value, factor: Optional[float]) -> Optional[float]:
+def _length(value, factor: float | None) -> float | None:
     """``value`` units in nm, rounded to 9 significant digits (TIFF rationals are not exact)."""
     try:
         number = float(value) * factor
@@ -54,7 +52,7 @@ def _length(value, factor: Optional[float]) -> Optional[float]:
     return float(f"{number:.9g}")
 
 
-def _per_pixel(resolution, factor: Optional[float]) -> Optional[float]:
+def _per_pixel(resolution, factor: float | None) -> float | None:
     """Size of one pixel in nm from a resolution in pixels per unit."""
     try:
         resolution = float(resolution)
@@ -65,7 +63,7 @@ def _per_pixel(resolution, factor: Optional[float]) -> Optional[float]:
     return _length(1.0 / resolution, factor)
 
 
-def _ome(tif: tifffile.TiffFile, series_index: int) -> Optional[PixelSize]:
+def _ome(tif: tifffile.TiffFile, series_index: int) -> PixelSize | None:
     try:
         root = ElementTree.fromstring(tif.ome_metadata or "")
     except ElementTree.ParseError:
@@ -78,14 +76,14 @@ def _ome(tif: tifffile.TiffFile, series_index: int) -> Optional[PixelSize]:
     else:
         return None
 
-    def size(axis: str) -> Optional[float]:
+    def size(axis: str) -> float | None:
         return _length(attrs.get(f"PhysicalSize{axis}"), nm_per_unit(attrs.get(f"PhysicalSize{axis}Unit", "µm")))
 
     y, x = size("Y"), size("X")
     return (size("Z"), y, x) if y and x else None
 
 
-def _imagej(tif: tifffile.TiffFile, page) -> Optional[PixelSize]:
+def _imagej(tif: tifffile.TiffFile, page) -> PixelSize | None:
     meta = tif.imagej_metadata or {}
     unit = meta.get("unit")
     if not _has_resolution(page):
@@ -104,18 +102,20 @@ def _has_resolution(page) -> bool:
     return "XResolution" in page.tags and "YResolution" in page.tags
 
 
-def _resolution_tags(page) -> Optional[PixelSize]:
+def _resolution_tags(page) -> PixelSize | None:
     if not _has_resolution(page):
         return None
     factor = _NM_PER_RESOLUTION_UNIT.get(page.resolutionunit)
     x_res, y_res = page.resolution
-    if factor is not None and any(abs(res * 2.54e7 / factor - dpi) < 0.05 for res in (x_res, y_res) for dpi in SCREEN_DPI):
+    if factor is not None and any(
+        abs(res * 2.54e7 / factor - dpi) < 0.05 for res in (x_res, y_res) for dpi in SCREEN_DPI
+    ):
         return None
     x, y = _per_pixel(x_res, factor), _per_pixel(y_res, factor)
     return (None, y, x) if x and y else None
 
 
-def tiff_pixel_size(tif: tifffile.TiffFile, series_index: int, page) -> tuple[Optional[PixelSize], Optional[str]]:
+def tiff_pixel_size(tif: tifffile.TiffFile, series_index: int, page) -> tuple[PixelSize | None, str | None]:
     """Voxel size ``(z, y, x)`` in nm of series ``series_index``, and where it was read.
 
     ``page`` is the series' first page (its resolution tags). ``z`` is ``None`` when the file
@@ -171,10 +171,19 @@ def stored_axes(tif: tifffile.TiffFile, series_list: list, options: ReadOptions)
     page = series.keyframe
     shape = ((len(series_list),) if len(series_list) > 1 else ()) + tuple(series.shape)
     stack = [a for a, n in zip(axes, shape) if a not in "YXS" and n > 1]
-    if "S" in axes and not stack and page.planarconfig == tifffile.PLANARCONFIG.SEPARATE and _planes_are_slices(series, page):
+    if (
+        "S" in axes
+        and not stack
+        and page.planarconfig == tifffile.PLANARCONFIG.SEPARATE
+        and _planes_are_slices(series, page)
+    ):
         return axes.replace("S", "Z")
     meta = (tif.imagej_metadata or {}) if series.kind == "imagej" else {}
-    tifffile_default = meta.get("ImageJ") == TIFFFILE_IMAGEJ and not {"slices", "frames"} & set(meta) and meta.get("mode") not in ("composite", "color")
+    tifffile_default = (
+        meta.get("ImageJ") == TIFFFILE_IMAGEJ
+        and not {"slices", "frames"} & set(meta)
+        and meta.get("mode") not in ("composite", "color")
+    )
     if stack == ["C"] and tifffile_default and options.channel is None:
         return axes.replace("C", "Z")
     return axes

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 #: Nanometres per unit: UDUNITS-2 names (as OME-NGFF asks), the spellings Fiji/ImageJ, OME-XML,
 #: HDF5 attributes and N5 use, and ImageJ's escaped non-ASCII ones.
@@ -23,7 +22,7 @@ NM_PER_UNIT = {
 SCREEN_DPI = (72.0, 96.0)
 
 
-def nm_per_unit(unit) -> Optional[float]:
+def nm_per_unit(unit) -> float | None:
     """Nanometres in one ``unit`` (``"micron"``, ``"µm"``, ``"nanometer"``, ``"inch"`` ...).
 
     ``None`` for ``"pixel"``, an empty or an unknown unit: no calibration.
@@ -37,7 +36,7 @@ def rounded_nm(nm: float) -> float:
     return float(f"{nm:.9g}")
 
 
-def dpi_to_nm(dpi) -> Optional[float]:
+def dpi_to_nm(dpi) -> float | None:
     """Pixel size in nm for a resolution in dots per inch, or ``None`` when it is no calibration.
 
     72 and 96 dpi are the defaults that screens, Pillow, Photoshop, GIMP and most writers put

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import zarr
@@ -68,7 +67,7 @@ else:  # zarr 2 (Python 3.10)
 @dataclass
 class _Node:
     kind: str  # "array", "group" or "none" (a folder without Zarr metadata)
-    meta: Optional[dict]
+    meta: dict | None
     attrs: dict
 
 
@@ -89,14 +88,17 @@ def _node(files: StoreFiles, key: str) -> _Node:
     return _Node("group" if v2_group is not None else "none", v2_group, attrs)
 
 
-def _images(files: StoreFiles, key: str, depth: int = 0, seen: Optional[list] = None) -> list[str]:
+def _images(files: StoreFiles, key: str, depth: int = 0, seen: list | None = None) -> list[str]:
     """Keys of the images below ``key``: arrays of 2 or more axes, and OME-Zarr image groups."""
     seen = [0] if seen is None else seen
     found: list[str] = []
     for child in files.folders(key):
         seen[0] += 1
         if seen[0] > _MAX_NODES:
-            raise UnreadableFileError(files.path, f"the store holds more than {_MAX_NODES:,} folders; name the array as {files.path.name}:path")
+            raise UnreadableFileError(
+                files.path,
+                f"the store holds more than {_MAX_NODES:,} folders; name the array as {files.path.name}:path",
+            )
         child_key = join_key(key, child)
         node = _node(files, child_key)
         shape = (node.meta or {}).get("shape") if node.kind == "array" else None
@@ -107,13 +109,13 @@ def _images(files: StoreFiles, key: str, depth: int = 0, seen: Optional[list] = 
     return found
 
 
-def _level_of(files: StoreFiles, key: str) -> Optional[NgffLevel]:
+def _level_of(files: StoreFiles, key: str) -> NgffLevel | None:
     """The OME-Zarr description of array ``key`` when its parent group lists it as a level."""
     parent, _, leaf = key.rpartition("/")
     return ngff_level(_node(files, parent).attrs, files.path, leaf) if key else None
 
 
-def _target(files: StoreFiles, name: Optional[str]) -> tuple[str, _Node, Optional[NgffLevel]]:
+def _target(files: StoreFiles, name: str | None) -> tuple[str, _Node, NgffLevel | None]:
     """The array to read: its key, its metadata node and its OME-Zarr level (if any)."""
     path = files.path
     key = node_key(name, path) if name else ""
@@ -131,9 +133,13 @@ def _target(files: StoreFiles, name: Optional[str]) -> tuple[str, _Node, Optiona
     if len(images) == 1:
         return _target(files, images[0])
     if images:
-        raise InputError(path, f"the store holds several images ({short_list(images)}); choose one as {path.name}:{images[0]}")
+        raise InputError(
+            path, f"the store holds several images ({short_list(images)}); choose one as {path.name}:{images[0]}"
+        )
     if name:
-        raise InputError(path, f"no array {name!r} in the store (it has: {', '.join(_images(files, '')[:8]) or 'none'})")
+        raise InputError(
+            path, f"no array {name!r} in the store (it has: {', '.join(_images(files, '')[:8]) or 'none'})"
+        )
     raise ImageContentError(path, "the store holds no image array")
 
 
@@ -167,16 +173,18 @@ class _ReadErrorsNamed:
         except (InputError, IndexError):
             raise
         except Exception as exc:
-            raise UnreadableFileError(self._source, f"a chunk could not be read ({type(exc).__name__}: {exc})") from None
+            raise UnreadableFileError(
+                self._source, f"a chunk could not be read ({type(exc).__name__}: {exc})"
+            ) from None
 
 
-def _axes(info: ArrayInfo, level: Optional[NgffLevel], options: ReadOptions) -> str:
+def _axes(info: ArrayInfo, level: NgffLevel | None, options: ReadOptions) -> str:
     named = axis_letters(list(info.dimension_names)) if info.dimension_names else None
     named = named if named and "Y" in named and "X" in named else None
     return options.axes or (level.axes if level else None) or named or guess_axes(info.shape)
 
 
-def read_zarr(path: Path, name: Optional[str] = None, options: Optional[ReadOptions] = None) -> Volume:
+def read_zarr(path: Path, name: str | None = None, options: ReadOptions | None = None) -> Volume:
     """Open a Zarr array or OME-Zarr image lazily as a ``(Z, Y, X)`` :class:`Volume`.
 
     Parameters
@@ -216,7 +224,12 @@ def read_zarr(path: Path, name: Optional[str] = None, options: Optional[ReadOpti
         data = as_zyx(_ReadErrorsNamed(array, where), axes, where, options.channel)
         check_slice_size(data.shape, where)
         check_decoded_size(data.shape[-2:], 1, info.dtype.itemsize, where)
-        metadata = {"format": "ome-zarr" if level else "zarr", "array": key or "/", "axes": axes.upper(), "zarr_format": info.zarr_format}
+        metadata = {
+            "format": "ome-zarr" if level else "zarr",
+            "array": key or "/",
+            "axes": axes.upper(),
+            "zarr_format": info.zarr_format,
+        }
         pixel_size = level.pixel_size if level else None
         if level:
             metadata["ngff_version"] = level.version

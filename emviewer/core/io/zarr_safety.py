@@ -23,9 +23,9 @@ import math
 import os
 import re
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 
@@ -50,7 +50,8 @@ SAFE_V2_CODECS = frozenset(
 )  # fmt: skip
 #: Zarr v3 codec names; ``numcodecs.<id>`` is how zarr 3 names the v2 codecs in v3 metadata.
 SAFE_V3_CODECS = frozenset(
-    {"bytes", "transpose", "crc32c", "sharding_indexed", "blosc", "zstd", "gzip"} | {f"numcodecs.{c}" for c in SAFE_V2_CODECS}
+    {"bytes", "transpose", "crc32c", "sharding_indexed", "blosc", "zstd", "gzip"}
+    | {f"numcodecs.{c}" for c in SAFE_V2_CODECS}
 )
 SAFE_V3_DTYPES = frozenset(
     {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float16", "float32", "float64"}
@@ -72,7 +73,7 @@ class ArrayInfo:
     shape: tuple[int, ...]
     chunks: tuple[int, ...]
     dtype: np.dtype
-    dimension_names: Optional[tuple[str, ...]] = None
+    dimension_names: tuple[str, ...] | None = None
 
 
 # ----------------------------------------------------------------------------- paths
@@ -92,7 +93,9 @@ def node_key(name: str, source, what: str = "array path") -> str:
         raise InputError(source, f"{what} {name!r} contains a backslash or NUL character")
     parts = [p for p in text.strip("/").split("/") if p != ""]
     if any(p in (".", "..") for p in parts):
-        raise InputError(source, f"{what} {name!r} steps outside its place with '.' or '..'; give a path inside the store")
+        raise InputError(
+            source, f"{what} {name!r} steps outside its place with '.' or '..'; give a path inside the store"
+        )
     return "/".join(parts)
 
 
@@ -112,14 +115,20 @@ def confine(root_real: str, file_path: str, source, whole: bool = True) -> str:
     """
     real = os.path.realpath(file_path)
     if not _inside(root_real, real):
-        raise UnreadableFileError(source, f"{_link_shown(root_real, file_path, source)} is a symbolic link leading outside the store; {_OUTSIDE}")
+        raise UnreadableFileError(
+            source,
+            f"{_link_shown(root_real, file_path, source)} is a symbolic link leading outside the store; {_OUTSIDE}",
+        )
     if whole:
         try:
             size = os.stat(real).st_size
         except OSError:
             return real
         if size > MAX_STORED_OBJECT_BYTES:
-            raise UnreadableFileError(source, f"{os.path.basename(file_path)} holds {size:,} bytes, more than any chunk may; refusing to read it")
+            raise UnreadableFileError(
+                source,
+                f"{os.path.basename(file_path)} holds {size:,} bytes, more than any chunk may; refusing to read it",
+            )
     return real
 
 
@@ -151,7 +160,7 @@ class StoreFiles:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._zip: Optional[zipfile.ZipFile] = None
+        self._zip: zipfile.ZipFile | None = None
         if self.path.is_file():
             try:
                 self._zip = zipfile.ZipFile(self.path)
@@ -170,14 +179,16 @@ class StoreFiles:
         if self._zip is not None:
             self._zip.close()
 
-    def read(self, key: str, limit: int = MAX_METADATA_BYTES) -> Optional[bytes]:
+    def read(self, key: str, limit: int = MAX_METADATA_BYTES) -> bytes | None:
         """The bytes of ``key``, or ``None`` when there is no such file."""
         if self._zip is not None:
             if key not in self._names:
                 return None
             info = self._zip.getinfo(key)
             if info.file_size > limit:
-                raise UnreadableFileError(self.path, f"{key} holds {info.file_size:,} bytes, more than the limit of {limit:,}")
+                raise UnreadableFileError(
+                    self.path, f"{key} holds {info.file_size:,} bytes, more than the limit of {limit:,}"
+                )
             try:
                 return self._zip.read(info)
             except (OSError, zipfile.BadZipFile, EOFError, ValueError) as exc:
@@ -186,11 +197,13 @@ class StoreFiles:
         if not os.path.isfile(real):
             return None
         if os.path.getsize(real) > limit:
-            raise UnreadableFileError(self.path, f"{key} holds {os.path.getsize(real):,} bytes, more than the limit of {limit:,}")
+            raise UnreadableFileError(
+                self.path, f"{key} holds {os.path.getsize(real):,} bytes, more than the limit of {limit:,}"
+            )
         with open(real, "rb") as f:
             return f.read()
 
-    def json(self, key: str) -> Optional[dict]:
+    def json(self, key: str) -> dict | None:
         """The JSON object in ``key``, ``None`` when absent; raises for anything but an object."""
         data = self.read(key)
         if data is None:
@@ -207,7 +220,11 @@ class StoreFiles:
         """Names of the sub-folders of folder ``key``, sorted."""
         if self._zip is not None:
             prefix = key + "/" if key else ""
-            found = {n[len(prefix) :].split("/", 1)[0] for n in self._names if n.startswith(prefix) and "/" in n[len(prefix) :]}
+            found = {
+                n[len(prefix) :].split("/", 1)[0]
+                for n in self._names
+                if n.startswith(prefix) and "/" in n[len(prefix) :]
+            }
             return sorted(found)
         folder = os.path.join(self.path, key)
         confine(self.root_real, folder, self.path, whole=False)
@@ -224,13 +241,15 @@ class StoreFiles:
 def _check_zip_members(zf: zipfile.ZipFile, source) -> None:
     for info in zf.infolist():
         if info.file_size > MAX_STORED_OBJECT_BYTES:
-            raise UnreadableFileError(source, f"zip member {info.filename} claims {info.file_size:,} bytes, more than any chunk may")
+            raise UnreadableFileError(
+                source, f"zip member {info.filename} claims {info.file_size:,} bytes, more than any chunk may"
+            )
 
 
 # ----------------------------------------------------------------------------- array metadata
 
 
-def check_array_metadata(meta: dict, attrs: Optional[dict], source, where: str) -> ArrayInfo:
+def check_array_metadata(meta: dict, attrs: dict | None, source, where: str) -> ArrayInfo:
     """Check one array's metadata (``.zarray`` or a ``zarr.json`` of node type array).
 
     Parameters
@@ -257,7 +276,9 @@ def check_array_metadata(meta: dict, attrs: Optional[dict], source, where: str) 
         info = _check_v3(meta, source, where)
         names = meta.get("dimension_names")
     else:
-        raise UnreadableFileError(source, f"array {where or '/'} has zarr_format {fmt!r}; EMViewer reads Zarr formats 2 and 3")
+        raise UnreadableFileError(
+            source, f"array {where or '/'} has zarr_format {fmt!r}; EMViewer reads Zarr formats 2 and 3"
+        )
     if isinstance(names, list) and len(names) == len(info.shape) and all(isinstance(n, str) for n in names):
         info = ArrayInfo(info.zarr_format, info.shape, info.chunks, info.dtype, tuple(names))
     return info
@@ -302,7 +323,11 @@ def _check_v3(meta: dict, source, where: str) -> ArrayInfo:
         raise _refuse(source, where, "uses storage transformers")
     grid = meta.get("chunk_grid") or {}
     if not isinstance(grid, dict) or grid.get("name") != "regular":
-        raise _refuse(source, where, f"has chunk grid {grid.get('name') if isinstance(grid, dict) else grid!r}; EMViewer reads regular grids")
+        raise _refuse(
+            source,
+            where,
+            f"has chunk grid {grid.get('name') if isinstance(grid, dict) else grid!r}; EMViewer reads regular grids",
+        )
     encoding = meta.get("chunk_key_encoding") or {}
     separator = (encoding.get("configuration") or {}).get("separator", "/") if isinstance(encoding, dict) else None
     if not isinstance(encoding, dict) or encoding.get("name") not in ("default", "v2") or separator not in (".", "/"):
@@ -324,7 +349,11 @@ def _check_v3_codecs(codecs, chunks: tuple[int, ...], source, where: str) -> tup
     for codec in codecs:
         name = codec if isinstance(codec, str) else codec.get("name") if isinstance(codec, dict) else None
         if name not in SAFE_V3_CODECS:
-            raise _refuse(source, where, f"uses codec {name if name is not None else codec!r}, which is not on EMViewer's list of safe numeric codecs")
+            raise _refuse(
+                source,
+                where,
+                f"uses codec {name if name is not None else codec!r}, which is not on EMViewer's list of safe numeric codecs",
+            )
         config = (codec.get("configuration") or {}) if isinstance(codec, dict) else {}
         if not isinstance(config, dict):
             raise _refuse(source, where, f"has a malformed {name} codec")
@@ -340,7 +369,10 @@ def _check_v3_codecs(codecs, chunks: tuple[int, ...], source, where: str) -> tup
 
 def _check_fill_value(value, source, where: str) -> None:
     ok = value is None or isinstance(value, (bool, int, float))
-    ok = ok or (isinstance(value, str) and (value in ("NaN", "Infinity", "-Infinity") or re.fullmatch(r"0x[0-9a-fA-F]{1,16}", value)))
+    ok = ok or (
+        isinstance(value, str)
+        and (value in ("NaN", "Infinity", "-Infinity") or re.fullmatch(r"0x[0-9a-fA-F]{1,16}", value))
+    )
     if not ok:
         raise _refuse(source, where, f"has fill value {str(value)[:40]!r}, not a number")
 
@@ -375,12 +407,23 @@ def check_sizes(shape: Sequence[int], decoded_chunk: Sequence[int], itemsize: in
     """
     shape, name = tuple(shape), where or "/"
     if not 2 <= len(shape) <= MAX_NDIM or len(decoded_chunk) != len(shape):
-        raise ImageContentError(source, f"array {name} has shape {shape} and chunks {tuple(decoded_chunk)}; expected a 2D to {MAX_NDIM}D image")
+        raise ImageContentError(
+            source,
+            f"array {name} has shape {shape} and chunks {tuple(decoded_chunk)}; expected a 2D to {MAX_NDIM}D image",
+        )
     if min(shape) == 0 or max(shape) > MAX_AXIS_LENGTH:
-        raise ImageContentError(source, f"array {name} has shape {shape}; every axis must hold 1 to {MAX_AXIS_LENGTH:,} entries")
+        raise ImageContentError(
+            source, f"array {name} has shape {shape}; every axis must hold 1 to {MAX_AXIS_LENGTH:,} entries"
+        )
     total, chunk = math.prod(shape) * itemsize, math.prod(decoded_chunk) * itemsize
     if total > MAX_ARRAY_BYTES:
-        raise ImageContentError(source, f"array {name} claims {total / 2**40:.1f} TiB, more than the limit of {MAX_ARRAY_BYTES / 2**40:g} TiB")
+        raise ImageContentError(
+            source,
+            f"array {name} claims {total / 2**40:.1f} TiB, more than the limit of {MAX_ARRAY_BYTES / 2**40:g} TiB",
+        )
     if chunk == 0 or chunk > MAX_CHUNK_BYTES:
         limit = f"{MAX_CHUNK_BYTES / 2**30:g} GiB"
-        raise ImageContentError(source, f"array {name} has chunks of {tuple(decoded_chunk)} x {itemsize} bytes; a chunk may decode to at most {limit}")
+        raise ImageContentError(
+            source,
+            f"array {name} has chunks of {tuple(decoded_chunk)} x {itemsize} bytes; a chunk may decode to at most {limit}",
+        )

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 ARCHITECTURES = ("multiresunet", "deepem3d")
 
 
-def build_model(arch: str, context: int = 1, width: int = 32, depth: int = 4) -> "keras.Model":
+def build_model(arch: str, context: int = 1, width: int = 32, depth: int = 4) -> keras.Model:
     """Build an untrained segmentation model by architecture name.
 
     Parameters

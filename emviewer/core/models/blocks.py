@@ -35,9 +35,7 @@ def conv_bn(
     KerasTensor
         ``(N, Y, X, filters)``.
     """
-    x = layers.Conv2D(
-        filters, kernel_size, padding="same", dilation_rate=dilation_rate, use_bias=False
-    )(x)
+    x = layers.Conv2D(filters, kernel_size, padding="same", dilation_rate=dilation_rate, use_bias=False)(x)
     x = layers.BatchNormalization()(x)
     if activation is not None:
         x = layers.Activation(activation)(x)

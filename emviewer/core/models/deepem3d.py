@@ -35,9 +35,7 @@ def inception_residual_block(x: keras.KerasTensor, filters: int) -> keras.KerasT
     return layers.Activation("relu")(layers.Add()([shortcut, residual]))
 
 
-def build_deepem3d(
-    context: int = 1, width: int = 32, depth: int = 3, name: str = "deepem3d"
-) -> keras.Model:
+def build_deepem3d(context: int = 1, width: int = 32, depth: int = 3, name: str = "deepem3d") -> keras.Model:
     """Build a DeepEM3D-style network for binary segmentation of one slice.
 
     Parameters

@@ -42,9 +42,7 @@ def res_path(x: keras.KerasTensor, filters: int, length: int) -> keras.KerasTens
     return x
 
 
-def build_multiresunet(
-    context: int = 1, width: int = 32, depth: int = 4, name: str = "multiresunet"
-) -> keras.Model:
+def build_multiresunet(context: int = 1, width: int = 32, depth: int = 4, name: str = "multiresunet") -> keras.Model:
     """Build a MultiResUNet for binary segmentation of one slice.
 
     Parameters

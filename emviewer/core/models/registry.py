@@ -69,7 +69,8 @@ def models_for(object_key: str, mode: str, entries: list[ModelEntry]) -> list[Pa
     own = [e for e in entries if e.card.get("object") == object_key]
     if not own:
         raise InputError(
-            None, f"no {mode} model for {object_key!r} is installed; train one with 'emviewer train' or give --model FILE.keras"
+            None,
+            f"no {mode} model for {object_key!r} is installed; train one with 'emviewer train' or give --model FILE.keras",
         )
     chosen = [e.path for e in own if mode in e.card.get("modes", [])]
     if mode == "accurate" and chosen:

@@ -7,13 +7,27 @@ F1 as salt-and-pepper noise grows.
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Optional
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QCheckBox, QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QProgressBar
-from PySide6.QtWidgets import QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ...core.errors import InputError
 from ...core.evaluate import Evaluation, truth_masks
@@ -34,12 +48,20 @@ COLUMNS = ("slice", "precision", "recall", "F1", "IoU")
 
 def _pair_with_stack(volume: Volume, labels: Volume, pair_by: str) -> Pairing:
     """The stack's slices (all of them, so its numbering is checked whole) paired with the labels."""
-    return pair_slices(volume.slice_names, labels.slice_names, volume.source, labels.source, pair_by, ("slices", "labels"))
+    return pair_slices(
+        volume.slice_names, labels.slice_names, volume.source, labels.source, pair_by, ("slices", "labels")
+    )
 
 
 def evaluate_masks(
-    masks: Mapping[int, np.ndarray], volume: Volume, labels_folder: str, foreground=None, invert: bool = False,
-    progress: Optional[Progress] = None, cancel: Optional[CancelToken] = None, pair_by: str = "number",
+    masks: Mapping[int, np.ndarray],
+    volume: Volume,
+    labels_folder: str,
+    foreground=None,
+    invert: bool = False,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+    pair_by: str = "number",
 ) -> tuple[list[int], Evaluation]:
     """Score ``{z: (Y, X) bool}`` masks of ``volume`` against labels paired ``pair_by``
     ``"number"`` (in their names) or ``"order"`` with the slices of ``volume``.
@@ -51,24 +73,57 @@ def evaluate_masks(
     with open_volume(labels_folder) as labels:
         whole = _pair_with_stack(volume, labels, pair_by)
         pairing = Pairing([(z, j) for z, j in whole.pairs if z in masks], [], [])
-        scored = [(z, score(masks[z], truth)) for z, truth in truth_masks(labels, pairing, volume.shape[1:], volume.source, volume.slice_names, foreground, invert, progress, cancel)]
+        scored = [
+            (z, score(masks[z], truth))
+            for z, truth in truth_masks(
+                labels,
+                pairing,
+                volume.shape[1:],
+                volume.source,
+                volume.slice_names,
+                foreground,
+                invert,
+                progress,
+                cancel,
+            )
+        ]
         labelled = {j for _, j in pairing.pairs}
         unpaired_labels = [name for j, name in enumerate(labels.slice_names) if j not in labelled]
     paired = [z for z, _ in scored]
     unpaired = [volume.slice_names[z] for z in sorted(set(masks) - set(paired))]
-    return paired, Evaluation([volume.slice_names[z] for z in paired], [s for _, s in scored], unpaired, unpaired_labels)
+    return paired, Evaluation(
+        [volume.slice_names[z] for z in paired], [s for _, s in scored], unpaired, unpaired_labels
+    )
 
 
 def robustness_against_labels(
-    predictor: Predictor, volume: Volume, labels_folder: str, object_key: str, foreground=None, invert: bool = False,
-    progress: Optional[Progress] = None, cancel: Optional[CancelToken] = None, pair_by: str = "number",
+    predictor: Predictor,
+    volume: Volume,
+    labels_folder: str,
+    object_key: str,
+    foreground=None,
+    invert: bool = False,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+    pair_by: str = "number",
 ) -> list[RobustnessPoint]:
     """F1 vs salt-and-pepper noise on the slices of ``volume`` that have a label (paired ``pair_by``)."""
     with open_volume(labels_folder) as labels:
         pairing = _pair_with_stack(volume, labels, pair_by)
-        truths = dict(truth_masks(labels, pairing, volume.shape[1:], volume.source, volume.slice_names, foreground, invert, None, cancel))
+        truths = dict(
+            truth_masks(
+                labels, pairing, volume.shape[1:], volume.source, volume.slice_names, foreground, invert, None, cancel
+            )
+        )
     zs = sorted(truths)
-    return robustness_curve(predictor, map_slices(volume, indices=zs), [truths[z] for z in zs], object_key=object_key, progress=progress, cancel=cancel)
+    return robustness_curve(
+        predictor,
+        map_slices(volume, indices=zs),
+        [truths[z] for z in zs],
+        object_key=object_key,
+        progress=progress,
+        cancel=cancel,
+    )
 
 
 def _plot(title: str, x_label: str) -> tuple[pg.PlotWidget, pg.PlotDataItem]:
@@ -103,10 +158,15 @@ class EvaluateTab(QWidget):
     robustnessFinished = Signal(list)  # RobustnessPoint per noise level
     robustnessFailed = Signal(str)
 
-    def __init__(self, session: Session, predictor_factory: Optional[Callable[[str], Predictor]] = None, parent: Optional[QWidget] = None) -> None:
+    def __init__(
+        self,
+        session: Session,
+        predictor_factory: Callable[[str], Predictor] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.session, self.predictor_factory = session, predictor_factory
-        self.job: Optional[Job] = None
+        self.job: Job | None = None
         self.running, self._metrics = False, None
         self._build()
         self.browse_button.clicked.connect(self._on_browse_clicked)
@@ -123,18 +183,29 @@ class EvaluateTab(QWidget):
         self.browse_button = QPushButton("Browse...")
         self.foreground_edit = QLineEdit(placeholderText="e.g. 2 or 1,2 (empty: the larger value)")
         self.invert_check = QCheckBox("invert (object is the background value)")
-        self.pair_box = QComboBox(toolTip="How label files meet the stack's slices: by the number in their names, or by position (same count, same order)")
+        self.pair_box = QComboBox(
+            toolTip="How label files meet the stack's slices: by the number in their names, or by position (same count, same order)"
+        )
         for text, value in PAIR_CHOICES:
             self.pair_box.addItem(text, value)
         self.object_box = QComboBox()
-        self.evaluate_button, self.robustness_button, self.cancel_button = QPushButton("Evaluate"), QPushButton("Robustness"), QPushButton("Cancel")
+        self.evaluate_button, self.robustness_button, self.cancel_button = (
+            QPushButton("Evaluate"),
+            QPushButton("Robustness"),
+            QPushButton("Cancel"),
+        )
         self.robustness_button.setToolTip("F1 as salt-and-pepper noise grows (runs the model several times)")
         self.progress, self.status = QProgressBar(), QLabel("")
         grid = QGridLayout()  # narrow: one control per row, the panel sits beside the images
-        for row, (label, *widgets) in enumerate((
-            ("Labels", self.labels_edit, self.browse_button), ("Foreground", self.foreground_edit), ("", self.invert_check),
-            ("Pair by", self.pair_box), ("Object", self.object_box),
-        )):
+        for row, (label, *widgets) in enumerate(
+            (
+                ("Labels", self.labels_edit, self.browse_button),
+                ("Foreground", self.foreground_edit),
+                ("", self.invert_check),
+                ("Pair by", self.pair_box),
+                ("Object", self.object_box),
+            )
+        ):
             grid.addWidget(QLabel(label), row, 0)
             for column, widget in enumerate(widgets, 1):
                 grid.addWidget(widget, row, column)
@@ -159,20 +230,25 @@ class EvaluateTab(QWidget):
         layout.addLayout(charts, 2)
         layout.addWidget(self.table, 1)
 
-    def last_metrics(self) -> Optional[dict]:
+    def last_metrics(self) -> dict | None:
         """The last evaluation as ``{"per_image": [...], "mean": {...}}``, or ``None``."""
         return self._metrics
 
     # ------------------------------------------------------------------ jobs
 
-    def _choices(self) -> tuple[str, Optional[list[float]], bool, str, str]:
+    def _choices(self) -> tuple[str, list[float] | None, bool, str, str]:
         if self.session.volume is None:
             raise InputError(None, "open a stack and predict before evaluating")
         folder = self.labels_edit.text().strip()
         if not folder:
             raise InputError(None, "choose the folder of labels to compare with")
-        return (folder, parse_values(self.foreground_edit.text()), self.invert_check.isChecked(),
-                self.object_box.currentData(), self.pair_box.currentData())
+        return (
+            folder,
+            parse_values(self.foreground_edit.text()),
+            self.invert_check.isChecked(),
+            self.object_box.currentData(),
+            self.pair_box.currentData(),
+        )
 
     def evaluate(self) -> None:
         """Score the chosen object's masks against the labels, in a background job."""
@@ -180,7 +256,9 @@ class EvaluateTab(QWidget):
             folder, foreground, invert, key, pair_by = self._choices()
             masks = dict(self.session.masks.get(key, {}))
             if not masks:
-                raise InputError(None, f"there are no {OBJECTS[key].label if key in OBJECTS else key} masks yet: predict first")
+                raise InputError(
+                    None, f"there are no {OBJECTS[key].label if key in OBJECTS else key} masks yet: predict first"
+                )
         except InputError as exc:
             self._on_evaluation_failed(str(exc))
             return
@@ -203,7 +281,9 @@ class EvaluateTab(QWidget):
         volume, factory = self.session.volume, self.predictor_factory
 
         def work(progress, cancel, _emit):
-            return key, robustness_against_labels(factory(key), volume, folder, key, foreground, invert, progress, cancel, pair_by)
+            return key, robustness_against_labels(
+                factory(key), volume, folder, key, foreground, invert, progress, cancel, pair_by
+            )
 
         self._start(work, self._on_robustness_finished, self._on_robustness_failed)
 
@@ -243,7 +323,11 @@ class EvaluateTab(QWidget):
         self.f1_curve.setData(slices, [row["f1"] for row in self._metrics["per_image"]], **_style(key))
         self.f1_plot.setTitle(f"F1 per slice (mean {mean['f1']:.3f})")
         self._fill_table(self._metrics["per_image"] + [dict(mean, name="mean")])
-        unpaired = f"; {len(evaluation.unpaired_predictions)} predicted slices have no label" if evaluation.unpaired_predictions else ""
+        unpaired = (
+            f"; {len(evaluation.unpaired_predictions)} predicted slices have no label"
+            if evaluation.unpaired_predictions
+            else ""
+        )
         self.status.setText(f"{len(slices)} slices scored, mean F1 {mean['f1']:.3f}{unpaired}")
         self.evaluationFinished.emit(self._metrics)
 

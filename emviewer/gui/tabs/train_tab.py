@@ -11,13 +11,26 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import Optional
 
 import pyqtgraph as pg
 from PySide6.QtCore import QSettings, Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
-                               QLabel, QLineEdit, QMessageBox, QProgressBar, QPushButton, QScrollArea, QSplitter,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ... import config
 from ...core.errors import InputError
@@ -32,7 +45,18 @@ from .train_widgets import PAIR_CHOICES, TrainingCurvesView, combo_box, format_d
 FOLDERS = {"images": "Images", "labels": "Labels", "val_images": "Validation images", "val_labels": "Validation labels"}
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 #: Settings a checkpoint keeps; Resume restores them so the run goes on as it started.
-RESUMED_SETTINGS = ("arch", "context", "width", "depth", "tile", "batch_size", "steps_per_epoch", "learning_rate", "precision", "hard_mining")
+RESUMED_SETTINGS = (
+    "arch",
+    "context",
+    "width",
+    "depth",
+    "tile",
+    "batch_size",
+    "steps_per_epoch",
+    "learning_rate",
+    "precision",
+    "hard_mining",
+)
 
 
 class TrainTab(QWidget):
@@ -54,27 +78,46 @@ class TrainTab(QWidget):
     epochFinished = Signal(dict)  # a history row, after it is drawn
     dataWarned = Signal(str)  # e.g. slices without a partner, skipped; shown under the status
 
-    def __init__(self, settings: Optional[QSettings] = None, parent: Optional[QWidget] = None) -> None:
+    def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.settings = settings if settings is not None else QSettings("EMViewer", "EMViewer")  # last folders
-        self.job: Optional[Job] = None
+        self.job: Job | None = None
         self.history: list[dict] = []
-        self._out: Optional[Path] = None
-        self._stopped_out: Optional[Path] = None
+        self._out: Path | None = None
+        self._stopped_out: Path | None = None
         self._name_edited = False
-        self._first_step: Optional[tuple[float, int]] = None
-        self._error_box: Optional[QMessageBox] = None
+        self._first_step: tuple[float, int] | None = None
+        self._error_box: QMessageBox | None = None
         self._make_fields()
         fields = QWidget()
         form = QVBoxLayout(fields)
         form.addWidget(self._build_data_box())
-        form.addWidget(self._form_box("Model", (("Object", "object"), ("Start from", "start_from"),
-                                                ("Architecture", "arch"), ("Context", "context"),
-                                                ("Epochs", "epochs"), ("Steps per epoch", "steps_per_epoch"),
-                                                ("Width", "width"), ("Model name", "name"))))
-        self.advanced = self._form_box("Advanced", (("Tile (px)", "tile"), ("Batch size", "batch_size"), ("Depth", "depth"),
-                                                    ("Learning rate", "learning_rate"), ("Hard-example share", "hard_mining"),
-                                                    ("Precision", "precision")))
+        form.addWidget(
+            self._form_box(
+                "Model",
+                (
+                    ("Object", "object"),
+                    ("Start from", "start_from"),
+                    ("Architecture", "arch"),
+                    ("Context", "context"),
+                    ("Epochs", "epochs"),
+                    ("Steps per epoch", "steps_per_epoch"),
+                    ("Width", "width"),
+                    ("Model name", "name"),
+                ),
+            )
+        )
+        self.advanced = self._form_box(
+            "Advanced",
+            (
+                ("Tile (px)", "tile"),
+                ("Batch size", "batch_size"),
+                ("Depth", "depth"),
+                ("Learning rate", "learning_rate"),
+                ("Hard-example share", "hard_mining"),
+                ("Precision", "precision"),
+            ),
+        )
         self.advanced.setCheckable(True)
         self.advanced.setChecked(False)  # greyed out until ticked: the defaults suit most data
         form.addWidget(self.advanced)
@@ -118,7 +161,9 @@ class TrainTab(QWidget):
             "Share of training crops centred where the model still errs (found before each epoch by predicting the training slices); 0 = all crops random"
         )
         self.name = QLineEdit(toolTip="File name of the model in your model folder")
-        self.start_from = QComboBox(toolTip="Fine-tune an installed model on your data (its network is kept), or train a new one")
+        self.start_from = QComboBox(
+            toolTip="Fine-tune an installed model on your data (its network is kept), or train a new one"
+        )
         self.combos["object"].currentIndexChanged.connect(self._refresh_start_models)
         self.start_from.currentIndexChanged.connect(self._on_start_model_changed)
         self._refresh_start_models()
@@ -140,8 +185,12 @@ class TrainTab(QWidget):
         form = QFormLayout(box)
         self.folders: dict[str, QLineEdit] = {}
         for key, title in FOLDERS.items():
-            edit = QLineEdit(self.settings.value(f"train/{key}", "") or "",
-                             placeholderText="optional: else the last 15 % of the slices" if key.startswith("val") else "folder or stack")
+            edit = QLineEdit(
+                self.settings.value(f"train/{key}", "") or "",
+                placeholderText="optional: else the last 15 % of the slices"
+                if key.startswith("val")
+                else "folder or stack",
+            )
             browse = QPushButton("Browse...")
             browse.clicked.connect(lambda checked=False, k=key: self._on_browse(k))
             row = QHBoxLayout()
@@ -152,7 +201,9 @@ class TrainTab(QWidget):
         self.foreground = QLineEdit(placeholderText="e.g. 2 or 1,2 (empty: the larger of two values)")
         self.invert = QCheckBox("invert (object is the background value)")
         self.pair_by = combo_box(PAIR_CHOICES, "number")
-        self.pair_by.setToolTip("How label files meet image files: by the number in their names, or by position (same count, same order)")
+        self.pair_by.setToolTip(
+            "How label files meet image files: by the number in their names, or by position (same count, same order)"
+        )
         form.addRow("Foreground", self.foreground)
         form.addRow("", self.invert)
         form.addRow("Pair by", self.pair_by)
@@ -216,8 +267,15 @@ class TrainTab(QWidget):
         if bool(paths["val_images"]) != bool(paths["val_labels"]):
             raise InputError(None, "give both validation images and validation labels, or neither")
         lists = {key: [path] if path else [] for key, path in paths.items()}
-        return DataSpec(lists["images"], lists["labels"], lists["val_images"], lists["val_labels"],
-                        parse_values(self.foreground.text(), "foreground"), self.invert.isChecked(), self.pair_by.currentData())
+        return DataSpec(
+            lists["images"],
+            lists["labels"],
+            lists["val_images"],
+            lists["val_labels"],
+            parse_values(self.foreground.text(), "foreground"),
+            self.invert.isChecked(),
+            self.pair_by.currentData(),
+        )
 
     def train_config(self) -> TrainConfig:
         values = {key: combo.currentData() for key, combo in self.combos.items()}
@@ -225,7 +283,7 @@ class TrainTab(QWidget):
         return TrainConfig(**values)
 
     def _refresh_start_models(self) -> None:
-        """"new network" and the installed models of the chosen object."""
+        """ "new network" and the installed models of the chosen object."""
         object_key = self.combos["object"].currentData()
         self.start_from.blockSignals(True)
         self.start_from.clear()
@@ -274,7 +332,13 @@ class TrainTab(QWidget):
         """``<object>-<arch>-<context>fm``, numbered past finished models of that name."""
         if self._name_edited:
             return
-        base = "-".join((self.combos["object"].currentData(), self.combos["arch"].currentData(), f"{self.combos['context'].currentData()}fm"))
+        base = "-".join(
+            (
+                self.combos["object"].currentData(),
+                self.combos["arch"].currentData(),
+                f"{self.combos['context'].currentData()}fm",
+            )
+        )
         folder = config.user_models_dir() / self.combos["object"].currentData()
         name, number = base, 1
         while (folder / f"{name}.keras").exists():
@@ -291,12 +355,12 @@ class TrainTab(QWidget):
 
     # ------------------------------------------------------------------ running
 
-    def start_training(self, **fields) -> Optional[Job]:
+    def start_training(self, **fields) -> Job | None:
         """Fill ``fields`` and start a new run; returns its job, or None when refused."""
         self.set_fields(**fields)
         return self._launch(resume=False)
 
-    def resume_training(self, **fields) -> Optional[Job]:
+    def resume_training(self, **fields) -> Job | None:
         """Fill ``fields`` and continue the named model's run from its newest checkpoint."""
         self.set_fields(**fields)
         return self._launch(resume=True)
@@ -310,7 +374,7 @@ class TrainTab(QWidget):
             self.job.cancel()
             self.status.setText("stopping after this step...")
 
-    def _launch(self, resume: bool) -> Optional[Job]:
+    def _launch(self, resume: bool) -> Job | None:
         if self.is_running():
             return None
         try:
@@ -332,8 +396,17 @@ class TrainTab(QWidget):
 
         def work(progress, cancel, emit_item):
             out.parent.mkdir(parents=True, exist_ok=True)
-            return train(spec, train_config, out, resume=state is not None, progress=progress, cancel=cancel, on_epoch=emit_item,
-                         init_from=start_model, on_warning=emit_item)
+            return train(
+                spec,
+                train_config,
+                out,
+                resume=state is not None,
+                progress=progress,
+                cancel=cancel,
+                on_epoch=emit_item,
+                init_from=start_model,
+                on_warning=emit_item,
+            )
 
         self.job = Job(work)
         self.job.signals.progressed.connect(self._on_progressed)
@@ -341,19 +414,26 @@ class TrainTab(QWidget):
         self.job.signals.finished.connect(self._on_finished)
         self.job.signals.failed.connect(self._on_failed)
         self.job.signals.cancelled.connect(self._on_cancelled)
-        self._set_running(True, f"{'resuming' if state else 'starting'} {out.stem} (loading data and building the model)...")
+        self._set_running(
+            True, f"{'resuming' if state else 'starting'} {out.stem} (loading data and building the model)..."
+        )
         start(self.job)
         return self.job
 
     def _check_new(self, out: Path) -> None:
         """A new run must not overwrite a finished model or an unfinished run's checkpoint."""
         if out.exists():
-            raise InputError(out, "a model of this name exists; choose another name, or press Resume to train it longer")
+            raise InputError(
+                out, "a model of this name exists; choose another name, or press Resume to train it longer"
+            )
         state = load_state(out)
         if state is not None:
-            raise InputError(checkpoint_dir(out), f"holds an unfinished run (epoch {state['epoch']}); press Resume to continue it, or choose another name")
+            raise InputError(
+                checkpoint_dir(out),
+                f"holds an unfinished run (epoch {state['epoch']}); press Resume to continue it, or choose another name",
+            )
 
-    def _resume_state(self, out: Path) -> Optional[dict]:
+    def _resume_state(self, out: Path) -> dict | None:
         """The checkpoint state to continue from; None starts over (stopped before one was saved)."""
         state = load_state(out)
         if state is None:
@@ -362,7 +442,9 @@ class TrainTab(QWidget):
             raise InputError(checkpoint_dir(out), "nothing to resume: no checkpoint for this model name")
         epochs = self.spins["epochs"].value()
         if out.exists() and state["epoch"] >= epochs:
-            raise InputError(out, f"already trained for {state['epoch']} epochs; set Epochs above {state['epoch']} to train longer")
+            raise InputError(
+                out, f"already trained for {state['epoch']} epochs; set Epochs above {state['epoch']} to train longer"
+            )
         return state
 
     def _resumed_config(self, state: dict, out: Path) -> TrainConfig:
@@ -402,7 +484,11 @@ class TrainTab(QWidget):
         start_time, start_done = self._first_step
         self.progress.setMaximum(max(total, 1))
         self.progress.setValue(done)
-        left = f", about {format_duration((now - start_time) * (total - done) / (done - start_done))} left" if done > start_done else ""
+        left = (
+            f", about {format_duration((now - start_time) * (total - done) / (done - start_done))} left"
+            if done > start_done
+            else ""
+        )
         self.status.setText(f"{message}{left}")
 
     def _on_item(self, item) -> None:
@@ -426,7 +512,10 @@ class TrainTab(QWidget):
     def _on_finished(self, card: dict) -> None:
         out, self._stopped_out = self._out, None
         validation = card.get("validation", {})
-        self._set_running(False, f"done: {out} (best epoch {card.get('best_epoch')}, validation F1 {validation.get('f1', float('nan')):.3f})")
+        self._set_running(
+            False,
+            f"done: {out} (best epoch {card.get('best_epoch')}, validation F1 {validation.get('f1', float('nan')):.3f})",
+        )
         self._refresh_default_name()
         chosen = self.start_from.currentData()
         self._refresh_start_models()  # the new model can be fine-tuned next

@@ -45,12 +45,17 @@ class TrainingCurvesView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         curves = []
-        for title, label, colour in (("Training loss", "loss", (60, 60, 60)), ("Validation F1", "F1", colour_of("mito"))):
+        for title, label, colour in (
+            ("Training loss", "loss", (60, 60, 60)),
+            ("Validation F1", "F1", colour_of("mito")),
+        ):
             plot = pg.PlotWidget(background="w", title=title)
             plot.setLabel("bottom", "epoch")
             plot.setLabel("left", label)
             plot.showGrid(x=True, y=True, alpha=0.3)
-            curves.append(plot.plot([], [], pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=6, symbolBrush=colour))
+            curves.append(
+                plot.plot([], [], pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=6, symbolBrush=colour)
+            )
             layout.addWidget(plot)
         self.loss_curve, self.f1_curve = curves
         self.f1_curve.getViewBox().setYRange(0, 1.05)

@@ -10,10 +10,9 @@ from emviewer.core.io.tiff import write_tiff
 
 
 def test_failure_leaves_nothing(tmp_path):
-    with pytest.raises(RuntimeError):
-        with atomic_path(tmp_path / "out.bin") as tmp:
-            tmp.write_bytes(b"half")
-            raise RuntimeError("disk full")
+    with pytest.raises(RuntimeError), atomic_path(tmp_path / "out.bin") as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("disk full")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -33,10 +32,9 @@ def test_existing_file_survives_a_failed_rewrite(tmp_path):
 
 def test_all_or_nothing_for_several_files(tmp_path):
     targets = [tmp_path / f"s{i}.png" for i in range(3)]
-    with pytest.raises(ValueError):
-        with atomic_paths(targets) as temps:
-            temps[0].write_bytes(b"one")
-            raise ValueError("slice 2 is corrupt")
+    with pytest.raises(ValueError), atomic_paths(targets) as temps:
+        temps[0].write_bytes(b"one")
+        raise ValueError("slice 2 is corrupt")
     assert list(tmp_path.iterdir()) == []
     with atomic_paths(targets) as temps:
         for tmp in temps:

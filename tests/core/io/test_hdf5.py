@@ -193,7 +193,9 @@ PIXEL_ATTRIBUTES = [
 
 
 @pytest.mark.parametrize("on_group", [False, True], ids=["on-dataset", "on-group"])
-@pytest.mark.parametrize("attrs, expected, name", PIXEL_ATTRIBUTES, ids=[f"{a[2]}-{i}" for i, a in enumerate(PIXEL_ATTRIBUTES)])
+@pytest.mark.parametrize(
+    "attrs, expected, name", PIXEL_ATTRIBUTES, ids=[f"{a[2]}-{i}" for i, a in enumerate(PIXEL_ATTRIBUTES)]
+)
 def test_pixel_size_from_attributes(tmp_path, stack, attrs, expected, name, on_group):
     path = tmp_path / "calibrated.h5"
     with h5py.File(path, "w") as h5:
@@ -201,7 +203,9 @@ def test_pixel_size_from_attributes(tmp_path, stack, attrs, expected, name, on_g
         (ds.parent if on_group else ds).attrs.update(attrs)
     with open_volume(path) as volume:
         assert volume.pixel_size == expected
-        assert volume.metadata["pixel_size_from"] == f"HDF5 attribute {name}" + (" of group /volume" if on_group else "")
+        assert volume.metadata["pixel_size_from"] == f"HDF5 attribute {name}" + (
+            " of group /volume" if on_group else ""
+        )
 
 
 def test_no_calibration_and_unknown_unit_give_no_pixel_size(tmp_path, stack):
@@ -253,9 +257,13 @@ def test_plugin_compressed_datasets_read_exactly(tmp_path, stack, codec):
 
 def test_reader_registers_the_codecs_itself(tmp_path, stack):
     """In a fresh interpreter that never imported hdf5plugin, as the CLI and the server run."""
-    paths = [_write(tmp_path / f"{codec}.h5", stack, name="raw", chunks=(1, 64, 32), **CODECS[codec]) for codec in CODECS]
+    paths = [
+        _write(tmp_path / f"{codec}.h5", stack, name="raw", chunks=(1, 64, 32), **CODECS[codec]) for codec in CODECS
+    ]
     script = "import sys; from emviewer.core.io import open_volume; print(*[int(open_volume(p).read().sum()) for p in sys.argv[1:]])"
-    done = subprocess.run([sys.executable, "-c", script, *map(str, paths)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", script, *map(str, paths)], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [str(int(stack.sum()))] * len(CODECS)
 
@@ -271,17 +279,29 @@ def test_big_endian_dataset_reads_in_native_order(tmp_path, stack):
 def test_filter_not_installed_is_refused_when_opened(tmp_path, stack):
     path = tmp_path / "proprietary.h5"
     with h5py.File(path, "w") as h5:  # as a writer with a codec we lack would leave it
-        ds = h5.create_dataset("raw", shape=stack.shape, dtype=stack.dtype, chunks=(1, 128, 96), compression=47999, allow_unknown_filter=True)
+        ds = h5.create_dataset(
+            "raw",
+            shape=stack.shape,
+            dtype=stack.dtype,
+            chunks=(1, 128, 96),
+            compression=47999,
+            allow_unknown_filter=True,
+        )
         for z in range(len(stack)):
             ds.id.write_direct_chunk((z, 0, 0), stack[z].tobytes())
-    with pytest.raises(UnreadableFileError, match=r"proprietary\.h5: dataset /raw is compressed with HDF5 filter .*\(id 47999\), for which no decoder"):
+    with pytest.raises(
+        UnreadableFileError,
+        match=r"proprietary\.h5: dataset /raw is compressed with HDF5 filter .*\(id 47999\), for which no decoder",
+    ):
         open_volume(path)
 
 
 def test_chunks_that_decode_past_the_budget_are_refused(tmp_path):
     path = tmp_path / "bomb.h5"
     with h5py.File(path, "w") as h5:  # nothing written: a few KB on disk, 2 GiB per chunk when read
-        h5.create_dataset("raw", shape=(2, 16384, 16384), dtype=np.float32, chunks=(2, 16384, 16384), compression="gzip")
+        h5.create_dataset(
+            "raw", shape=(2, 16384, 16384), dtype=np.float32, chunks=(2, 16384, 16384), compression="gzip"
+        )
     assert path.stat().st_size < 100_000
     with pytest.raises(UnreadableFileError, match=r"bomb\.h5: dataset /raw is stored in chunks .* 2\.0 GiB each"):
         open_volume(path)
@@ -317,7 +337,10 @@ def test_truncated_file_is_refused_in_one_line(tmp_path, stack, keep):
     path = _write(tmp_path / "cut.h5", stack, name="raw", chunks=(1, 64, 64), compression="gzip")
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * keep)])
-    with pytest.raises(UnreadableFileError, match=r"cut\.h5: the file is truncated: its header says it holds [\d,]+ bytes, but it has [\d,]+$"):
+    with pytest.raises(
+        UnreadableFileError,
+        match=r"cut\.h5: the file is truncated: its header says it holds [\d,]+ bytes, but it has [\d,]+$",
+    ):
         open_volume(path)
 
 
@@ -343,7 +366,9 @@ def _place_secret(folder) -> None:
 
 
 def external_storage(h5, folder):
-    h5.create_dataset("raw", shape=SECRET.shape, dtype=np.uint8, external=[(str(folder / "secret.bin"), 0, SECRET.nbytes)])
+    h5.create_dataset(
+        "raw", shape=SECRET.shape, dtype=np.uint8, external=[(str(folder / "secret.bin"), 0, SECRET.nbytes)]
+    )
     return r"dataset /raw keeps its data in external files"
 
 
@@ -384,7 +409,9 @@ def _craft(folder, craft, secret_exists=True):
 def test_crafted_file_cannot_read_another_file(tmp_path, craft, named):
     path, reason = _craft(tmp_path, craft)
     spec = f"{path}:/raw" if named else path
-    with pytest.raises(UnreadableFileError, match=f"crafted\\.h5: {reason}.*reads only data stored inside the file") as caught:
+    with pytest.raises(
+        UnreadableFileError, match=f"crafted\\.h5: {reason}.*reads only data stored inside the file"
+    ) as caught:
         open_volume(spec)
     assert "private-upload" not in str(caught.value) and "\n" not in str(caught.value)
 

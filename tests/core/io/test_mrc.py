@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from emviewer.core.io.mapped import MappedArray
 from emviewer.core.errors import InputError, UnreadableFileError
 from emviewer.core.io import open_volume
+from emviewer.core.io.mapped import MappedArray
 
 IMOD_STAMP = 1146047817  # the bytes "IMOD" as IMOD and SerialEM write them at header byte 152
 
@@ -77,7 +77,9 @@ def test_imod_unsigned_bytes_read_as_uint8(tmp_path, stack, big_endian):
     """IMOD/SerialEM: stamp set, flags bit 0 clear = unsigned; 200 must read as 200, not -56."""
     data = stack.copy()
     data[0, 0, :3] = (200, 255, 0)
-    path = _write(tmp_path / "serialem.mrc", data.view(np.int8), voxel_size=(16.4, 16.4, 0.0), imod_flags=0, big_endian=big_endian)
+    path = _write(
+        tmp_path / "serialem.mrc", data.view(np.int8), voxel_size=(16.4, 16.4, 0.0), imod_flags=0, big_endian=big_endian
+    )
     with open_volume(path) as volume:
         assert volume.dtype == np.uint8 and isinstance(volume.data, MappedArray)  # a view, not a copy
         assert volume.slice(0)[0, :3].tolist() == [200, 255, 0]
@@ -85,7 +87,9 @@ def test_imod_unsigned_bytes_read_as_uint8(tmp_path, stack, big_endian):
         assert volume.pixel_size == (None, 1.64, 1.64)
 
 
-@pytest.mark.parametrize("imod_flags", [1, 1 | 2, None], ids=["imod-signed-flag", "imod-signed-and-other-flags", "no-imod-stamp"])
+@pytest.mark.parametrize(
+    "imod_flags", [1, 1 | 2, None], ids=["imod-signed-flag", "imod-signed-and-other-flags", "no-imod-stamp"]
+)
 def test_signed_bytes_stay_int8(tmp_path, stack, imod_flags):
     data = (stack.astype(np.int16) - 128).astype(np.int8)
     path = _write(tmp_path / "signed.mrc", data, imod_flags=imod_flags)
@@ -125,7 +129,10 @@ def test_truncated_file_is_refused_with_what_the_header_claims(tmp_path, stack):
     data = path.read_bytes()
     path.write_bytes(data[: len(data) - 1000])
     held = 3 * 128 * 96 * 2 - 1000
-    with pytest.raises(UnreadableFileError, match=rf"cut\.mrc: the header claims 3 x 128 x 96 values in mode 1 \(73,728 bytes\) but the file holds {held:,} bytes"):
+    with pytest.raises(
+        UnreadableFileError,
+        match=rf"cut\.mrc: the header claims 3 x 128 x 96 values in mode 1 \(73,728 bytes\) but the file holds {held:,} bytes",
+    ):
         open_volume(path)
 
 

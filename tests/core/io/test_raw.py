@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from emviewer.core.io.mapped import MappedArray
 from emviewer.core.errors import ImageContentError, InputError, UnreadableFileError
 from emviewer.core.export import export
 from emviewer.core.io import ReadOptions, open_volume
+from emviewer.core.io.mapped import MappedArray
 from emviewer.core.io.raw import sidecar_path, write_raw
 from emviewer.core.volume import from_array
 
@@ -20,7 +20,7 @@ def stack() -> np.ndarray:
     return (np.arange(3 * 20 * 30, dtype=np.uint32).reshape(3, 20, 30) * 37 % 65536).astype(np.uint16)
 
 
-def _raw(tmp_path, array: np.ndarray, **meta) -> "Path":  # noqa: F821
+def _raw(tmp_path, array: np.ndarray, **meta) -> Path:  # noqa: F821
     """A ``.raw`` file of ``array``'s bytes and a sidecar of ``meta`` (defaults from the array)."""
     path = tmp_path / "stack.raw"
     path.write_bytes(array.tobytes())
@@ -31,7 +31,14 @@ def _raw(tmp_path, array: np.ndarray, **meta) -> "Path":  # noqa: F821
 
 def test_pixel_size_round_trips_through_the_sidecar(tmp_path, stack):
     path = tmp_path / "a.raw"
-    write_raw(path, iter(stack), stack.shape, stack.dtype, pixel_size=(50.0, 7.0, 7.5), extra={"content": "raw", "shape": "ignored"})
+    write_raw(
+        path,
+        iter(stack),
+        stack.shape,
+        stack.dtype,
+        pixel_size=(50.0, 7.0, 7.5),
+        extra={"content": "raw", "shape": "ignored"},
+    )
     meta = json.loads(sidecar_path(path).read_text())
     assert meta["pixel_size_nm"] == [50.0, 7.0, 7.5] and meta["pixel_size_unit"] == "nm"
     assert meta["shape"] == [3, 20, 30] and meta["content"] == "raw"
@@ -99,7 +106,10 @@ def test_colour_raw_needs_a_channel(tmp_path, stack):
         ('{"shape": [3, 20, 30], "dtype": "uint16", "pixel_size_nm": [1, -2, 3]}', "pixel_size_nm must be"),
         ('{"shape": [3, 20, 30], "dtype": "uint16", "pixel_size_nm": [1, 2]}', "pixel_size_nm must be"),
         ('{"shape": [3, 20, 30], "dtype": "uint16", "pixel_size_nm": [1, null, 3]}', "pixel_size_nm must be"),
-        ('{"shape": [3, 20, 30], "dtype": "uint16", "pixel_size_nm": [1, 2, 3], "pixel_size_unit": "furlong"}', "pixel_size_unit must be"),
+        (
+            '{"shape": [3, 20, 30], "dtype": "uint16", "pixel_size_nm": [1, 2, 3], "pixel_size_unit": "furlong"}',
+            "pixel_size_unit must be",
+        ),
     ],
 )
 def test_hostile_sidecars_are_refused_naming_the_sidecar(tmp_path, stack, sidecar, problem):
@@ -122,7 +132,9 @@ def test_hostile_sidecars_are_refused_naming_the_sidecar(tmp_path, stack, sideca
 )
 def test_shapes_that_do_not_match_the_file_are_never_mapped(tmp_path, stack, shape):
     path = _raw(tmp_path, stack if shape[0] < 2**32 else stack[:0], shape=shape)
-    with pytest.raises(UnreadableFileError, match=r"stack\.raw: file has [\d,]+ bytes, the sidecar's shape .* need [\d,]+"):
+    with pytest.raises(
+        UnreadableFileError, match=r"stack\.raw: file has [\d,]+ bytes, the sidecar's shape .* need [\d,]+"
+    ):
         open_volume(path)
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import h5py
 import numpy as np
 import pytest
-import h5py
 import tifffile
 from PIL import Image
 

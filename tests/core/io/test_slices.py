@@ -52,7 +52,9 @@ def test_8192_rgb_png_of_200kb_reads_in_bounded_memory(tmp_path):
     path = tmp_path / "bomb.png"
     Image.new("RGB", (8192, 8192), (120, 130, 140)).save(path, compress_level=9)
     assert path.stat().st_size < 400_000
-    result = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, str(path)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", _PEAK_SCRIPT, str(path)], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     shape, peak_mb = result.stdout.rsplit(" ", 1)
     assert shape == "(8192, 8192) uint8 128 128"  # round(0.299*120 + 0.587*130 + 0.114*140)
@@ -68,7 +70,9 @@ def test_decoded_bytes_count_samples_and_bytes_per_sample(tmp_path):
     folder.mkdir()
     big = tifffile.memmap(folder / "s0.tif", shape=(20000, 20000, 3), dtype=np.uint8, photometric="rgb")
     del big
-    with pytest.raises(ImageContentError, match=r"s0\.tif: one slice decodes to 20000 x 20000 pixels x 3 samples x 1 bytes = 1\.12 GiB"):
+    with pytest.raises(
+        ImageContentError, match=r"s0\.tif: one slice decodes to 20000 x 20000 pixels x 3 samples x 1 bytes = 1\.12 GiB"
+    ):
         open_volume(folder)
     check_decoded_size((32768, 32768), 1, 1, "grey.png")  # 1 GiB of uint8 is the limit: allowed
     with pytest.raises(ImageContentError, match=r"wide\.png: .* 2 bytes"):
@@ -83,13 +87,18 @@ def _png_header_only(path, width, height, depth, colour_type):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    )
 
 
 def test_png_over_the_budget_is_refused_from_its_header(tmp_path):
     """16-bit RGB counts 6 bytes a pixel although Pillow reports it as 8-bit RGB."""
     _png_header_only(tmp_path / "rgb16.png", 16000, 16000, 16, 2)
-    with pytest.raises(ImageContentError, match=r"rgb16\.png: one slice decodes to 16000 x 16000 pixels x 3 samples x 2 bytes = 1\.43 GiB"):
+    with pytest.raises(
+        ImageContentError,
+        match=r"rgb16\.png: one slice decodes to 16000 x 16000 pixels x 3 samples x 2 bytes = 1\.43 GiB",
+    ):
         open_volume(tmp_path / "rgb16.png")
     _png_header_only(tmp_path / "grey16.png", 4000, 4000, 16, 0)  # 32 MB: passes the budget,
     with pytest.raises(InputError, match=r"grey16\.png: (not a readable|cannot decode)"):  # then fails to decode
@@ -207,7 +216,9 @@ def test_tiff_slices_take_the_first_files_calibration(tmp_path):
     nm = _tiff_folder(tmp_path, "nm", imagej=True, resolution=(1 / 4.0, 1 / 5.0), metadata={"unit": "nm"})
     assert nm.pixel_size == (None, 5.0, 4.0)
     cm = _tiff_folder(tmp_path, "cm", resolution=(1e6, 1e6), resolutionunit="CENTIMETER")  # 10 nm
-    assert cm.pixel_size == (None, 10.0, 10.0) and cm.metadata["pixel_size_from"].startswith("TIFF resolution tags (centimeter)")
+    assert cm.pixel_size == (None, 10.0, 10.0) and cm.metadata["pixel_size_from"].startswith(
+        "TIFF resolution tags (centimeter)"
+    )
     assert _tiff_folder(tmp_path, "inch72", resolution=(72, 72), resolutionunit="INCH").pixel_size is None
     assert _tiff_folder(tmp_path, "plain").pixel_size is None
     uncalibrated = _tiff_folder(tmp_path, "pixel", imagej=True, resolution=(1, 1), metadata={"unit": "pixel"})
@@ -225,7 +236,12 @@ def test_tiff_stack_in_a_folder_is_refused_not_cut_to_its_first_page(tmp_path):
 
 
 def test_channels_need_a_choice_and_unknown_colour_modes_are_refused(tmp_path):
-    tifffile.imwrite(tmp_path / "c0.tif", np.stack([np.zeros((8, 8), np.uint16), np.full((8, 8), 9, np.uint16)]), imagej=True, metadata={"axes": "CYX"})
+    tifffile.imwrite(
+        tmp_path / "c0.tif",
+        np.stack([np.zeros((8, 8), np.uint16), np.full((8, 8), 9, np.uint16)]),
+        imagej=True,
+        metadata={"axes": "CYX"},
+    )
     with pytest.raises(ImageContentError, match=r"c0\.tif: has 2 channels .* --channel N"):
         open_volume(tmp_path)
     assert open_volume(tmp_path, ReadOptions(channel=1)).slice(0).tolist() == [[9] * 8] * 8

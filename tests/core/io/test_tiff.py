@@ -11,10 +11,10 @@ import pytest
 import tifffile
 from PIL import Image
 
-from emviewer.core.io.mapped import MappedArray
 from emviewer.core.errors import InputError, UnreadableFileError
 from emviewer.core.io import ReadOptions, open_volume, split_dataset
 from emviewer.core.io.common import MAX_DECODED_SLICE_BYTES
+from emviewer.core.io.mapped import MappedArray
 from emviewer.core.io.tiff import TiffPages, write_tiff
 
 
@@ -77,7 +77,10 @@ def test_series_is_chosen_by_name_or_refused_with_the_list(tmp_path, stack):
     with open_volume(f"{path}:series=1") as volume:
         assert volume.source.endswith("two.tif:series=1")
         np.testing.assert_array_equal(volume.read(), stack[1:, :64, :80])
-    with pytest.raises(InputError, match=r"two\.tif: has no series 2; its series are 0: QYX \(2, 160, 192\) uint8; 1: QYX \(3, 64, 80\)"):
+    with pytest.raises(
+        InputError,
+        match=r"two\.tif: has no series 2; its series are 0: QYX \(2, 160, 192\) uint8; 1: QYX \(3, 64, 80\)",
+    ):
         open_volume(f"{path}:series=2")
     with pytest.raises(InputError, match=r"two\.tif: cannot read 'series=x'"):
         open_volume(f"{path}:series=x")
@@ -128,7 +131,9 @@ def test_rgb_pages_become_grey_unless_a_channel_is_chosen(tmp_path, stack):
     rgb = np.stack([stack[:2], stack[:2] // 2, stack[:2] // 4], axis=-1)
     contig, planar = tmp_path / "rgb.tif", tmp_path / "planar_rgb.tif"
     tifffile.imwrite(contig, rgb, photometric="rgb", compression="lzw")
-    tifffile.imwrite(planar, np.moveaxis(rgb[0], -1, 0), photometric="rgb", planarconfig="separate", metadata={"axes": "SYX"})
+    tifffile.imwrite(
+        planar, np.moveaxis(rgb[0], -1, 0), photometric="rgb", planarconfig="separate", metadata={"axes": "SYX"}
+    )
     grey = np.rint(rgb @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)
     np.testing.assert_array_equal(read(contig), grey)
     np.testing.assert_array_equal(read(contig, channel=1), stack[:2] // 2)
@@ -232,7 +237,9 @@ def test_pages_lost_after_a_whole_page_are_noticed(tmp_path, stack):
     with tifffile.TiffFile(path) as tif:
         cut = tif.pages[3].offset  # pages 0-2 stay whole; page 2 still points to page 3
     path.write_bytes(path.read_bytes()[:cut])
-    with pytest.raises(UnreadableFileError, match=r"cut\.tif: the file is truncated or damaged: the page after page 2 cannot be read"):
+    with pytest.raises(
+        UnreadableFileError, match=r"cut\.tif: the file is truncated or damaged: the page after page 2 cannot be read"
+    ):
         open_volume(path)
 
 
@@ -269,7 +276,13 @@ def test_decoded_size_counts_samples_before_decoding(tmp_path):
 
 def test_fiji_calibration_is_read(tmp_path, stack):
     path = tmp_path / "fiji.tif"
-    tifffile.imwrite(path, stack, imagej=True, resolution=(1 / 0.007, 1 / 0.007), metadata={"spacing": 0.05, "unit": "um", "axes": "ZYX"})
+    tifffile.imwrite(
+        path,
+        stack,
+        imagej=True,
+        resolution=(1 / 0.007, 1 / 0.007),
+        metadata={"spacing": 0.05, "unit": "um", "axes": "ZYX"},
+    )
     with open_volume(path) as volume:
         assert volume.pixel_size == (50.0, 7.0, 7.0)
         assert volume.metadata["pixel_size_from"] == "ImageJ resolution/unit and spacing"
@@ -296,7 +309,13 @@ def test_imagej_units(tmp_path, stack, unit, resolution, spacing, expected):
 
 def test_ome_tiff_physical_size(tmp_path, stack):
     path = tmp_path / "stack.ome.tif"
-    sizes = {"PhysicalSizeX": 7, "PhysicalSizeXUnit": "nm", "PhysicalSizeY": 8, "PhysicalSizeYUnit": "nm", "PhysicalSizeZ": 0.05}
+    sizes = {
+        "PhysicalSizeX": 7,
+        "PhysicalSizeXUnit": "nm",
+        "PhysicalSizeY": 8,
+        "PhysicalSizeYUnit": "nm",
+        "PhysicalSizeZ": 0.05,
+    }
     tifffile.imwrite(path, stack, ome=True, metadata={"axes": "ZYX", **sizes})  # Z in the default unit, µm
     with open_volume(path) as volume:
         assert volume.pixel_size == (50.0, 8.0, 7.0)
@@ -336,7 +355,9 @@ def test_written_voxel_size_reads_back(tmp_path, stack, pixel_size):
         if pixel_size is None:
             assert "unit" not in meta
         else:
-            assert meta["unit"] == "um" and tif.pages.first.resolution == pytest.approx((1000 / pixel_size[2], 1000 / pixel_size[1]))
+            assert meta["unit"] == "um" and tif.pages.first.resolution == pytest.approx(
+                (1000 / pixel_size[2], 1000 / pixel_size[1])
+            )
             assert meta.get("spacing") == (pixel_size[0] / 1000 if pixel_size[0] else None)
 
 

@@ -64,8 +64,12 @@ def test_zarr_array_and_ome_zarr_level0(tmp_path, stack):
 
     ome = tmp_path / "image.ome.zarr"
     root = zarr.open_group(str(ome), mode="w")
-    root.attrs["multiscales"] = [{"version": "0.4", "axes": [{"name": a} for a in "tczyx"], "datasets": [{"path": "0"}, {"path": "1"}]}]
-    root.create_array("0", shape=(1, 1) + stack.shape, dtype=stack.dtype, chunks=(1, 1, 1, 64, 64))[:] = stack[None, None]
+    root.attrs["multiscales"] = [
+        {"version": "0.4", "axes": [{"name": a} for a in "tczyx"], "datasets": [{"path": "0"}, {"path": "1"}]}
+    ]
+    root.create_array("0", shape=(1, 1) + stack.shape, dtype=stack.dtype, chunks=(1, 1, 1, 64, 64))[:] = stack[
+        None, None
+    ]
     root.create_array("1", shape=(1, 1, 3, 64, 48), dtype=stack.dtype)[:] = stack[None, None, :, ::2, ::2]
     with open_volume(ome) as volume:
         assert volume.shape == stack.shape and volume.metadata["axes"] == "TCZYX"
@@ -77,7 +81,9 @@ def test_zip_store_and_big_endian_v2(tmp_path, stack, zarr_format):
     path = tmp_path / "stack.zarr.zip"
     store = zarr.storage.ZipStore(path, mode="w")
     dtype = ">u2" if zarr_format == 2 else "uint16"
-    zarr.create_array(store, shape=stack.shape, dtype=dtype, chunks=(1, 64, 64), zarr_format=zarr_format)[:] = stack.astype(dtype) * 257
+    zarr.create_array(store, shape=stack.shape, dtype=dtype, chunks=(1, 64, 64), zarr_format=zarr_format)[:] = (
+        stack.astype(dtype) * 257
+    )
     store.close()
     with open_volume(path) as volume:
         np.testing.assert_array_equal(volume[0:3], stack.astype(np.uint16) * 257)
@@ -88,7 +94,9 @@ def test_one_of_several_arrays_by_name_and_errors_name_the_store(tmp_path, stack
     root = zarr.open_group(str(path), mode="w")
     root.create_array("raw", shape=stack.shape, dtype=stack.dtype)[:] = stack
     root.create_group("seg").create_array("mito", shape=stack.shape, dtype=np.uint8)[:] = stack > 128
-    with pytest.raises(InputError, match=r"two\.zarr: the store holds several images \(raw, seg/mito\); choose one as two\.zarr:raw"):
+    with pytest.raises(
+        InputError, match=r"two\.zarr: the store holds several images \(raw, seg/mito\); choose one as two\.zarr:raw"
+    ):
         open_volume(path)
     with open_volume(f"{path}:/seg/mito") as volume:
         assert volume.source == f"{path}:seg/mito"
@@ -110,7 +118,9 @@ def test_trailing_singleton_channel_is_one_slice_not_columns(tmp_path, stack):
 
 def test_several_channels_need_a_choice(tmp_path, stack):
     path = tmp_path / "zyxc.zarr"
-    zarr.create_array(str(path), shape=stack.shape + (2,), dtype=stack.dtype)[:] = np.stack([stack, 255 - stack], axis=-1)
+    zarr.create_array(str(path), shape=stack.shape + (2,), dtype=stack.dtype)[:] = np.stack(
+        [stack, 255 - stack], axis=-1
+    )
     with pytest.raises(InputError, match=r"zyxc\.zarr: has 2 channels \(axes ZYXC.*--channel N"):
         open_volume(path)
     with open_volume(path, ReadOptions(channel=1)) as volume:
@@ -184,7 +194,14 @@ def test_ome_zarr_round_trip_with_labels_and_probabilities(tmp_path, stack):
     out = tmp_path / "out.zarr"
     masks = ((stack > 128) * 255).astype(np.uint8)
     probabilities = stack.astype(np.float32) / 255
-    write_ome_zarr(out, iter(stack), stack.shape, stack.dtype, (50.0, 7.0, 7.0), extra_arrays={"mito": masks, "mito_probability": probabilities})
+    write_ome_zarr(
+        out,
+        iter(stack),
+        stack.shape,
+        stack.dtype,
+        (50.0, 7.0, 7.0),
+        extra_arrays={"mito": masks, "mito_probability": probabilities},
+    )
     assert json.loads((out / "0" / ".zarray").read_text())["chunks"] == [1, 128, 96]
     assert json.loads((out / "labels" / ".zattrs").read_text())["labels"] == ["mito"]
     with open_volume(out) as volume:
@@ -236,7 +253,12 @@ def _tensorstore_n5(path: Path, data: np.ndarray, compression: dict, block=(2, 6
     spec = {
         "driver": "n5",
         "kvstore": {"driver": "file", "path": str(path)},
-        "metadata": {"dimensions": list(data.shape[::-1]), "blockSize": list(block[::-1]), "dataType": str(data.dtype), "compression": compression},
+        "metadata": {
+            "dimensions": list(data.shape[::-1]),
+            "blockSize": list(block[::-1]),
+            "dataType": str(data.dtype),
+            "compression": compression,
+        },
     }
     store = tensorstore.open(spec, create=True, delete_existing=True).result()
     store[...] = data.transpose()  # N5 and tensorstore's N5 driver index X first
@@ -261,7 +283,9 @@ def test_n5_multiscale_group_and_pixel_resolution(tmp_path, stack):
     _tensorstore_n5(container / "setup0" / "s0", stack, {"type": "gzip"})
     _tensorstore_n5(container / "setup0" / "s1", stack[:, ::2, ::2], {"type": "gzip"})
     (container / "attributes.json").write_text(json.dumps({"n5": "2.5.1"}))
-    (container / "setup0" / "attributes.json").write_text(json.dumps({"pixelResolution": {"dimensions": [0.007, 0.007, 0.05], "unit": "um"}}))
+    (container / "setup0" / "attributes.json").write_text(
+        json.dumps({"pixelResolution": {"dimensions": [0.007, 0.007, 0.05], "unit": "um"}})
+    )
     with open_volume(container) as volume:
         assert volume.source.endswith("bdv.n5:setup0/s0") and volume.pixel_size == (50.0, 7.0, 7.0)
         assert volume.metadata["pixel_size_from"] == "N5 pixelResolution"
@@ -343,7 +367,16 @@ class _Payload:
 
 def _crafted_v2(path: Path, **meta) -> Path:
     path.mkdir(parents=True, exist_ok=True)
-    base = {"zarr_format": 2, "shape": [2, 8, 8], "chunks": [1, 8, 8], "dtype": "|u1", "compressor": None, "fill_value": 0, "order": "C", "filters": None}
+    base = {
+        "zarr_format": 2,
+        "shape": [2, 8, 8],
+        "chunks": [1, 8, 8],
+        "dtype": "|u1",
+        "compressor": None,
+        "fill_value": 0,
+        "order": "C",
+        "filters": None,
+    }
     (path / ".zarray").write_text(json.dumps({**base, **meta}))
     return path
 
@@ -352,11 +385,15 @@ def test_pickle_in_a_store_is_refused_before_zarr_opens_it(tmp_path):
     """With zarr 2 + numcodecs < 0.15.2 (Python 3.10) opening this store ran the payload."""
     marker = tmp_path / "payload-ran"
     payload = base64.standard_b64encode(pickle.dumps(_Payload(marker))).decode()
-    evil = _crafted_v2(tmp_path / "evil.zarr", dtype=[["a", "|O"]], fill_value=payload, filters=[{"id": "pickle", "protocol": 5}])
+    evil = _crafted_v2(
+        tmp_path / "evil.zarr", dtype=[["a", "|O"]], fill_value=payload, filters=[{"id": "pickle", "protocol": 5}]
+    )
     with pytest.raises(UnreadableFileError, match=r"evil\.zarr: array / has data type .*refusing to open it"):
         open_volume(evil)
     _crafted_v2(evil, compressor={"id": "pickle", "protocol": 5})
-    with pytest.raises(UnreadableFileError, match=r"evil\.zarr: array / uses codec 'pickle', which is not on EMViewer's list"):
+    with pytest.raises(
+        UnreadableFileError, match=r"evil\.zarr: array / uses codec 'pickle', which is not on EMViewer's list"
+    ):
         open_volume(evil)
     assert not marker.exists()
 
@@ -379,7 +416,9 @@ def test_v2_metadata_off_the_allow_list_is_refused(tmp_path, meta, problem):
 
 def test_v3_codecs_off_the_allow_list_are_refused(tmp_path, stack):
     path = tmp_path / "v3.zarr"
-    zarr.create_array(str(path), shape=stack.shape, dtype=stack.dtype, shards=(1, 128, 96), chunks=(1, 64, 48))[:] = stack
+    zarr.create_array(str(path), shape=stack.shape, dtype=stack.dtype, shards=(1, 128, 96), chunks=(1, 64, 48))[:] = (
+        stack
+    )
     with open_volume(path) as volume:  # sharded, with zstd inside: on the list
         np.testing.assert_array_equal(volume[1], stack[1])
     meta = json.loads((path / "zarr.json").read_text())
@@ -434,7 +473,9 @@ def test_ngff_dataset_path_stays_inside_the_store(tmp_path, stack):
     attrs = _ngff("zyx", [1, 1, 1])
     attrs["multiscales"][0]["datasets"][0]["path"] = "../../secret.zarr"
     (ome / ".zattrs").write_text(json.dumps(attrs))
-    with pytest.raises(InputError, match=r"trick\.ome\.zarr: OME-Zarr dataset path '\.\./\.\./secret\.zarr' steps outside"):
+    with pytest.raises(
+        InputError, match=r"trick\.ome\.zarr: OME-Zarr dataset path '\.\./\.\./secret\.zarr' steps outside"
+    ):
         open_volume(ome)
 
 
@@ -447,7 +488,9 @@ def test_links_leading_outside_the_store_are_refused(tmp_path, stack):
     (path / "1.0.0").symlink_to(outside)
     with open_volume(path) as volume:
         np.testing.assert_array_equal(volume[0], stack[0])
-        with pytest.raises(UnreadableFileError, match=r"store\.zarr: 1\.0\.0 is a symbolic link leading outside the store"):
+        with pytest.raises(
+            UnreadableFileError, match=r"store\.zarr: 1\.0\.0 is a symbolic link leading outside the store"
+        ):
             volume[1]
     inside = tmp_path / "linked.zarr"  # links that stay inside the store are fine
     zarr.create_array(str(inside), shape=stack.shape, dtype=stack.dtype, chunks=(1, 128, 96), zarr_format=2)[:] = stack

@@ -80,8 +80,5 @@ def test_bad_settings_are_refused(arch, setting):
 
 
 def test_importing_models_does_not_load_the_ml_backend():
-    code = (
-        "import sys, emviewer.core.models; "
-        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
-    )
+    code = "import sys, emviewer.core.models; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -24,7 +24,12 @@ def test_modes_from_cards_then_best_validation(tmp_path):
     _model(user / "nuclei", "n_b", object="nuclei", validation={"f1": 0.9})
     (user / "stray.keras").write_bytes(b"no card, not listed")
     entries = list_models(bundled, user)
-    assert [e.name for e in entries] == ["m1", "m3", "n_a", "n_b"] and [e.bundled for e in entries] == [True, True, False, False]
+    assert [e.name for e in entries] == ["m1", "m3", "n_a", "n_b"] and [e.bundled for e in entries] == [
+        True,
+        True,
+        False,
+        False,
+    ]
     assert [p.stem for p in models_for("mito", "fast", entries)] == ["m1"]
     assert [p.stem for p in models_for("mito", "accurate", entries)] == ["m1", "m3"]
     assert [p.stem for p in models_for("nuclei", "fast", entries)] == ["n_b"]

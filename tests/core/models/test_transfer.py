@@ -37,7 +37,9 @@ def test_models_of_other_contexts_give_the_same_answers(arch):
     narrower = build_model(arch, 1, 8, 2)
     copy_weights(source, narrower)
     centre = slices[..., 2:3]
-    np.testing.assert_allclose(narrower.predict(centre, verbose=0), source.predict(np.repeat(centre, 3, axis=-1), verbose=0), atol=1e-5)
+    np.testing.assert_allclose(
+        narrower.predict(centre, verbose=0), source.predict(np.repeat(centre, 3, axis=-1), verbose=0), atol=1e-5
+    )
 
 
 def test_networks_of_other_widths_are_refused():
