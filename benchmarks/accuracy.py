@@ -152,7 +152,7 @@ def main() -> None:
     rows = []
     print(f"{'object':<9} {'held-out data':<42} {'measure':<10}" + "".join(f"{m:>10} {'target':>7}" for m in modes))
     for task in [t for t in TASKS if t.object in args.objects.split(",")]:
-        if not any(e.card.get("object") == task.object for e in entries):
+        if not any(e.card.object == task.object for e in entries):
             print(f"{task.object:<9} {task.data:<42} no bundled model")
             continue
         stack = held_out(task, args.max_slices)
@@ -165,6 +165,7 @@ def main() -> None:
         for mode, target in zip(
             modes,
             task.targets if modes == ["fast", "accurate"] else [task.targets[0 if m == "fast" else 1] for m in modes],
+            strict=True,
         ):
             row[mode] = {**measure(task, stack, mode, models_for(task.object, mode, entries)), "target": target}
         rows.append(row)
@@ -176,7 +177,8 @@ def main() -> None:
     for row in rows:
         for mode in modes:
             print(
-                f"  {row['object']} / {row['data']} / {mode}: {row[mode]['models']} (TTA {row[mode]['tta']}), {row['slices']} slices, {row[mode]['seconds']} s"
+                f"  {row['object']} / {row['data']} / {mode}: {row[mode]['models']} (TTA {row[mode]['tta']}), "
+                f"{row['slices']} slices, {row[mode]['seconds']} s"
             )
     if args.each_model:
         rows += each_model(entries, modes, args)
@@ -190,7 +192,7 @@ def each_model(entries, modes: list[str], args) -> list[dict]:
     rows = []
     for task in [t for t in TASKS if t.object in args.objects.split(",") and not t.noise]:
         stack = held_out(task, args.max_slices)
-        for entry in [e for e in entries if e.card.get("object") == task.object]:
+        for entry in [e for e in entries if e.card.object == task.object]:
             row = {"model": entry.name, "data": task.data, "measure": task.measure, "slices": len(stack)}
             row.update({mode: measure(task, stack, mode, [entry.path]) for mode in modes})
             rows.append(row)

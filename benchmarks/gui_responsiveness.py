@@ -71,7 +71,8 @@ def main() -> None:
         print(f"stack {shape[0]} x {shape[1]} x {shape[2]} uint8 ({np.prod(shape) / 2**30:.2f} GiB)")
         print(f"open (with first slice drawn): {opened:.3f} s")
         print(
-            f"slice change (both panes redrawn): median {1000 * np.median(switches):.1f} ms, max {1000 * max(switches):.1f} ms"
+            f"slice change (both panes redrawn): median {1000 * np.median(switches):.1f} ms, "
+            f"max {1000 * max(switches):.1f} ms"
         )
 
         window.session.set_slice(0)
@@ -97,7 +98,8 @@ def main() -> None:
         worst = int(np.argmax(gaps))
         print(
             f"prediction ran {ran:.1f} s with {len(gaps)} heartbeats: longest gap {gaps.max():.0f} ms "
-            f"(ending {when[worst]:.1f} s after Predict), 99th percentile {np.percentile(gaps, 99):.0f} ms (target < 100 ms)"
+            f"(ending {when[worst]:.1f} s after Predict), "
+            f"99th percentile {np.percentile(gaps, 99):.0f} ms (target < 100 ms)"
         )
         late = gaps[np.asarray(when) > 5.0]
         if late.size:

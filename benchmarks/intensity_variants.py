@@ -104,7 +104,8 @@ def main() -> None:
         )
         delta = f1 - rows[0]["f1"]
         print(
-            f"{name:<16} {str(data.dtype):<8} {tuple(data.shape[1:])!s:<14} F1 {f1:.4f}  (original {delta:+.4f})  {rows[-1]['seconds']} s",
+            f"{name:<16} {str(data.dtype):<8} {tuple(data.shape[1:])!s:<14} F1 {f1:.4f}  "
+            f"(original {delta:+.4f})  {rows[-1]['seconds']} s",
             flush=True,
         )
     if args.json:

@@ -45,9 +45,9 @@ class OnnxModel:
 
         card, path = loaded.card, Path(tempfile.mkdtemp()) / "model.onnx"
         keras.mixed_precision.set_global_policy("float32")  # ONNX Runtime has no bfloat16 convolutions
-        model = build_model(card["architecture"], card["context"], card.get("width", 16), card.get("depth", 4))
+        model = build_model(card.architecture, card.context, card.width or 16, card.depth or 4)
         model.set_weights(loaded.model.get_weights())
-        model.predict_on_batch(np.zeros((1, 64, 64, card["context"]), np.float32))
+        model.predict_on_batch(np.zeros((1, 64, 64, card.context), np.float32))
         model.export(str(path), format="onnx")
         self.session = onnxruntime.InferenceSession(str(path))
         self.input = self.session.get_inputs()[0].name
@@ -97,7 +97,10 @@ def measure(models: list[str], tta: int, image: str, backend: str = "tensorflow"
     runtime = "onnx" if backend == "onnx" else "keras"
     env = dict(os.environ, KERAS_BACKEND="tensorflow" if runtime == "onnx" else backend, TF_CPP_MIN_LOG_LEVEL="3")
     call = f"p.run_case({models!r}, {tta}, {image!r}, {runtime!r})"
-    code = f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import predict_speed as p; print('RESULT' + json.dumps({call}))"
+    code = (
+        f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+        f"import predict_speed as p; print('RESULT' + json.dumps({call}))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     for line in out.stdout.splitlines():
         if line.startswith("RESULT"):
@@ -136,7 +139,8 @@ def main() -> None:
         result = measure([args.model], 1, str(DATA), backend)
         speeds[backend] = result["mpx_per_s"]
         print(
-            f"[{result['backend']} on {result['device']}] fast mode: {result['mpx_per_s']:.2f} Mpx/s ({result['seconds']:.1f} s)"
+            f"[{result['backend']} on {result['device']}] fast mode: "
+            f"{result['mpx_per_s']:.2f} Mpx/s ({result['seconds']:.1f} s)"
         )
     if len(speeds) > 1:
         first = next(iter(speeds))
@@ -146,7 +150,8 @@ def main() -> None:
     fast = measure([args.model], 1, str(DATA))
     accurate = measure(ensemble, 16, str(DATA))
     print(
-        f"accurate mode ({len(ensemble)} model(s), 16x TTA): {accurate['mpx_per_s']:.3f} Mpx/s ({accurate['seconds']:.1f} s); "
+        f"accurate mode ({len(ensemble)} model(s), 16x TTA): "
+        f"{accurate['mpx_per_s']:.3f} Mpx/s ({accurate['seconds']:.1f} s); "
         f"fast / accurate time ratio {accurate['seconds'] / fast['seconds']:.1f}"
     )
 
@@ -157,7 +162,8 @@ def main() -> None:
     output_mb = large["pixels"] * 4 * 2 / 2**20  # the slice's float32 sum and weight maps
     print(f"1k x 1k: {one['seconds']:.2f} s, peak {one['peak_mb']:.0f} MB (after model load {one['base_mb']:.0f} MB)")
     print(
-        f"{args.big // 1024}k x {args.big // 1024}k: {large['seconds']:.2f} s, peak {large['peak_mb']:.0f} MB (after model load {large['base_mb']:.0f} MB)"
+        f"{args.big // 1024}k x {args.big // 1024}k: {large['seconds']:.2f} s, peak {large['peak_mb']:.0f} MB "
+        f"(after model load {large['base_mb']:.0f} MB)"
     )
     print(
         f"time ratio {large['seconds'] / one['seconds']:.1f} for pixel ratio {pixel_ratio:.0f} "
@@ -165,7 +171,8 @@ def main() -> None:
     )
     growth_small, growth_large = one["peak_mb"] - one["base_mb"], large["peak_mb"] - large["base_mb"]
     print(
-        f"peak memory ratio {large['peak_mb'] / one['peak_mb']:.2f}; growth during prediction {growth_small:.0f} MB vs {growth_large:.0f} MB, "
+        f"peak memory ratio {large['peak_mb'] / one['peak_mb']:.2f}; "
+        f"growth during prediction {growth_small:.0f} MB vs {growth_large:.0f} MB, "
         f"of which the large slice's own output is {output_mb:.0f} MB"
     )
 

@@ -615,7 +615,8 @@ def value_difference(got: np.ndarray, want: np.ndarray, atol: float) -> str:
             first = start + int(np.argmax(bad))
             where = np.unravel_index(first, got.shape)
             count = int(bad.sum())
-            return f"{count}+ values differ, first at {tuple(int(i) for i in where)}: {flat_got[first]} != {flat_want[first]}"
+            at = tuple(int(i) for i in where)
+            return f"{count}+ values differ, first at {at}: {flat_got[first]} != {flat_want[first]}"
     return ""
 
 
@@ -632,7 +633,7 @@ def pixel_difference(got, want) -> str:
         and len(got) == 3
         and all(
             (g is None and w is None) or (g is not None and w is not None and abs(float(g) - w) <= 1e-4 * abs(w))
-            for g, w in zip(got, want)
+            for g, w in zip(got, want, strict=True)
         )
     )
     return "" if same else f"pixel_size_nm {pixel_text(got)} != expected {pixel_text(want)}"
@@ -758,7 +759,10 @@ def format_table(rows: list[Row], width: int = 90) -> str:
         for r in rows
     ]
     widths = [max(len(c[i]) for c in cells) for i in range(len(header) - 1)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(cell, widths)) + "  " + cell[-1] for cell in cells)
+    # widths cover all columns but the last, which is not padded: zip stops before it
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(cell, widths, strict=False)) + "  " + cell[-1] for cell in cells
+    )
 
 
 def summary(rows: list[Row]) -> str:

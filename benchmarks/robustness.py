@@ -51,9 +51,8 @@ def main() -> None:
         "mean F1",
     )
     chart.save(args.out)
-    print(
-        f"saved {args.out}; F1 at 10 % noise / clean F1 = {float(np.interp(0.10, [p.level for p in curve], [p.relative for p in curve])):.3f}"
-    )
+    at_10 = float(np.interp(0.10, [p.level for p in curve], [p.relative for p in curve]))
+    print(f"saved {args.out}; F1 at 10 % noise / clean F1 = {at_10:.3f}")
 
 
 if __name__ == "__main__":

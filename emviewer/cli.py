@@ -190,11 +190,10 @@ def _registry():
 def cmd_models(args) -> int:
     entries = _registry()
     if args.json:
-        print(
-            json.dumps(
-                [{"name": e.name, "path": str(e.path), "bundled": e.bundled, "card": e.card} for e in entries], indent=2
-            )
-        )
+        listing = [
+            {"name": e.name, "path": str(e.path), "bundled": e.bundled, "card": e.card.to_json()} for e in entries
+        ]
+        print(json.dumps(listing, indent=2))
         return 0
     if not entries:
         print("no models installed yet; train one with 'emviewer train'")
@@ -202,10 +201,10 @@ def cmd_models(args) -> int:
     print(f"{'name':<28} {'object':<9} {'arch':<13} {'ctx':>3} {'val F1':>7} {'thr':>5}  modes / path")
     for e in entries:
         c = e.card
-        f1 = c.get("validation", {}).get("f1", float("nan"))
-        where = ",".join(c.get("modes", [])) or ("bundled" if e.bundled else "user")
+        where = ",".join(c.modes) or ("bundled" if e.bundled else "user")
         print(
-            f"{e.name:<28} {c.get('object', '?'):<9} {c.get('architecture', '?'):<13} {c.get('context', 1):>3} {f1:>7.3f} {c.get('threshold', 0.5):>5.2f}  {where}  {e.path}"
+            f"{e.name:<28} {c.object:<9} {c.architecture or '?':<13} {c.context:>3} {c.figure('f1'):>7.3f}"
+            f" {c.threshold:>5.2f}  {where}  {e.path}"
         )
     return 0
 
@@ -306,14 +305,27 @@ def cmd_train(args) -> int:
         init_from=start,
         on_warning=lambda message: print(f"warning: {message}", file=sys.stderr, flush=True),
     )
-    v = card["validation"]
     print(
-        f"wrote {out} (validation F1 {v['f1']:.3f} at threshold {v['threshold']:.2f}, best epoch {card['best_epoch']})"
+        f"wrote {out} (validation F1 {card.figure('f1'):.3f} at threshold {card.threshold:.2f},"
+        f" best epoch {card.best_epoch})"
     )
     return 0
 
 
+def _qt_installed() -> bool:
+    """Whether the app's extra (PySide6, pyqtgraph) is installed; a server install goes without it."""
+    from importlib.util import find_spec
+
+    try:
+        return find_spec("PySide6") is not None and find_spec("pyqtgraph") is not None
+    except ImportError:  # a finder that refuses the name
+        return False
+
+
 def cmd_gui(args) -> int:
+    if not _qt_installed():
+        print("emviewer: error: the desktop app needs Qt: pip install 'emviewer[app]'", file=sys.stderr)
+        return EXIT_INPUT_ERROR
     from .gui.app import run
 
     return run(args.path, args.object or (), args.predict, args.screenshot)
@@ -323,6 +335,7 @@ def cmd_gui(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .cli_models import add_model_exchange_parsers
     from .server.command import add_serve_parser
 
     parser = argparse.ArgumentParser(prog="emviewer", description="Segment organelles in electron-microscopy stacks.")
@@ -488,6 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print one JSON object with keys per_image and mean")
     evaluate.set_defaults(run=cmd_evaluate)
     add_serve_parser(sub)
+    add_model_exchange_parsers(sub)
     return parser
 
 

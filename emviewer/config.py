@@ -3,22 +3,35 @@
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
 import platformdirs
 
 APP_NAME = "emviewer"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_STACK_NAME = "sample_mito_stack.tif"
+#: The repository's ``models/`` and ``resources/``, mapped into the package by pyproject.toml.
+BUNDLED_MODELS_PACKAGE = "emviewer.bundled_models"
+RESOURCES_PACKAGE = "emviewer.resources"
+
+
+def _package_folder(package: str) -> Path:
+    """The folder of a data package: inside site-packages for a wheel, the repository's folder when editable.
+
+    Installs unpack the package, so its files are plain files on disk (never inside a zip).
+    """
+    return Path(str(resources.files(package)))
 
 
 def bundled_models_dir() -> Path:
-    """``models/`` beside the package, or ``$EMVIEWER_MODELS_DIR``."""
-    return Path(os.environ.get("EMVIEWER_MODELS_DIR", PROJECT_ROOT / "models"))
+    """The models shipped with the package (``models/`` of the repository), or ``$EMVIEWER_MODELS_DIR``."""
+    override = os.environ.get("EMVIEWER_MODELS_DIR")
+    return Path(override) if override else _package_folder(BUNDLED_MODELS_PACKAGE)
 
 
 def resources_dir() -> Path:
-    return PROJECT_ROOT / "resources"
+    """The sample stack and the app's icon shipped with the package (``resources/`` of the repository)."""
+    return _package_folder(RESOURCES_PACKAGE)
 
 
 def sample_stack() -> Path:

@@ -182,7 +182,7 @@ class ServeProcess:
         )
         if temp_dir is not None:
             env["TMPDIR"] = str(temp_dir)
-        self.log = open(folder / f"serve-{self.port}.log", "wb")
+        self.log = open(folder / f"serve-{self.port}.log", "wb")  # noqa: SIM115 - the server's output until stop()
         cmd = [sys.executable, "-m", "emviewer", "serve", "--port", str(self.port), "--token-file", str(token_file)]
         self.process = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
 

@@ -31,12 +31,12 @@ def test_models_folder_is_within_its_size_budget():
 
 
 def test_there_is_a_bundled_mito_model():
-    assert any(entry.card["object"] == "mito" for entry in BUNDLED), "no mitochondria model in models/"
+    assert any(entry.card.object == "mito" for entry in BUNDLED), "no mitochondria model in models/"
 
 
 @pytest.mark.parametrize("entry", BUNDLED, ids=[e.name for e in BUNDLED])
 def test_bundled_model_loads_matches_its_hash_and_scores_its_card_figure(entry):
-    card = entry.card
+    card = entry.card.to_json()
     assert sha256_of(entry.path) == card["sha256"]
     model = load_model(entry.path)  # refuses a hash mismatch itself
     # the model's own held-out slices, as benchmarks/accuracy.py defines them (first row of its object)
@@ -54,8 +54,8 @@ def test_mito_length_limit_removes_the_myelin_taken_for_mitochondria():
     """Validation slices 053-055 cross a bundle of myelinated axons that the training slices
     barely show; the fast mito model takes stretches of myelin for mitochondria, and its
     card's length limit (from the training labels) removes them."""
-    entry = next(e for e in BUNDLED if e.card["object"] == "mito" and "fast" in e.card.get("modes", []))
-    assert entry.card["max_object_length_px"] > 0
+    entry = next(e for e in BUNDLED if e.card.object == "mito" and "fast" in e.card.modes)
+    assert entry.card.max_object_length_px > 0
     model = load_model(entry.path)
     stack = accuracy.held_out(accuracy.TASKS[0], None).split([3, 4, 5])
     volume = from_array(stack.images, stack.source, slice_names=stack.names)

@@ -495,7 +495,7 @@ def _check_overlay_pixels(rgb, mask, lossless):
 def _check_overlays(out_dir, stack, truth, suffix):
     names = [f"out_images.05{n}{suffix}" for n in range(3)]
     assert files_under(out_dir) == names
-    for name, mask in zip(names, truth.astype(bool)):
+    for name, mask in zip(names, truth.astype(bool), strict=True):
         rgb = read_png(out_dir / name)
         assert rgb.shape == stack.shape[1:] + (3,)
         _check_overlay_pixels(rgb, mask, lossless=suffix == ".png")
@@ -506,7 +506,7 @@ def _check_tiff(out_dir, stack, truth):
     assert files_under(out_dir) == ["out.tif"]
     rgb = tifffile.imread(out_dir / "out.tif")
     assert rgb.shape == stack.shape + (3,)
-    for plane, mask in zip(rgb, truth.astype(bool)):
+    for plane, mask in zip(rgb, truth.astype(bool), strict=True):
         _check_overlay_pixels(plane, mask, lossless=True)
 
 
@@ -517,7 +517,7 @@ def _check_raw(out_dir, stack, truth):
         sidecar["shape"] == list(stack.shape) + [3] and sidecar["dtype"] == "uint8" and sidecar["axis_order"] == "ZYXC"
     )
     rgb = np.fromfile(out_dir / "out.raw", np.uint8).reshape(sidecar["shape"])
-    for plane, mask in zip(rgb, truth.astype(bool)):
+    for plane, mask in zip(rgb, truth.astype(bool), strict=True):
         _check_overlay_pixels(plane, mask, lossless=True)
 
 

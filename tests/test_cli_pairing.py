@@ -32,7 +32,7 @@ def crop(path: Path) -> np.ndarray:
 
 def save_pngs(folder: Path, arrays, names) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    for array, name in zip(arrays, names):
+    for array, name in zip(arrays, names, strict=True):
         Image.fromarray(array).save(folder / f"{name}.png")
     return folder
 

@@ -22,8 +22,8 @@ def line_chart(
     left, right, top, bottom = 60, 20, 40, 50
     image = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(image)
-    x = np.asarray(x, float)
-    x_span = (x.min(), x.max() if x.max() > x.min() else x.min() + 1)
+    xs = np.asarray(x, float)
+    x_span = (xs.min(), xs.max() if xs.max() > xs.min() else xs.min() + 1)
 
     def to_px(xv: float, yv: float) -> tuple[float, float]:
         px = left + (xv - x_span[0]) / (x_span[1] - x_span[0]) * (width - left - right)
@@ -35,7 +35,7 @@ def line_chart(
         _, py = to_px(x_span[0], tick)
         draw.line([left - 4, py, left, py], fill="black")
         draw.text((8, py - 6), f"{tick:.1f}", fill="black")
-    for xv in x:
+    for xv in xs:
         px, _ = to_px(xv, y_range[0])
         draw.line([px, height - bottom, px, height - bottom + 4], fill="black")
         draw.text((px - 10, height - bottom + 8), f"{xv:g}", fill="black")
@@ -45,7 +45,7 @@ def line_chart(
     palette = [(200, 30, 160), (0, 120, 220), (230, 150, 0), (40, 160, 60)]
     for i, (name, values) in enumerate(series.items()):
         colour = palette[i % len(palette)]
-        points = [to_px(xv, yv) for xv, yv in zip(x, values) if np.isfinite(yv)]
+        points = [to_px(xv, yv) for xv, yv in zip(xs, values, strict=True) if np.isfinite(yv)]
         if len(points) > 1:
             draw.line(points, fill=colour, width=2)
         for px, py in points:

@@ -103,8 +103,9 @@ def load_labelled(
             masks.append(label_to_mask(label, f"{label_vol.source} ({label_vol.slice_names[j]})", foreground, invert))
             names.append(image_vol.slice_names[i])
         stack = np.stack(image_slices)
-        reference = tuple(reference or DEFAULT_REFERENCE)
-        levels = input_levels(from_array(stack), reference)
+        low, high = reference or DEFAULT_REFERENCE  # two levels: (low, high)
+        target = (low, high)
+        levels = input_levels(from_array(stack), target)
     unpaired = (pairing.unpaired_a, pairing.unpaired_b)
     return LabelledStack(
         stack,
@@ -114,7 +115,7 @@ def load_labelled(
         image_vol.source,
         *unpaired,
         label_vol.source,
-        reference,
+        target,
         image_vol.pixel_size,
     )
 

@@ -2,20 +2,23 @@
 
 One entry point, :func:`export`, used by the command line, the app's export dialog and
 prediction output, so every format is written the same way (atomically, slice by slice).
+:func:`mask_volumes` and :func:`probability_volumes` turn predictions kept per slice (the
+app's) into the lazy stacks :func:`export` takes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from .errors import InputError
+from .objects import OBJECTS
 from .overlay import StackRenderer
 from .progress import CancelToken, Progress, check, report
 from .validate import check_same_shape
-from .volume import Volume, map_slices
+from .volume import LazySlices, Volume, map_slices
 
 FORMATS = {
     ".h5": "hdf5",
@@ -50,8 +53,8 @@ def parse_slices(text: str | None, n_slices: int) -> list[int]:
     chosen: list[int] = []
     try:
         for part in text.split(","):
-            first, _, last = part.strip().partition("-")
-            first, last = int(first), int(last or first)
+            first_text, _, last_text = part.strip().partition("-")
+            first, last = int(first_text), int(last_text or first_text)
             if last < first:
                 raise ValueError
             chosen += [z for z in range(first, last + 1) if z not in chosen]
@@ -66,6 +69,102 @@ def parse_slices(text: str | None, n_slices: int) -> list[int]:
 def binary_mask_volume(mask: Volume) -> Volume:
     """A saved mask stack (any two values) as uint8 0/255, read lazily."""
     return map_slices(mask, lambda s: np.where(s > 0, 255, 0).astype(np.uint8), np.uint8)
+
+
+class _PlaneStack(LazySlices):
+    """Lazy ``(Z, Y, X)`` array over a ``{z: (Y, X) array}`` dict, converting each slice when read."""
+
+    def __init__(
+        self, planes: Mapping[int, np.ndarray], shape: tuple, dtype, convert: Callable[[np.ndarray], np.ndarray]
+    ) -> None:
+        self._planes, self._convert = planes, convert
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+
+    def _read(self, z: int) -> np.ndarray:
+        if z not in self._planes:
+            raise InputError(None, f"slice {z} has no result")
+        return self._convert(self._planes[z])
+
+
+def _object_label(key: str) -> str:
+    return OBJECTS[key].label if key in OBJECTS else key
+
+
+def _slice_list(volume: Volume, zs: Sequence[int], shown: int = 5) -> str:
+    text = ", ".join(f"{z} ({volume.slice_names[z]})" for z in zs[:shown])
+    return text + (f" and {len(zs) - shown} more" if len(zs) > shown else "")
+
+
+def _plane_volumes(volume, per_object, slices, objects, what: str, dtype, convert) -> dict[str, Volume]:
+    wanted = list(range(len(volume))) if slices is None else [int(z) for z in slices]
+    found: dict[str, Volume] = {}
+    for key, planes in per_object.items():
+        if objects is not None and key not in objects:
+            continue
+        planes = dict(planes)  # a snapshot: an export reads it while new slices may arrive
+        missing = [z for z in wanted if z not in planes]
+        if len(missing) == len(wanted):
+            continue
+        if missing:
+            raise InputError(
+                None,
+                f"{_object_label(key)}: no {what} on slice{'s' if len(missing) > 1 else ''} "
+                f"{_slice_list(volume, missing)}; predict the whole stack first, or export only slices that have one",
+            )
+        found[key] = Volume(
+            _PlaneStack(planes, volume.shape, dtype, convert),
+            f"{_object_label(key)} {what}s",
+            slice_names=list(volume.slice_names),
+            pixel_size=volume.pixel_size,
+        )
+    return found
+
+
+def mask_volumes(
+    volume: Volume,
+    masks: Mapping[str, Mapping[int, np.ndarray]],
+    slices: Sequence[int] | None = None,
+    objects: Sequence[str] | None = None,
+) -> dict[str, Volume]:
+    """Masks kept per slice as lazy mask stacks for :func:`export`.
+
+    Parameters
+    ----------
+    volume
+        The predicted stack ``(Z, Y, X)``: shape, slice names and pixel size of the result.
+    masks
+        ``{object: {z: (Y, X) bool}}``; read at the call (a snapshot of each object's dict).
+    slices
+        0-based slices that will be exported (all by default).
+    objects
+        Keys to consider (every object in ``masks`` by default).
+
+    Returns
+    -------
+    dict[str, Volume]
+        Object key -> ``(Z, Y, X)`` uint8 stack (0 or 255) the shape of ``volume``; only the
+        exported slices are ever read. Objects without a mask on any exported slice are left out.
+
+    Raises
+    ------
+    InputError
+        An object has masks on some of the exported slices but not all (the message names them).
+    """
+    return _plane_volumes(
+        volume, masks, slices, objects, "mask", np.uint8, lambda m: np.where(m, 255, 0).astype(np.uint8)
+    )
+
+
+def probability_volumes(
+    volume: Volume,
+    probabilities: Mapping[str, Mapping[int, np.ndarray]],
+    slices: Sequence[int] | None = None,
+    objects: Sequence[str] | None = None,
+) -> dict[str, Volume]:
+    """Like :func:`mask_volumes` for probabilities kept per slice: ``(Z, Y, X)`` float32 in [0, 1]."""
+    return _plane_volumes(
+        volume, probabilities, slices, objects, "probability map", np.float32, lambda p: np.asarray(p, np.float32)
+    )
 
 
 def slice_paths(out: Path, names: Sequence[str]) -> list[Path]:
@@ -144,7 +243,7 @@ def export(
     if fmt == "ome-zarr":
         from .io.ome_zarr import write_ome_zarr
 
-        extra = {**{k: m for k, m in masks.items()}, **{f"{k}_probabilities": p for k, p in probabilities.items()}}
+        extra = {**dict(masks.items()), **{f"{k}_probabilities": p for k, p in probabilities.items()}}
         write_ome_zarr(
             out,
             volume.iter_slices(),
@@ -176,7 +275,7 @@ def _export_pixels(out, fmt, volume, masks, content, opacity, progress, cancel) 
             report(progress, z, n, f"writing slice {z + 1} of {n}")
             if content == "overlay":
                 yield renderer.overlay(z)
-            elif content == "mask":
+            elif content == "mask" and mask is not None:  # _check_inputs refused a mask export without masks
                 yield mask.slice(z)
             elif fmt == "jpeg" or (fmt == "png" and volume.dtype not in (np.uint8, np.uint16)):
                 yield renderer.display(z)  # JPEG holds 8 bits, PNG 8 or 16

@@ -1,188 +1,36 @@
-"""Intensity statistics of the tissue, and the model-input scaling that holds across microscopes.
+"""The model-input scaling that holds across microscopes.
 
-The same tissue looks different from one microscope (or export) to the next: 8-bit grey
-squeezed into 100-150, 16-bit in a narrow band above 30000, floats with NaN holes, and
-constant alignment borders or padding around the data. A model must see all of them alike.
-
-The rule, the same for 8-bit, 16-bit and float images: take robust percentiles
-(:data:`TISSUE_PERCENTILES`) of the *tissue* only, leaving out
-
-- NaN and infinite pixels,
-- constant regions touching the slice edge (alignment borders, padding), and
-- spikes at the slice's extreme values (saturated or clipped runs),
-
-over a sample of slices of the whole stack (never per tile, so tiles agree), and map them
-linearly onto the model's *reference levels*: where the same percentiles of its training data
-lay in its [0, 1] input. A model then sees any stack at the contrast it was trained on.
+The same tissue looks different from one microscope (or export) to the next (see
+:mod:`.intensity_stats`). The rule, the same for 8-bit, 16-bit and float images: take robust
+percentiles (:data:`~.intensity_stats.TISSUE_PERCENTILES`) of the *tissue* over a sample of
+slices of the whole stack (:func:`~.intensity_stats.stack_stats`), and map them linearly onto
+the model's *reference levels*: where the same percentiles of its training data lay in its
+[0, 1] input. A model then sees any stack at the contrast it was trained on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
-#: Percentiles of the tissue that are mapped onto a model's reference levels.
-TISSUE_PERCENTILES = (1.0, 99.0)
+# The statistics' names are also imported from here by callers not yet moved to intensity_stats.
+from .intensity_stats import TissueStats, sample_slices, stack_stats, tissue_stats
+
+__all__ = [
+    "DEFAULT_REFERENCE",
+    "levels_for",
+    "model_input",
+    "tissue_units",
+    "TissueStats",
+    "sample_slices",
+    "stack_stats",
+    "tissue_stats",
+]
+
 #: Reference levels of a model whose card has none: the 1st / 99th percentiles of the
-#: CDeep3M SBEM training images scaled 0-255 to [0, 1] (measured with :func:`tissue_stats`).
+#: CDeep3M SBEM training images scaled 0-255 to [0, 1] (measured with :func:`~.intensity_stats.tissue_stats`).
 DEFAULT_REFERENCE = (0.098, 0.878)
-#: Pixels kept per slice for the statistics (evenly strided), so huge slices stay cheap.
-SAMPLE_PIXELS = 1_000_000
-#: A constant edge-connected region this large (fraction of the slice) is border, not tissue.
-MIN_BORDER_FRACTION = 0.002
-#: A single extreme value holding more than this fraction of the tissue is a saturated run.
-MAX_SPIKE_FRACTION = 0.005
-
-
-@dataclass(frozen=True)
-class TissueStats:
-    """Robust intensity statistics of a stack's tissue.
-
-    Attributes
-    ----------
-    low, high
-        :data:`TISSUE_PERCENTILES` of the tissue pixels, in the image's own units.
-    nonfinite_fraction
-        Share of the sampled pixels that are NaN or infinite (0 for integer images).
-    excluded_fraction
-        Share of the sampled pixels left out as border, padding, saturation or non-finite.
-    box
-        ``(y0, y1, x0, x1)``: the rectangle holding every sampled slice's data, without the
-        constant or non-finite borders around it; ``None`` when the slices had none.
-    """
-
-    low: float
-    high: float
-    nonfinite_fraction: float = 0.0
-    excluded_fraction: float = 0.0
-    box: tuple[int, int, int, int] | None = None
-
-
-def _stride(image: np.ndarray) -> int:
-    return max(1, int(np.ceil(np.sqrt(image.size / SAMPLE_PIXELS))))
-
-
-def _data_box(data: np.ndarray, step: int, shape: tuple) -> tuple[int, int, int, int] | None:
-    """Bounding rectangle of ``data`` (a strided mask) in full-size pixels, widened by the
-    stride so no data pixel is cut; ``None`` when the mask is empty."""
-    rows, cols = np.flatnonzero(data.any(axis=1)), np.flatnonzero(data.any(axis=0))
-    if rows.size == 0:
-        return None
-    slack = step - 1  # a strided pixel stands for up to step - 1 unseen ones on either side
-    y0, x0 = max(0, rows[0] * step - slack), max(0, cols[0] * step - slack)
-    return y0, min(shape[0], (rows[-1] + 1) * step + slack), x0, min(shape[1], (cols[-1] + 1) * step + slack)
-
-
-def _edge_border(image: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, list]:
-    """Pixels of constant-valued regions that touch the edge and cover a sizeable area, and
-    the values of those regions."""
-    edges = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
-    edges = edges[np.isfinite(edges)] if edges.dtype.kind == "f" else edges
-    border, border_values = np.zeros(image.shape, bool), []
-    if edges.size == 0:
-        return border, border_values
-    values, counts = np.unique(edges, return_counts=True)
-    min_size = max(64, MIN_BORDER_FRACTION * image.size)
-    for value in values[counts >= 0.05 * edges.size]:  # a border value fills a good part of the edge
-        labels, _ = ndimage.label((image == value) & valid)
-        on_edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-        sizes = np.bincount(labels.ravel())
-        wide = [label for label in on_edge if label and sizes[label] >= min_size]
-        if wide:
-            border |= np.isin(labels, wide)
-            border_values.append(value)
-    return border, border_values
-
-
-def _trim_box(image: np.ndarray, box: tuple, border_values: list) -> tuple[int, int, int, int]:
-    """Shrink a rectangle found on a strided slice to the full-size rows and columns that hold
-    data (anything but border values and NaN), so the data are predicted at their true size."""
-    y0, y1, x0, x1 = box
-
-    def empty(line: np.ndarray) -> bool:
-        data = ~np.isin(line, border_values)
-        return not np.any(data & np.isfinite(line) if line.dtype.kind == "f" else data)
-
-    while y1 - y0 > 1 and empty(image[y0, x0:x1]):
-        y0 += 1
-    while y1 - y0 > 1 and empty(image[y1 - 1, x0:x1]):
-        y1 -= 1
-    while x1 - x0 > 1 and empty(image[y0:y1, x0]):
-        x0 += 1
-    while x1 - x0 > 1 and empty(image[y0:y1, x1 - 1]):
-        x1 -= 1
-    return y0, y1, x0, x1
-
-
-def _drop_spikes(values: np.ndarray) -> np.ndarray:
-    for extreme in (values.min(), values.max()):
-        if np.count_nonzero(values == extreme) > MAX_SPIKE_FRACTION * values.size:
-            values = values[values != extreme]
-            if values.size == 0:
-                break
-    return values
-
-
-def tissue_values(image: np.ndarray) -> tuple[np.ndarray, int, int, tuple | None]:
-    """Sampled tissue pixels of one ``(Y, X)`` slice as float32, with the counts of sampled
-    and of non-finite pixels, and the rectangle holding the data (see :class:`TissueStats`).
-    See the module docstring for what is left out."""
-    full = np.asarray(image)
-    step = _stride(full)
-    image = full[::step, ::step]
-    valid = np.isfinite(image) if image.dtype.kind == "f" else np.ones(image.shape, bool)
-    n_nonfinite = int(image.size - np.count_nonzero(valid))
-    border, border_values = _edge_border(image, valid)
-    keep = valid & ~border
-    values = image[keep].astype(np.float32)
-    box = _data_box(keep, step, full.shape)
-    if box and step > 1:
-        box = _trim_box(full, box, border_values)
-    return (_drop_spikes(values) if values.size else values), int(image.size), n_nonfinite, box
-
-
-def tissue_stats(slices: Sequence[np.ndarray], percentiles: tuple[float, float] = TISSUE_PERCENTILES) -> TissueStats:
-    """Percentiles of the tissue over several ``(Y, X)`` slices (any dtype, NaN allowed).
-
-    When no tissue is left (a blank or all-NaN stack) the range of the finite pixels is
-    used, and ``(0, 1)`` when there are none.
-    """
-    parts, boxes, total, nonfinite = [], [], 0, 0
-    for image in slices:
-        values, n, bad, box = tissue_values(image)
-        parts.append(values)
-        boxes += [box] if box else []
-        total, nonfinite = total + n, nonfinite + bad
-    values = np.concatenate(parts) if parts else np.zeros(0, np.float32)
-    if values.size:
-        low, high = (float(v) for v in np.percentile(values, percentiles))
-    else:
-        finite = [np.asarray(s, np.float32)[np.isfinite(s)] for s in slices]
-        finite = np.concatenate(finite) if finite else np.zeros(0, np.float32)
-        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    if high <= low:
-        high = low + 1.0
-    excluded = 1 - values.size / total if total else 0.0
-    box = tuple(int(f(b[i] for b in boxes)) for i, f in enumerate((min, max, min, max))) if boxes else None
-    return TissueStats(low, high, nonfinite / total if total else 0.0, float(excluded), box)
-
-
-def sample_slices(volume, count: int = 8) -> list[np.ndarray]:
-    """Up to ``count`` evenly spaced slices of a stack, enough for intensity statistics."""
-    picks = np.unique(np.linspace(0, len(volume) - 1, min(len(volume), count)).astype(int))
-    return [volume.slice(int(z)) for z in picks]
-
-
-def stack_stats(volume, sample: int = 8) -> TissueStats:
-    """:func:`tissue_stats` of evenly spaced slices of a ``(Z, Y, X)`` stack: ``sample`` of
-    them, or more when slices are small (a stack of 64 x 64 patches), up to
-    :data:`SAMPLE_PIXELS` x ``sample`` pixels in all."""
-    _, height, width = volume.shape
-    count = max(sample, -(-SAMPLE_PIXELS * sample // max(1, height * width)))
-    return tissue_stats(sample_slices(volume, count))
 
 
 def levels_for(stats: TissueStats, reference: Sequence[float] | None = None) -> tuple[float, float]:

@@ -61,9 +61,22 @@ def mean_scores(per_image: Sequence[Scores]) -> Scores:
     """Mean of each score over images; the counts are summed."""
     if not per_image:
         raise ValueError("no images to average")
-    mean = {k: float(np.mean([getattr(s, k) for s in per_image])) for k in ("precision", "recall", "f1", "iou")}
-    sums = {k: int(sum(getattr(s, k) for s in per_image)) for k in ("tp", "fp", "fn")}
-    return Scores(**sums, **mean)
+
+    def total(name: str) -> int:
+        return int(sum(getattr(s, name) for s in per_image))
+
+    def mean(name: str) -> float:
+        return float(np.mean([getattr(s, name) for s in per_image]))
+
+    return Scores(
+        tp=total("tp"),
+        fp=total("fp"),
+        fn=total("fn"),
+        precision=mean("precision"),
+        recall=mean("recall"),
+        f1=mean("f1"),
+        iou=mean("iou"),
+    )
 
 
 def pooled_scores(per_image: Sequence[Scores]) -> Scores:
@@ -103,7 +116,7 @@ def threshold_sweep(
     """
     thresholds = default_thresholds() if thresholds is None else np.asarray(thresholds)
     f1_rows = []
-    for probability, truth in zip(probabilities, truths):
+    for probability, truth in zip(probabilities, truths, strict=True):
         counts = threshold_counts(probability, truth, thresholds)
         f1_rows.append([scores_from_counts(*row).f1 for row in counts])
     if not f1_rows:

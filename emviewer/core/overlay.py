@@ -6,8 +6,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .intensity import sample_slices, tissue_stats
+from .intensity_stats import sample_slices, tissue_stats
 from .objects import colour_of
+from .volume import Volume
 
 #: Contrast of a newly shown stack: these percentiles of its tissue.
 DISPLAY_PERCENTILES = (0.5, 99.5)
@@ -18,7 +19,7 @@ def display_range(
 ) -> tuple[float, float]:
     """Contrast limits from percentiles of the tissue of the given slices (a sample of a
     stack is enough); NaN, constant borders and saturated runs are left out (see
-    :func:`~emviewer.core.intensity.tissue_stats`)."""
+    :func:`~emviewer.core.intensity_stats.tissue_stats`)."""
     stats = tissue_stats(slices, percentiles)
     return stats.low, stats.high
 
@@ -81,7 +82,7 @@ class StackRenderer:
     """
 
     def __init__(
-        self, volume, masks: Mapping[str, object], opacity: float | Mapping[str, float] = 0.45, sample: int = 8
+        self, volume: Volume, masks: Mapping[str, Volume], opacity: float | Mapping[str, float] = 0.45, sample: int = 8
     ) -> None:
         self.volume, self.masks, self.opacity = volume, masks, opacity
         self.levels = display_range(sample_slices(volume, sample))

@@ -17,13 +17,16 @@ import numpy as np
 
 from . import augment
 from .errors import InputWarning
-from .intensity import TissueStats, model_input, stack_stats, tissue_units
+from .intensity import model_input, tissue_units
+from .intensity_stats import TissueStats, stack_stats
 from .length_filter import drop_long_objects
+from .models.cache import ModelCache
+from .models.card import ModelCard
 from .models.loading import LoadedModel
 from .pipeline import prefetch
-from .preprocess import context_indices, reflect_indices
+from .preprocess import context_indices
 from .progress import CancelToken, Progress, check, report
-from .tiling import Stitcher, blend_window, tile_grid
+from .tiling import Region, Stitcher, TileLayout
 from .volume import Volume, crop_yx
 
 #: Decision threshold after :func:`calibrate`: every model's own threshold maps to it.
@@ -98,8 +101,7 @@ class _Batch:
     regions: list
     inputs: np.ndarray  # (N, tile, tile, context) float32
     last_of_slice: bool
-    padded_shape: tuple = ()
-    crop: tuple = ()
+    layout: TileLayout
     holes: np.ndarray | None = None  # last batch of a float slice: its NaN / infinite pixels
 
 
@@ -139,44 +141,29 @@ class LocalPredictor:
             obj: None if self.keep_long_objects else length_limit_of(ms) for obj, ms in self.models.items()
         }
 
-    def _layout(self, height: int, width: int) -> tuple[list, tuple[int, int], tuple[int, int]]:
-        """Tile regions, padded slice shape and the padding before Y and X for one slice size."""
-        tile = min(self.tile, -(-max(height, width) // 32) * 32)
-        padded = (max(height, tile), max(width, tile))
-        grid = tile_grid(padded, tile, min(self.overlap, tile // 2))
-        return grid, padded, ((padded[0] - height) // 2, (padded[1] - width) // 2)
+    def _layout(self, height: int, width: int) -> TileLayout:
+        return TileLayout.for_slice(height, width, self.tile, self.overlap)
 
     # ------------------------------------------------------------------ reading side
 
     def _tile_input(
-        self, cache: _SliceCache, zs: list[int], rows: np.ndarray, cols: np.ndarray, stats: TissueStats
+        self, cache: _SliceCache, zs: list[int], layout: TileLayout, region: Region, stats: TissueStats
     ) -> np.ndarray:
-        return np.stack([tissue_units(cache.get(z)[np.ix_(rows, cols)], stats) for z in zs], axis=-1)
+        return np.stack([tissue_units(layout.cut(cache.get(z), region), stats) for z in zs], axis=-1)
 
     def _batches(self, volume: Volume, slices: Sequence[int], stats: TissueStats) -> Iterator[_Batch]:
         cache = _SliceCache(volume, self._context + 1)
         _, height, width = volume.shape
-        grid, padded, before = self._layout(height, width)
-        crop = (slice(before[0], before[0] + height), slice(before[1], before[1] + width))
+        layout = self._layout(height, width)
+        grid = layout.regions
         for z in slices:
             zs = context_indices(z, len(volume), self._context)
             for first in range(0, len(grid), self.batch_size):
                 regions = grid[first : first + self.batch_size]
-                inputs = np.stack(
-                    [
-                        self._tile_input(
-                            cache,
-                            zs,
-                            reflect_indices(np.arange(r[0].start, r[0].stop) - before[0], height),
-                            reflect_indices(np.arange(r[1].start, r[1].stop) - before[1], width),
-                            stats,
-                        )
-                        for r in regions
-                    ]
-                )
+                inputs = np.stack([self._tile_input(cache, zs, layout, r, stats) for r in regions])
                 last = first + self.batch_size >= len(grid)
                 holes = ~np.isfinite(cache.get(z)) if last and volume.dtype.kind == "f" else None  # read once, here
-                yield _Batch(z, regions, inputs, last, padded, crop, holes)
+                yield _Batch(z, regions, inputs, last, layout, holes)
 
     # ------------------------------------------------------------------ model side
 
@@ -196,18 +183,6 @@ class LocalPredictor:
             total += augment.invert(out, variant)[..., 0]
         return calibrate(total / len(chosen), model.threshold_for(self.tta))
 
-    def warm_up(self) -> None:
-        """Run every model on two tiny inputs of different sizes.
-
-        TensorFlow builds a graph on a model's first calls, holding Python's lock for a few
-        hundred milliseconds (other threads, e.g. a GUI, freeze meanwhile); after two sizes it
-        builds one for any size. Doing it now keeps later predictions free of such pauses.
-        """
-        for models in self.models.values():
-            for model in models:
-                for side in (32, 64):
-                    model.predict(np.zeros((1, side, side, model.context), np.float32))
-
     def iter_predict(
         self,
         volume: Volume,
@@ -223,31 +198,32 @@ class LocalPredictor:
                 InputWarning(
                     f"{volume.source}: {stats.nonfinite_fraction:.2%} of the sampled pixels are NaN or infinite; "
                     "they are left out of the contrast and predicted as background"
-                )
+                ),
+                stacklevel=2,
             )
         # Only the data are predicted, as if the constant border (alignment, padding) were not
         # there: the model never sees a black frame it was not trained on.
         box = stats.box if stats.box and stats.box != (0, volume.shape[1], 0, volume.shape[2]) else None
         data = crop_yx(volume, box) if box else volume
-        n_tiles = len(self._layout(*data.shape[1:])[0])
-        total, done, finished, stitchers = n_tiles * len(slices), 0, 0, {}
+        n_tiles = len(self._layout(*data.shape[1:]).regions)
+        total, done, finished = n_tiles * len(slices), 0, 0
+        stitchers: dict[str, Stitcher] = {}
         batches = prefetch(self._batches(data, slices, stats), depth=2)
         try:
             for batch in batches:
                 check(cancel)
                 if not stitchers:
-                    window = blend_window(batch.inputs.shape[1])
-                    stitchers = {obj: Stitcher(batch.padded_shape, window) for obj in self.objects}
+                    stitchers = {obj: batch.layout.stitcher() for obj in self.objects}
                 for obj, models in self.models.items():
                     probability = np.mean([self._predict_model(m, batch.inputs) for m in models], axis=0)
-                    for region, tile in zip(batch.regions, probability):
+                    for region, tile in zip(batch.regions, probability, strict=True):
                         stitchers[obj].add(region, tile)
                 done += len(batch.regions)
                 report(progress, done, total, f"slice {finished + 1} of {len(slices)}")
                 if batch.last_of_slice:
                     finished += 1
                     probabilities = {
-                        obj: drop_long_objects(s.result()[batch.crop], self.length_limits[obj], DECISION)
+                        obj: drop_long_objects(s.result()[batch.layout.crop], self.length_limits[obj], DECISION)
                         for obj, s in stitchers.items()
                     }
                     _clear_holes(probabilities, batch.holes)
@@ -276,8 +252,8 @@ def _clear_holes(probabilities: dict[str, np.ndarray], holes: np.ndarray | None)
 def length_limit_of(models: Sequence[LoadedModel]) -> float | None:
     """The longest object an ensemble keeps: the largest of its cards' limits, or no limit
     when any of its models has none."""
-    limits = [(m.card or {}).get("max_object_length_px") for m in models]
-    return None if not limits or any(limit is None for limit in limits) else float(max(limits))
+    limits = [limit for m in models if (limit := m.card.max_object_length_px) is not None]
+    return float(max(limits)) if limits and len(limits) == len(models) else None
 
 
 def mode_tta(mode: str, tta: int | None = None) -> int:
@@ -293,8 +269,8 @@ def labelled_predictions(model, context: int, stacks: Sequence, tta: int = 1, ca
     the length filter, tiling can join or split an object that is near the limit)."""
     from .volume import from_array
 
-    reference = list(stacks[0].reference) if stacks else None  # the contrast the model trains on
-    loaded = LoadedModel("training", model, context, 0.5, {"input_reference": reference} if reference else None)
+    reference = tuple(stacks[0].reference) if stacks else None  # the contrast the model trains on
+    loaded = LoadedModel("training", model, ModelCard(object="object", context=context, input_reference=reference))
     predictor = LocalPredictor({"object": [loaded]}, tta=tta)
     for stack in stacks:
         volume = from_array(stack.images, stack.source, slice_names=stack.names)
@@ -303,12 +279,21 @@ def labelled_predictions(model, context: int, stacks: Sequence, tta: int = 1, ca
 
 
 def predictor_for(
-    files: Mapping[str, Sequence], mode: str = "fast", tta: int | None = None, keep_long_objects: bool = False
+    files: Mapping[str, Sequence],
+    mode: str = "fast",
+    tta: int | None = None,
+    keep_long_objects: bool = False,
+    cache: ModelCache | None = None,
 ) -> LocalPredictor:
-    """Load each object's model files (once) into a predictor for the mode."""
+    """Each object's model files in a predictor for the mode: taken from ``cache`` (each file
+    loaded and warmed up once per cache) or, without one, loaded now.
+
+    Raises :class:`~emviewer.core.errors.InputError` for a file or card that does not load.
+    """
     from .models.loading import load_model
 
-    models = {obj: [load_model(f) for f in paths] for obj, paths in files.items()}
+    load = cache.get if cache is not None else load_model
+    models = {obj: [load(f) for f in paths] for obj, paths in files.items()}
     return LocalPredictor(models, tta=mode_tta(mode, tta), keep_long_objects=keep_long_objects)
 
 
@@ -316,8 +301,13 @@ def models_record(models: Mapping[str, Sequence[LoadedModel]]) -> dict:
     """Which models (name, weight hash, thresholds, length limit) predicted each object, for provenance."""
 
     def record(m: LoadedModel) -> dict:
-        card = m.card or {}
-        keys = ("sha256", "thresholds", "max_object_length_px")
-        return {"name": m.name, "threshold": m.threshold, **{k: card.get(k) for k in keys}}
+        card = m.card
+        return {
+            "name": m.name,
+            "threshold": m.threshold,
+            "sha256": card.sha256,
+            "thresholds": dict(card.thresholds) or None,  # None, as before, for a card without them
+            "max_object_length_px": card.max_object_length_px,
+        }
 
     return {obj: [record(m) for m in ms] for obj, ms in models.items()}

@@ -9,10 +9,12 @@ in the output folder and renamed when the run finishes, or deleted when it is ab
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from .io.atomic import atomic_paths
 from .io.slices import write_slices
@@ -39,7 +41,9 @@ class _Abandoned(Exception):
 class _HDF5Output:
     """``prediction.h5`` grown one slice at a time, laid out as :func:`~.io.hdf5.write_hdf5` writes it."""
 
-    def __init__(self, path: Path, names: Sequence[str], shape: tuple, provenance: Mapping | None) -> None:
+    def __init__(
+        self, path: Path, names: Sequence[tuple[str, npt.DTypeLike]], shape: tuple, provenance: Mapping | None
+    ) -> None:
         import h5py
 
         from .io.hdf5 import create_stack, provenance_attributes
@@ -49,7 +53,7 @@ class _HDF5Output:
         self._datasets = [create_stack(self._h5, name, (0, *shape), dtype, growable=True) for name, dtype in names]
 
     def append(self, planes: Sequence[np.ndarray]) -> None:
-        for ds, plane in zip(self._datasets, planes):
+        for ds, plane in zip(self._datasets, planes, strict=True):
             z = ds.shape[0]
             ds.resize(z + 1, axis=0)
             ds[z] = plane
@@ -136,9 +140,10 @@ class PredictionWriter:
         self.probabilities, self.provenance = probabilities, provenance
         self.pixel_size = pixel_size
         self.written: list[Path] = []
-        self._staged = None  # the temporary files' context (atomic_paths) while tif/h5 are being written
+        # the temporary files' context (atomic_paths) while tif/h5 are being written
+        self._staged: contextlib.AbstractContextManager[list[Path]] | None = None
         self._outputs: list = []
-        self._shape: tuple | None = None
+        self._shape: tuple[int, ...] = ()  # (Y, X) of the first slice, once the files are open
 
     def _folder(self, obj: str) -> Path:
         return self.outdir / obj if len(self.objects) > 1 else self.outdir
@@ -155,7 +160,7 @@ class PredictionWriter:
         temps = staged.__enter__()
         self._staged, self._shape = staged, shape
         if self.fmt == "h5":
-            names = [(f"masks/{o}", np.uint8) for o in self.objects]
+            names: list[tuple[str, npt.DTypeLike]] = [(f"masks/{o}", np.uint8) for o in self.objects]
             names += [(f"probabilities/{o}", np.float32) for o in self.objects if self.probabilities]
             self._outputs = [_HDF5Output(temps[0], names, shape, self.provenance)]
         else:
@@ -185,7 +190,7 @@ class PredictionWriter:
         if self.fmt == "h5":
             self._outputs[0].append(planes)
         else:
-            for output, plane in zip(self._outputs, planes):
+            for output, plane in zip(self._outputs, planes, strict=True):
                 output.append([plane])
 
     def _write_png(self, result: SliceResult, masks: dict) -> None:
@@ -233,10 +238,9 @@ class PredictionWriter:
         staged, outputs = self._staged, self._outputs
         self._staged, self._outputs = None, []
         for output in outputs:
-            try:
+            # the files are deleted next; a failed close must not hide why we stop
+            with contextlib.suppress(Exception):
                 output.discard()
-            except Exception:  # the files are deleted next; a failed close must not hide why we stop
-                pass
         if staged is not None:
             staged.__exit__(_Abandoned, _Abandoned(), None)
 

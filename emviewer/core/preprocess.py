@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .intensity import levels_for, stack_stats
+from .intensity import levels_for
+from .intensity_stats import stack_stats
 
 
 def input_levels(volume, reference: Sequence[float] | None = None, sample: int = 8) -> tuple[float, float]:
@@ -52,8 +53,3 @@ def context_indices(z: int, n_slices: int, context: int) -> list[int]:
         raise ValueError(f"context must be odd (1, 3 or 5), got {context}")
     half = context // 2
     return [int(i) for i in reflect_indices(np.arange(z - half, z + half + 1), n_slices)]
-
-
-def context_input(slices: Sequence[np.ndarray], levels: tuple[float, float]) -> np.ndarray:
-    """Stack normalised ``(Y, X)`` slices as channels: ``(Y, X, C)`` float32 in [0, 1]."""
-    return np.stack([normalise(s, levels) for s in slices], axis=-1)

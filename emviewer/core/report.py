@@ -47,7 +47,7 @@ def _table(canvas: Canvas, rows: list[list[str]], x: float, y: float, widths: li
     for i, row in enumerate(rows):
         canvas.setFont("Helvetica-Bold" if i == 0 else "Helvetica", 9)
         cx = x
-        for cell, width in zip(row, widths):
+        for cell, width in zip(row, widths, strict=False):  # a short row leaves its last columns empty
             canvas.drawString(cx, y, str(cell)[:70])
             cx += width
         y -= 5 * mm

@@ -65,4 +65,4 @@ def robustness_curve(
         f1s.append(mean_scores([score(r.masks()[object_key], truths[r.index]) for r in results]).f1)
     report(progress, len(levels), len(levels), "done")
     clean = f1s[0] if f1s and f1s[0] > 0 else float("nan")
-    return [RobustnessPoint(level, f1, f1 / clean) for level, f1 in zip(levels, f1s)]
+    return [RobustnessPoint(level, f1, f1 / clean) for level, f1 in zip(levels, f1s, strict=True)]

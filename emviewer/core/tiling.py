@@ -1,4 +1,4 @@
-"""Cut a slice into overlapping tiles, predict them, and blend the tiles back together.
+"""The one tile layout of prediction: cut a slice into overlapping tiles, blend them back.
 
 Large slices do not fit a model in one piece, and a model's output is least reliable near
 a tile's border (it sees no context there). So tiles overlap, each tile's prediction is
@@ -6,38 +6,42 @@ weighted by a smooth window that is high in the middle and low (but not zero) at
 border, and the output is the weighted mean. Memory stays bounded: only the output sum,
 the weight sum and one batch of tiles exist at a time.
 
-Tiles never hang over the image edge: the last tile in a row or column is shifted back to
-end at the edge. An image smaller than a tile is first enlarged by reflection
-(:func:`pad_to_at_least`) and the result cropped back.
+:class:`TileLayout` says, for one slice size, where the tiles lie and what pixels each one
+holds. Tiles never hang over the image edge: the last tile in a row or column is shifted
+back to end at the edge. A slice smaller than a tile is centred in a tile-sized canvas whose
+margin mirrors the slice (as ``numpy.pad(mode="reflect")``), and the result is cropped back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Union
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
-from emviewer.core.progress import CancelToken, Progress, check, report
+from .preprocess import reflect_indices
 
 __all__ = [
     "Region",
+    "TILE_MULTIPLE",
+    "TileLayout",
     "tile_starts",
     "tile_grid",
-    "pad_to_at_least",
     "blend_window",
     "Stitcher",
-    "predict_tiled",
 ]
 
 #: A tile's place in the slice: ``(rows, columns)``, usable as ``image[region]``.
 Region = tuple[slice, slice]
-Size = Union[int, Sequence[int]]
+Size = int | Sequence[int]
+#: Tile sides are multiples of this, so that every model depth (up to 5 poolings) fits.
+TILE_MULTIPLE = 32
 
 
 def _pair(value: Size, what: str) -> tuple[int, int]:
     """Accept ``n`` or ``(ny, nx)`` and return ``(ny, nx)``."""
-    pair = (value, value) if np.isscalar(value) else tuple(value)
+    pair = (value, value) if isinstance(value, int | np.integer) else tuple(value)
     if len(pair) != 2:
         raise ValueError(f"{what} must be an int or a (y, x) pair, not {value!r}")
     return int(pair[0]), int(pair[1])
@@ -101,38 +105,86 @@ def tile_grid(shape: Sequence[int], tile: Size, overlap: Size) -> list[Region]:
     ]
 
 
-def pad_to_at_least(image: np.ndarray, size: Size) -> tuple[np.ndarray, Region]:
-    """Enlarge a slice by reflection until it is at least ``size`` along Y and X.
+@dataclass(frozen=True)
+class TileLayout:
+    """Where the tiles of one ``(Y, X)`` slice size lie, and which slice pixels each holds.
 
-    The image is centred, so both borders get mirrored context. Reflection works for any
-    image size (numpy reflects repeatedly, and a 1-pixel axis is simply repeated).
+    Tile regions are in the coordinates of the *padded* slice: the slice centred in a canvas
+    of at least one tile per side (:attr:`padded_shape`), whose margin mirrors the slice.
+    :meth:`cut` reads a tile from the unpadded slice, so the padding is never built.
 
     Parameters
     ----------
-    image : numpy.ndarray
-        ``(Y, X)`` or ``(Y, X, C)``, any dtype; channel axes are not padded.
-    size : int or (int, int)
-        Minimum ``(Y, X)`` size of the result.
+    shape : (int, int)
+        ``(Y, X)`` size of the slice, each at least 1.
+    tile : int
+        Square tile side in pixels, > 0.
+    overlap : int
+        Minimum overlap of neighbouring tiles in pixels, ``0 <= overlap < tile``.
 
-    Returns
-    -------
-    padded : numpy.ndarray
-        Same dtype, shape ``(max(Y, sy), max(X, sx), ...)``; ``image`` itself if no
-        padding is needed.
-    crop : Region
-        ``padded[crop]`` (or ``result[crop]`` of any array with the padded (Y, X)) is the
-        original area.
+    Raises
+    ------
+    ValueError
+        For an empty slice, or a tile or overlap outside those ranges.
     """
-    sy, sx = _pair(size, "size")
-    height, width = image.shape[:2]
-    pad_y, pad_x = max(sy - height, 0), max(sx - width, 0)
-    before_y, before_x = pad_y // 2, pad_x // 2
-    crop = (slice(before_y, before_y + height), slice(before_x, before_x + width))
-    if pad_y == 0 and pad_x == 0:
-        return image, crop
-    widths = [(before_y, pad_y - before_y), (before_x, pad_x - before_x)]
-    widths += [(0, 0)] * (image.ndim - 2)
-    return np.pad(image, widths, mode="reflect"), crop
+
+    shape: tuple[int, int]
+    tile: int
+    overlap: int
+
+    def __post_init__(self) -> None:
+        if min(self.shape) < 1:
+            raise ValueError(f"cannot tile an empty slice of shape {self.shape}")
+        tile_starts(self.tile, self.tile, self.overlap)  # checks the tile and the overlap
+
+    @classmethod
+    def for_slice(cls, height: int, width: int, max_tile: int = 1024, overlap: int = 64) -> TileLayout:
+        """The layout prediction uses: tiles of ``max_tile``, or for a smaller slice one tile
+        of its longer side rounded up to :data:`TILE_MULTIPLE`; overlap at most half a tile.
+
+        ``max_tile`` should be a multiple of :data:`TILE_MULTIPLE` (models need it).
+        """
+        tile = min(max_tile, -(-max(height, width) // TILE_MULTIPLE) * TILE_MULTIPLE)
+        return cls((int(height), int(width)), tile, min(overlap, tile // 2))
+
+    @property
+    def padded_shape(self) -> tuple[int, int]:
+        """``(Y, X)`` of the padded slice: at least one tile along each side."""
+        return max(self.shape[0], self.tile), max(self.shape[1], self.tile)
+
+    @property
+    def before(self) -> tuple[int, int]:
+        """Mirrored rows above and columns left of the slice in the padded slice."""
+        return (self.padded_shape[0] - self.shape[0]) // 2, (self.padded_shape[1] - self.shape[1]) // 2
+
+    @property
+    def crop(self) -> Region:
+        """Where the slice lies in the padded slice: ``padded_result[crop]`` has the slice's shape."""
+        (y0, x0), (height, width) = self.before, self.shape
+        return slice(y0, y0 + height), slice(x0, x0 + width)
+
+    @cached_property
+    def regions(self) -> list[Region]:
+        """The tiles, row-major, in padded coordinates (see :func:`tile_grid`)."""
+        return tile_grid(self.padded_shape, self.tile, self.overlap)
+
+    def source_indices(self, region: Region) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and columns of the unpadded slice that fill ``region`` (mirrored outside it)."""
+        rows = reflect_indices(np.arange(region[0].start, region[0].stop) - self.before[0], self.shape[0])
+        cols = reflect_indices(np.arange(region[1].start, region[1].stop) - self.before[1], self.shape[1])
+        return rows, cols
+
+    def cut(self, image: np.ndarray, region: Region) -> np.ndarray:
+        """The pixels of ``region`` from an unpadded ``(Y, X)`` or ``(Y, X, C)`` slice, same dtype."""
+        return np.asarray(image)[np.ix_(*self.source_indices(region))]
+
+    def window(self, floor: float = 0.05) -> np.ndarray:
+        """The tiles' blending weights, ``(tile, tile)`` float32 (see :func:`blend_window`)."""
+        return blend_window(self.tile, floor)
+
+    def stitcher(self) -> Stitcher:
+        """An empty :class:`Stitcher` for one slice of this layout."""
+        return Stitcher(self.padded_shape, self.window())
 
 
 def blend_window(tile: Size, floor: float = 0.05) -> np.ndarray:
@@ -194,49 +246,3 @@ class Stitcher:
         if not np.all(self._weight > 0):
             raise ValueError("some pixels are not covered by any tile")
         return self._sum / self._weight
-
-
-def predict_tiled(
-    image: np.ndarray,
-    predict: Callable[[np.ndarray], np.ndarray],
-    tile: Size,
-    overlap: Size,
-    batch_size: int = 4,
-    progress: Progress | None = None,
-    cancel: CancelToken | None = None,
-) -> np.ndarray:
-    """Predict a whole slice tile by tile and blend the tiles.
-
-    Parameters
-    ----------
-    image : numpy.ndarray
-        ``(Y, X)`` or ``(Y, X, C)`` model input (typically float32 in [0, 1], ``C``
-        context slices), any size.
-    predict : callable
-        Maps a batch ``(N, ty, tx, C)`` (``C = 1`` for a ``(Y, X)`` image) to predictions
-        ``(N, ty, tx)`` or ``(N, ty, tx, 1)``.
-    tile, overlap : int or (int, int)
-        Tile size and minimum overlap, see :func:`tile_grid`.
-    batch_size : int
-        Tiles per call of ``predict``.
-    progress, cancel
-        Called with ``(tiles done, tiles total, message)``; checked between batches.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(Y, X)`` float32 blended prediction, same (Y, X) as ``image``.
-    """
-    padded, crop = pad_to_at_least(image, tile)
-    if padded.ndim == 2:
-        padded = padded[..., np.newaxis]
-    grid = tile_grid(padded.shape[:2], tile, overlap)
-    stitcher = Stitcher(padded.shape[:2], blend_window(tile))
-    for first in range(0, len(grid), batch_size):
-        check(cancel)
-        regions = grid[first : first + batch_size]
-        predictions = predict(np.stack([padded[region] for region in regions]))
-        for region, prediction in zip(regions, predictions):
-            stitcher.add(region, prediction)
-        report(progress, first + len(regions), len(grid), "predicting tiles")
-    return stitcher.result()[crop]

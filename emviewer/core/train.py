@@ -9,7 +9,6 @@ so a resumed run sees exactly the crops an uninterrupted run would have seen.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -28,8 +27,10 @@ from .io.atomic import atomic_path
 from .length_filter import length_limit, long_objects
 from .metrics import best_threshold, default_thresholds, mean_scores, score
 from .mining import ErrorMaps, error_maps
+from .models.card import ModelCard
 from .models.loading import LoadedModel, load_model, sha256_of
 from .models.registry import read_card
+from .models.saving import save_model_atomically
 from .models.transfer import copy_weights
 from .objects import is_compact
 from .pipeline import parallel_map
@@ -227,9 +228,7 @@ def _new_model(config: TrainConfig):
 def _save_checkpoint(model, folder: Path, epoch: int, state: dict) -> None:
     """Newest epoch's model (with optimizer state), then ``state.json``; older epochs removed."""
     path = folder / f"epoch_{epoch:04d}.keras"
-    with atomic_path(path) as tmp:
-        model.save(tmp.with_suffix(".keras"))
-        os.replace(tmp.with_suffix(".keras"), tmp)
+    save_model_atomically(model, path)
     state["checkpoint"] = path.name
     with atomic_path(folder / "state.json") as tmp:
         tmp.write_text(json.dumps(state, indent=2))
@@ -275,9 +274,10 @@ def _card(
     accurate: dict,
     max_length: float | None,
     pixel_size: tuple | None,
-) -> dict:
+) -> ModelCard:
+    """The card of a trained model, validated (so the card written is one that reads back)."""
     best = state["best"]
-    return {
+    card = {
         "name": out.stem,
         "object": config.object,
         "architecture": config.arch,
@@ -316,6 +316,7 @@ def _card(
         "sha256": sha256_of(out),
         **provenance(),
     }
+    return ModelCard.model_validate(json.loads(json.dumps(card, default=str)))  # as the JSON file holds it
 
 
 def train(
@@ -329,7 +330,7 @@ def train(
     time_limit_s: float | None = None,
     init_from: str | Path | None = None,
     on_warning: Callable[[str], None] | None = None,
-) -> dict:
+) -> ModelCard:
     """Train a model and write ``out`` (.keras), its card ``out.json`` and the history.
 
     Parameters
@@ -355,7 +356,7 @@ def train(
         Called with a line for each data set with slices that found no partner, before
         training starts (the data is read and paired before any model is loaded or built).
 
-    Returns the model card. On cancel the newest checkpoint stays for ``--resume``.
+    Returns the model card, as written. On cancel the newest checkpoint stays for ``--resume``.
     Raises :class:`~emviewer.core.errors.PairingError` before training when images and
     labels do not pair (see :func:`load_data`).
     """
@@ -369,7 +370,7 @@ def train(
     if state is not None:
         config = config_from_state(state, config.epochs)  # the card must describe the run as it was
     if init_from is not None and spec.reference is None:  # a fine-tuned model sees its parent's contrast
-        spec = replace(spec, reference=read_card(Path(init_from)).get("input_reference"))
+        spec = replace(spec, reference=read_card(Path(init_from)).input_reference)
     train_sets, val_sets = load_data(spec, on_warning)  # refused data stops here, before Keras loads
     check(cancel)
     import keras
@@ -392,7 +393,7 @@ def train(
             model = _new_model(config)
             if start_model is not None:
                 copy_weights(start_model.model, model)
-                state["initialised_from"] = {"name": start_model.name, "sha256": (start_model.card or {}).get("sha256")}
+                state["initialised_from"] = {"name": start_model.name, "sha256": start_model.card.sha256}
         check(cancel)
         deadline = None if time_limit_s is None else time.perf_counter() + time_limit_s
         _run_epochs(
@@ -412,7 +413,7 @@ def train(
     accurate = validate(best, config.context, val_sets, tta=16, max_length=max_length)
     card = _card(config, spec, state, out, precision, accurate, max_length, train_sets[0].pixel_size)
     with atomic_path(out.with_suffix(".json")) as tmp:
-        tmp.write_text(json.dumps(card, indent=2, default=str))
+        tmp.write_text(json.dumps(card.to_json(), indent=2))
     return card
 
 
@@ -420,15 +421,16 @@ def train(
 NETWORK_CARD_KEYS = {"arch": "architecture", "context": "context", "width": "width", "depth": "depth"}
 
 
-def network_settings(card: dict) -> dict:
+def network_settings(card: ModelCard) -> dict:
     """The :class:`TrainConfig` network settings (arch, context, width, depth) a card records."""
-    return {key: card[card_key] for key, card_key in NETWORK_CARD_KEYS.items() if card_key in card}
+    recorded = card.to_json()  # what the card says, without defaults
+    return {key: recorded[name] for key, name in NETWORK_CARD_KEYS.items() if recorded.get(name) is not None}
 
 
 def _config_like(config: TrainConfig, start: LoadedModel, path) -> TrainConfig:
     """``config`` with the network settings of the model it starts from (so its weights fit),
     except the context, which the weights can be adapted to."""
-    settings = network_settings(start.card or {})
+    settings = network_settings(start.card)
     missing = [card_key for key, card_key in NETWORK_CARD_KEYS.items() if key not in settings]
     if missing:
         raise InputError(path, f"its card lacks {', '.join(missing)}, so the network to fine-tune cannot be rebuilt")
@@ -442,8 +444,7 @@ def _save_for_prediction(best: Path, target: Path):
     import keras
 
     model = keras.saving.load_model(best, compile=False)
-    model.save(target.with_suffix(".keras"))
-    os.replace(target.with_suffix(".keras"), target)
+    save_model_atomically(model, target)
     return model
 
 
@@ -505,9 +506,7 @@ def _run_epochs(
         state["epoch"] = epoch + 1
         if metrics["f1"] > state["best"]["f1"]:
             state["best"] = {"epoch": epoch + 1, **metrics}
-            with atomic_path(folder / "best.keras") as tmp:
-                model.save(tmp.with_suffix(".keras"))
-                os.replace(tmp.with_suffix(".keras"), tmp)
+            save_model_atomically(model, folder / "best.keras")
         _save_checkpoint(model, folder, epoch + 1, state)
         _write_history(folder.parent / (folder.name.removesuffix(".checkpoints") + ".keras"), state["history"])
         if on_epoch is not None:

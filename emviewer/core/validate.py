@@ -14,7 +14,6 @@ import numpy as np
 from .errors import ImageContentError, InputError, PairingError, ShapeMismatchError
 from .intensity import sample_slices
 from .io.common import natural_key, numbers_in, short_list
-from .tiling import pad_to_at_least as pad_to_tile  # noqa: F401  (the padding rule lives with the tiles)
 
 
 def parse_values(text: str | None, what: str = "foreground") -> list[float] | None:
@@ -178,7 +177,8 @@ def pair_by_number(
     if unpaired_a and unpaired_b:
         raise PairingError(
             source_b,
-            f"the numbers in the names do not line up one to one with {source_a} ({both}), so pairing by number would shift or drop slices; {ORDER_HINT}",
+            f"the numbers in the names do not line up one to one with {source_a} ({both}), "
+            f"so pairing by number would shift or drop slices; {ORDER_HINT}",
         )
     return Pairing(pairs=pairs, unpaired_a=unpaired_a, unpaired_b=unpaired_b)
 
@@ -197,11 +197,12 @@ def pair_by_order(
     if len(names_a) != len(names_b):
         raise PairingError(
             source_b,
-            f"pairing by order needs as many {kinds[1]} as {kinds[0]}: {len(names_b)} here, {len(names_a)} in {source_a}",
+            f"pairing by order needs as many {kinds[1]} as {kinds[0]}: "
+            f"{len(names_b)} here, {len(names_a)} in {source_a}",
         )
     order_a = sorted(range(len(names_a)), key=lambda i: natural_key(names_a[i]))
     order_b = sorted(range(len(names_b)), key=lambda j: natural_key(names_b[j]))
-    return Pairing(pairs=sorted(zip(order_a, order_b)), unpaired_a=[], unpaired_b=[])
+    return Pairing(pairs=sorted(zip(order_a, order_b, strict=True)), unpaired_a=[], unpaired_b=[])
 
 
 def pair_slices(

@@ -57,7 +57,8 @@ class Volume:
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return tuple(int(n) for n in self.data.shape)
+        z, y, x = self.data.shape
+        return int(z), int(y), int(x)
 
     @property
     def dtype(self) -> np.dtype:
@@ -168,7 +169,7 @@ class _MappedSlices(LazySlices):
 
 def map_slices(
     volume: Volume,
-    fn: Callable[[np.ndarray], np.ndarray] | None = None,
+    fn: Callable[..., np.ndarray] | None = None,
     dtype=None,
     indices: Sequence[int] | None = None,
     with_index: bool = False,
@@ -179,7 +180,12 @@ def map_slices(
     with ``with_index`` it is called as ``fn(slice, z)`` with the slice's index in ``volume``.
     """
     indices = list(range(len(volume))) if indices is None else [int(i) for i in indices]
-    call = fn if with_index else (lambda s, z: s) if fn is None else (lambda s, z: fn(s))
+
+    def call(image: np.ndarray, z: int) -> np.ndarray:
+        if fn is None:
+            return image
+        return fn(image, z) if with_index else fn(image)
+
     data = _MappedSlices(volume, indices, call, volume.shape[1:], dtype or volume.dtype)
     return Volume(
         data,

@@ -32,7 +32,8 @@ def run(
     from .main_thread_gc import MainThreadCollector
     from .main_window import MainWindow
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
     MainThreadCollector(app)  # no Qt object may be freed on a worker thread
     app.setWindowIcon(QIcon(str(config.resources_dir() / "icons" / "emviewer.png")))
     window = MainWindow()
@@ -47,7 +48,7 @@ def run(
     if not opened:
         print(f"emviewer: error: {window.last_error}", file=sys.stderr)
         return 2
-    outcome = {"error": None}
+    outcome: dict[str, str | None] = {"error": None}
     if predict:
         window.predictionStopped.connect(lambda message: outcome.update(error=message))
         window.predictionFinished.connect(app.quit)

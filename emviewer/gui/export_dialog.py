@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -32,10 +31,10 @@ from PySide6.QtWidgets import (
 
 from ..core.errors import InputError
 from ..core.export import FORMATS as EXTENSION_FORMATS  # extension -> core format key
-from ..core.export import export, format_of, parse_slices
+from ..core.export import export, format_of, mask_volumes, parse_slices, probability_volumes
 from ..core.objects import OBJECTS
 from ..core.provenance import provenance
-from ..core.volume import LazySlices, Volume
+from ..core.volume import Volume
 from .session import Session
 from .workers import Job, start
 
@@ -82,52 +81,6 @@ def _radio_group(parent: QWidget, labels: Mapping[str, str]) -> tuple[QButtonGro
     return group, buttons
 
 
-class _SliceDict(LazySlices):
-    """Lazy ``(Z, Y, X)`` array over a ``{z: (Y, X) array}`` dict, converting each slice when read."""
-
-    def __init__(
-        self, planes: Mapping[int, np.ndarray], shape: tuple, dtype, convert: Callable[[np.ndarray], np.ndarray]
-    ) -> None:
-        self._planes, self._convert = planes, convert
-        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
-
-    def _read(self, z: int) -> np.ndarray:
-        if z not in self._planes:
-            raise InputError(None, f"slice {z} has no result")
-        return self._convert(self._planes[z])
-
-
-def _slice_list(volume: Volume, zs: Sequence[int], shown: int = 5) -> str:
-    text = ", ".join(f"{z} ({volume.slice_names[z]})" for z in zs[:shown])
-    return text + (f" and {len(zs) - shown} more" if len(zs) > shown else "")
-
-
-def _session_volumes(session, per_object, slices, objects, what: str, dtype, convert) -> dict[str, Volume]:
-    volume = session.volume
-    if volume is None:
-        raise InputError(None, "no stack is open")
-    wanted = list(range(len(volume))) if slices is None else [int(z) for z in slices]
-    found: dict[str, Volume] = {}
-    for key, planes in per_object.items():
-        if objects is not None and key not in objects:
-            continue
-        planes = dict(planes)  # a snapshot: the job reads it while new slices may arrive
-        missing = [z for z in wanted if z not in planes]
-        if len(missing) == len(wanted):
-            continue
-        if missing:
-            raise InputError(
-                None,
-                f"{_label(key)}: no {what} on slice{'s' if len(missing) > 1 else ''} {_slice_list(volume, missing)}; "
-                "predict the whole stack first, or export only slices that have one",
-            )
-        data = _SliceDict(planes, volume.shape, dtype, convert)
-        found[key] = Volume(
-            data, f"{_label(key)} {what}s", slice_names=list(volume.slice_names), pixel_size=volume.pixel_size
-        )
-    return found
-
-
 def session_masks_volumes(
     session: Session, slices: Sequence[int] | None = None, objects: Sequence[str] | None = None
 ) -> dict[str, Volume]:
@@ -144,29 +97,24 @@ def session_masks_volumes(
 
     Returns
     -------
-    Object key -> ``(Z, Y, X)`` uint8 Volume (0 or 255) the shape of the open volume; only
-    the exported slices are ever read. Objects without a mask on any exported slice are left
-    out. Raises :class:`InputError` naming the slices when an object has masks on some of the
+    Object key -> ``(Z, Y, X)`` uint8 Volume (0 or 255): see :func:`~emviewer.core.export.mask_volumes`,
+    which raises :class:`InputError` naming the slices when an object has masks on some of the
     exported slices but not all.
     """
-    return _session_volumes(
-        session, session.masks, slices, objects, "mask", np.uint8, lambda m: np.where(m, 255, 0).astype(np.uint8)
-    )
+    return mask_volumes(_open_volume(session), session.masks, slices, objects)
 
 
 def session_probability_volumes(
     session: Session, slices: Sequence[int] | None = None, objects: Sequence[str] | None = None
 ) -> dict[str, Volume]:
     """Like :func:`session_masks_volumes` for the probabilities: ``(Z, Y, X)`` float32 in [0, 1]."""
-    return _session_volumes(
-        session,
-        session.probabilities,
-        slices,
-        objects,
-        "probability map",
-        np.float32,
-        lambda p: np.asarray(p, np.float32),
-    )
+    return probability_volumes(_open_volume(session), session.probabilities, slices, objects)
+
+
+def _open_volume(session: Session) -> Volume:
+    if session.volume is None:
+        raise InputError(None, "no stack is open")
+    return session.volume
 
 
 class ExportDialog(QDialog):
@@ -307,8 +255,8 @@ class ExportDialog(QDialog):
         """Set the fields and start the export (for scripts and tests: no file dialog).
 
         ``path``'s extension picks the format; ``content`` is one of :data:`CONTENTS` (``None``
-        keeps the current choice, which a format change resets to that format's default); ``slices_text`` is ``None`` (all), ``"current"`` or a
-        range like ``"0-4,9"``; ``object_key`` picks the object of a mask export.
+        keeps the current choice, which a format change resets to that format's default); ``slices_text``
+        is ``None`` (all), ``"current"`` or a range like ``"0-4,9"``; ``object_key`` picks the object of a mask export.
         """
         fmt = EXTENSION_FORMATS.get(Path(path).suffix.lower())
         if fmt is not None:
@@ -366,12 +314,14 @@ class ExportDialog(QDialog):
         if format_of(out) != fmt:
             raise InputError(
                 out,
-                f"the name ends in {out.suffix}, not a {FORMATS[fmt][0]} extension; name it {out.stem}{FORMATS[fmt][1]} or choose another format",
+                f"the name ends in {out.suffix}, not a {FORMATS[fmt][0]} extension; "
+                f"name it {out.stem}{FORMATS[fmt][1]} or choose another format",
             )
         if content not in ALLOWED[fmt]:
             raise InputError(
                 out,
-                f"{FORMATS[fmt][0]} export holds {' or '.join(CONTENTS[c].lower() for c in ALLOWED[fmt])}, not {content}",
+                f"{FORMATS[fmt][0]} export holds "
+                f"{' or '.join(CONTENTS[c].lower() for c in ALLOWED[fmt])}, not {content}",
             )
         slices = self.chosen_slices()
         record = provenance(source=volume.source, content=content, slices=slices)
@@ -379,24 +329,24 @@ class ExportDialog(QDialog):
         if content == "all":
             masks = session_masks_volumes(self.session, slices)
             probabilities = session_probability_volumes(self.session, slices)
-            return out, dict(masks=masks, probabilities=probabilities, slices=slices, provenance=record)
+            return out, {"masks": masks, "probabilities": probabilities, "slices": slices, "provenance": record}
         if content == "report":
             metrics = self.metrics_provider() if self.metrics_provider is not None else None
-            return out, dict(
-                masks=session_masks_volumes(self.session, slices, visible),
-                slices=slices,
-                metrics=metrics,
-                provenance=record,
-            )
+            return out, {
+                "masks": session_masks_volumes(self.session, slices, visible),
+                "slices": slices,
+                "metrics": metrics,
+                "provenance": record,
+            }
         if content == "raw":
-            return out, dict(content="raw", slices=slices)
+            return out, {"content": "raw", "slices": slices}
         objects = visible if content == "overlay" else [self.object_box.currentData()]
         masks = session_masks_volumes(self.session, slices, objects)
         if not masks:
             what = "no visible object has" if content == "overlay" else f"{_label(objects[0] or 'the object')} has"
             raise InputError(None, f"{what} masks on the chosen slices: predict first, or export the raw image")
         opacity = {key: self.session.opacity.get(key, 0.45) for key in masks}
-        return out, dict(masks=masks, content=content, slices=slices, opacity=opacity)
+        return out, {"masks": masks, "content": content, "slices": slices, "opacity": opacity}
 
     def _set_running(self, running: bool) -> None:
         self.running = running

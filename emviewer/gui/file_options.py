@@ -7,7 +7,7 @@ from PySide6.QtWidgets import QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLa
 
 
 def _buttons(dialog: QDialog) -> QDialogButtonBox:
-    buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+    buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
     buttons.accepted.connect(dialog.accept)
     buttons.rejected.connect(dialog.reject)
     return buttons
@@ -56,16 +56,17 @@ class PixelSizeDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Voxel size")
         z, y, x = pixel_size or (None, None, None)
-        self.z, self.y, self.x = _nm_box(z, "unknown"), _nm_box(y), _nm_box(x)
+        # not self.x / self.y: those are QWidget's position methods
+        self.z_nm, self.y_nm, self.x_nm = _nm_box(z, "unknown"), _nm_box(y), _nm_box(x)
         form = QFormLayout(self)
-        form.addRow("Between slices (z):", self.z)
-        form.addRow("Pixel height (y):", self.y)
-        form.addRow("Pixel width (x):", self.x)
+        form.addRow("Between slices (z):", self.z_nm)
+        form.addRow("Pixel height (y):", self.y_nm)
+        form.addRow("Pixel width (x):", self.x_nm)
         form.addRow(_buttons(self))
         self.accepted.connect(lambda: self.pixelSizeChosen.emit(self.value()))
 
     def value(self) -> tuple | None:
-        y, x = self.y.value(), self.x.value()
+        y, x = self.y_nm.value(), self.x_nm.value()
         if y <= 0 or x <= 0:
             return None
-        return (self.z.value() or None, y, x)
+        return (self.z_nm.value() or None, y, x)

@@ -28,7 +28,8 @@ class MainThreadCollector(QObject):
         """Collect the oldest generation whose count passed its threshold; returns what was freed."""
         due = [
             generation
-            for generation, (count, limit) in enumerate(zip(gc.get_count(), gc.get_threshold()))
+            # three of each in CPython; should that change, compare what both give rather than fail in a timer
+            for generation, (count, limit) in enumerate(zip(gc.get_count(), gc.get_threshold(), strict=False))
             if limit and count > limit
         ]
         return gc.collect(max(due)) if due else 0

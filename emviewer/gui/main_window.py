@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, Signal
@@ -24,7 +23,9 @@ from ..core.backend import keras_backend
 from ..core.errors import ChannelChoiceError, InputError, ReportedError
 from ..core.io import ReadOptions, open_volume
 from ..core.io.describe import format_pixel_size
+from ..core.models.cache import ModelCache
 from ..core.models.registry import resolve_models
+from ..core.predict import SliceResult
 from .export_dialog import ExportDialog
 from .file_options import ChannelDialog, PixelSizeDialog
 from .online_panel import OnlinePanel
@@ -32,7 +33,7 @@ from .predict_panel import PredictPanel
 from .session import Session
 from .tabs import EvaluateTab, TrainTab
 from .viewer import ContrastPanel, SideBySideView, SliceSlider
-from .workers import Job, start
+from .workers import Job, PredictionJob, start
 
 MAX_RECENT = 8
 
@@ -61,8 +62,8 @@ class MainWindow(QMainWindow):
         self.session = Session(self)
         self.settings = settings if settings is not None else QSettings("EMViewer", "EMViewer")
         self.job: Job | None = None
-        self._predictors: dict = {}  # loaded models, kept for the next Predict
-        self._predictors_lock = threading.Lock()
+        self.model_cache = ModelCache()  # each model loaded and warmed up once per app session
+        self._predictors: dict = {}  # per choice of models; cheap, as the models are in the cache
         self.last_error = ""
         self.models = config.installed_models()
         self.viewer = SideBySideView(self.session)
@@ -135,7 +136,7 @@ class MainWindow(QMainWindow):
         def work(progress, cancel, emit):
             text = device_text()
             try:  # the default model too: loading one holds Python's lock for a moment
-                self._predictor(resolve_models({"mito": None}, "fast", self.models), "fast", warm_up=True)
+                self._predictor(resolve_models({"mito": None}, "fast", self.models), "fast")
             except InputError:
                 pass  # no model installed yet: nothing to preload
             return text
@@ -241,21 +242,20 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ prediction
 
-    def _predictor(self, files: dict, mode: str, warm_up: bool = False, keep_long_objects: bool = False):
-        """A local predictor for these model files, loaded once per app session (call off the GUI thread).
+    def _predictor(self, files: dict, mode: str, keep_long_objects: bool = False):
+        """A local predictor for these model files (call off the GUI thread).
 
-        One lock covers loading and warming up, so a Predict pressed meanwhile waits for the
-        models instead of tracing them at the same time from another thread.
+        Its models come from the app's :class:`ModelCache`: loaded and warmed up on first use,
+        so a Predict pressed meanwhile waits for them instead of loading them a second time.
         """
         from ..core.predict import predictor_for
 
         key = (tuple((obj, tuple(map(str, paths))) for obj, paths in files.items()), mode, keep_long_objects)
-        with self._predictors_lock:
-            if key not in self._predictors:
-                self._predictors[key] = predictor_for(files, mode, keep_long_objects=keep_long_objects)
-            if warm_up:
-                self._predictors[key].warm_up()
-            return self._predictors[key]
+        predictor = self._predictors.get(key)
+        if predictor is None:
+            predictor = predictor_for(files, mode, keep_long_objects=keep_long_objects, cache=self.model_cache)
+            self._predictors[key] = predictor
+        return predictor
 
     def _predictor_for(self, key: str):
         """A fast predictor for one object; called by the evaluate tab inside its worker thread."""
@@ -277,7 +277,8 @@ class MainWindow(QMainWindow):
             self.show_error(str(exc))
             return
         self.session.clear_masks()
-        self.job = Job(work)
+        self.job = PredictionJob(work)
+        self.job.signals.deviceFound.connect(self.device_label.setText)
         self.job.signals.progressed.connect(self.panel.show_progress)
         self.job.signals.itemFinished.connect(self._on_prediction_item)
         self.job.signals.finished.connect(self._on_prediction_finished)
@@ -291,9 +292,9 @@ class MainWindow(QMainWindow):
         files = resolve_models({k: (str(v) if v else None) for k, v in objects.items()}, mode, self.models)
         volume = self.session.volume
 
-        def work(progress, cancel, emit):
+        def work(progress, cancel, emit, show_device):
             predictor = self._predictor(files, mode, keep_long_objects=keep_long_objects)
-            emit(("device", device_text()))  # also after an online run, which showed the server
+            show_device(device_text())  # also after an online run, which showed the server
             for result in predictor.iter_predict(volume, progress=progress, cancel=cancel):
                 emit(result)
 
@@ -304,22 +305,19 @@ class MainWindow(QMainWindow):
         url, token = self.online.server()
         volume = self.session.volume
 
-        def work(progress, cancel, emit):
+        def work(progress, cancel, emit, show_device):
             from ..remote.client import RemotePredictor
 
             predictor = RemotePredictor(url, token, objects, mode=mode, keep_long_objects=keep_long_objects)
             health = predictor.health()
-            emit(("device", f"online: {url} ({health.backend} on {health.device})"))
+            show_device(f"online: {url} ({health.backend} on {health.device})")
             for result in predictor.iter_predict(volume, progress=progress, cancel=cancel):
                 emit(result)
 
         return work
 
-    def _on_prediction_item(self, item) -> None:
-        if isinstance(item, tuple) and item[0] == "device":
-            self.device_label.setText(item[1])
-            return
-        self.session.set_result(item.index, item.probabilities)
+    def _on_prediction_item(self, item: SliceResult) -> None:
+        self.session.set_result(item)
 
     def _on_prediction_finished(self, _result) -> None:
         self.panel.set_running(False)

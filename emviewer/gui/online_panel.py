@@ -31,7 +31,7 @@ class OnlinePanel(QGroupBox):
         self.url = QLineEdit(str(settings.value("online/url", DEFAULT_URL)))
         self.url.setPlaceholderText(DEFAULT_URL)
         self.token = QLineEdit(config.load_server_token())
-        self.token.setEchoMode(QLineEdit.Password)
+        self.token.setEchoMode(QLineEdit.EchoMode.Password)
         self.token.setPlaceholderText("the server's token")
         form = QFormLayout()
         form.addRow("Server", self.url)

@@ -29,12 +29,11 @@ AUTOMATIC = "automatic"
 def card_tooltip(entry: ModelEntry) -> str:
     """The card's figures, shown when hovering a model in the picker."""
     card = entry.card
-    validation = card.get("validation", {})
     lines = [
         f"{entry.name} ({'bundled' if entry.bundled else 'your model'})",
-        f"{card.get('architecture', '?')}, {card.get('context', 1)}-slice context",
-        f"validation F1 {validation.get('f1', float('nan')):.3f}, IoU {validation.get('iou', float('nan')):.3f}",
-        f"threshold {card.get('threshold', 0.5):.2f}",
+        f"{card.architecture or '?'}, {card.context}-slice context",
+        f"validation F1 {card.figure('f1'):.3f}, IoU {card.figure('iou'):.3f}",
+        f"threshold {card.threshold:.2f}",
         str(entry.path),
     ]
     return "\n".join(lines)
@@ -50,8 +49,9 @@ class ObjectRow:
         self.check.setChecked(key == "mito")
         self.swatch = QLabel()
         self.swatch.setFixedSize(14, 14)
-        self.swatch.setStyleSheet("background-color: rgb(%d, %d, %d); border: 1px solid #444;" % kind.colour)
-        self.opacity = QSlider(Qt.Horizontal)
+        red, green, blue = kind.colour
+        self.swatch.setStyleSheet(f"background-color: rgb({red}, {green}, {blue}); border: 1px solid #444;")
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
         self.opacity.setValue(int(session.opacity[key] * 100))
         self.opacity.setToolTip(f"opacity of the {kind.label} overlay")
@@ -66,9 +66,9 @@ class ObjectRow:
         self.model.clear()
         self.model.addItem(AUTOMATIC, None)
         for entry in models:
-            if entry.card.get("object") == self.key:
+            if entry.card.object == self.key:
                 self.model.addItem(entry.name, str(entry.path))
-                self.model.setItemData(self.model.count() - 1, card_tooltip(entry), Qt.ToolTipRole)
+                self.model.setItemData(self.model.count() - 1, card_tooltip(entry), Qt.ItemDataRole.ToolTipRole)
         self.model.setCurrentIndex(max(0, self.model.findData(current)))
 
     def chosen_model(self) -> Path | None:
@@ -99,7 +99,8 @@ class PredictPanel(QWidget):
         self.keep_long = QCheckBox("Keep very long objects")
         self.keep_long.setToolTip(
             "Models for objects of bounded size (mitochondria) drop predicted objects over 1.5x the longest one\n"
-            "they were trained on (e.g. myelin sheaths). Tick this for images with much finer pixels than the training data."
+            "they were trained on (e.g. myelin sheaths). "
+            "Tick this for images with much finer pixels than the training data."
         )
         self.predict_button = QPushButton("Predict")
         self.predict_button.setToolTip("Segment the checked objects in the whole stack")
@@ -111,7 +112,7 @@ class PredictPanel(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.predict_button)
         buttons.addWidget(self.cancel_button)
-        layout = QVBoxLayout(self)
+        layout = self._layout = QVBoxLayout(self)
         layout.addWidget(box)
         layout.addWidget(QLabel("Mode"))
         layout.addWidget(self.mode)
@@ -125,7 +126,7 @@ class PredictPanel(QWidget):
 
     def add_section(self, widget: QWidget) -> None:
         """Put ``widget`` under the object selector (e.g. the offline / online switch)."""
-        self.layout().insertWidget(1, widget)
+        self._layout.insertWidget(1, widget)
 
     def set_models(self, models: list[ModelEntry]) -> None:
         for row in self.rows.values():

@@ -12,6 +12,7 @@ from PySide6.QtCore import QObject, Signal
 from ..core.intensity import TissueStats, sample_slices, tissue_stats
 from ..core.objects import OBJECTS
 from ..core.overlay import DISPLAY_PERCENTILES
+from ..core.predict import SliceResult
 from ..core.volume import Volume
 
 
@@ -88,11 +89,13 @@ class Session(QObject):
 
     # ------------------------------------------------------------------ objects
 
-    def set_result(self, z: int, probabilities: dict[str, np.ndarray], threshold: float = 0.5) -> None:
-        """Store one predicted slice (probabilities in [0, 1]; object = probability >= threshold)."""
-        for key, probability in probabilities.items():
+    def set_result(self, result: SliceResult) -> None:
+        """Store one predicted slice: its masks as the core decided them (:meth:`SliceResult.masks`),
+        and its probabilities (``(Y, X)`` float32 in [0, 1]) for export."""
+        z, masks = result.index, result.masks()
+        for key, probability in result.probabilities.items():
             self.probabilities.setdefault(key, {})[z] = probability
-            self.masks.setdefault(key, {})[z] = probability >= threshold
+            self.masks.setdefault(key, {})[z] = masks[key]
         self.masksChanged.emit(z)
 
     def clear_masks(self) -> None:

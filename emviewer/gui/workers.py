@@ -23,6 +23,7 @@ class JobSignals(QObject):
 
     progressed = Signal(int, int, str, float)  # done, total, message, seconds left (-1 unknown)
     itemFinished = Signal(object)  # one result of a streaming job (e.g. a predicted slice)
+    deviceFound = Signal(str)  # where a prediction job computes (this computer's device, or a server)
     finished = Signal(object)  # the job's return value
     failed = Signal(str)  # a one-line message for a dialog
     cancelled = Signal()
@@ -39,7 +40,7 @@ class Job(QRunnable):
     def __init__(self, work: Callable[[Callable, CancelToken, Callable[[Any], None]], Any]) -> None:
         super().__init__()
         self.setAutoDelete(False)
-        self.work = work
+        self.work: Callable[..., Any] = work  # PredictionJob's work takes a fourth argument
         self.signals = JobSignals()
         self.token = CancelToken()
         self._started = 0.0
@@ -51,6 +52,9 @@ class Job(QRunnable):
         elapsed = time.monotonic() - self._started
         left = elapsed * (total - done) / done if done > 0 and total >= done else -1.0
         self.signals.progressed.emit(int(done), int(total), message, float(left))
+
+    def _call_work(self) -> Any:
+        return self.work(self._progress, self.token, self.signals.itemFinished.emit)
 
     def run(self) -> None:
         # The work runs on a new Python thread, never a reused one: TensorFlow caches the Python
@@ -64,7 +68,7 @@ class Job(QRunnable):
     def _run_work(self) -> None:
         self._started = time.monotonic()
         try:
-            result = self.work(self._progress, self.token, self.signals.itemFinished.emit)
+            result = self._call_work()
         except Cancelled:
             self.signals.cancelled.emit()
         except ReportedError as exc:  # the user's files, training or the server: one line
@@ -74,6 +78,16 @@ class Job(QRunnable):
             self.signals.failed.emit(f"internal error: {type(exc).__name__}: {exc}")
         else:
             self.signals.finished.emit(result)
+
+
+class PredictionJob(Job):
+    """A :class:`Job` that also says where it computes: runs
+    ``work(progress, cancel, emit_item, show_device)``; ``show_device(text)`` emits ``deviceFound``,
+    so the stream of items holds results only."""
+
+    def _call_work(self) -> Any:
+        signals = self.signals
+        return self.work(self._progress, self.token, signals.itemFinished.emit, signals.deviceFound.emit)
 
 
 #: Jobs still running: kept alive here so their signals outlive a closed window.

@@ -7,6 +7,7 @@ slice by slice, exactly as the local predictor would.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -116,7 +117,10 @@ class RemotePredictor:
         except ValueError:
             detail = ""
         if response.status_code == 401:
-            return "the server refused the token (401): give its token with --token or $EMVIEWER_TOKEN (in the app: the server settings)"
+            return (
+                "the server refused the token (401): give its token with --token or $EMVIEWER_TOKEN "
+                "(in the app: the server settings)"
+            )
         return f"the server answered {response.status_code}: {detail or response.reason}"
 
     def health(self) -> Health:
@@ -151,7 +155,8 @@ class RemotePredictor:
                 # the stack travels as an uncompressed TIFF, so a compressed file may grow on the way
                 raise RemoteError(
                     self.url,
-                    f"the stack is {len(body) / 2**20:.1f} MiB as sent (uncompressed), over the server's upload limit of {limit / 2**20:.1f} MiB",
+                    f"the stack is {len(body) / 2**20:.1f} MiB as sent (uncompressed), "
+                    f"over the server's upload limit of {limit / 2**20:.1f} MiB",
                 )
             try:
                 response = self._call("POST", "/jobs", data=body, headers={"Content-Type": body.content_type})
@@ -186,10 +191,9 @@ class RemotePredictor:
         return job
 
     def _cancel(self, job_id: str) -> None:
-        try:
+        # the user asked to stop: a server that cannot be told does not change that
+        with contextlib.suppress(RemoteError):
             self._call("DELETE", f"/jobs/{job_id}")
-        except RemoteError:
-            pass  # the user asked to stop: a server that cannot be told does not change that
 
     def _download(self, job: JobStatus, target: Path) -> Path:
         path = target / "prediction.h5"

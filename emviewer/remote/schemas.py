@@ -5,8 +5,9 @@ Only pydantic here: the server imports this module without the client's HTTP lib
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import Enum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -21,7 +22,7 @@ ObjectKey = Literal["mito", "nuclei", "membrane"]
 ModelName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
 
 
-def first_problem(errors: list, prefix: str = "") -> str:
+def first_problem(errors: Sequence[Any], prefix: str = "") -> str:
     """The first of pydantic's validation errors as one line, ``where: what``."""
     first = errors[0] if errors else {}
     where = ".".join(([prefix] if prefix else []) + [str(p) for p in first.get("loc", ()) if p != "body"])
@@ -42,9 +43,7 @@ class JobParameters(BaseModel):
     tta: Literal[1, 8, 16] | None = Field(
         None, description="test-time variants; 1 in fast mode and 16 in accurate mode when absent"
     )
-    slices: list[int] | None = Field(
-        None, max_length=100_000, description="slice indices to predict; all when absent"
-    )
+    slices: list[int] | None = Field(None, max_length=100_000, description="slice indices to predict; all when absent")
     keep_long_objects: bool = Field(
         False, description="keep objects longer than the models' cards allow (max_object_length_px)"
     )

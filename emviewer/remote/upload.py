@@ -10,6 +10,7 @@ import os
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 
 class MultipartBody:
@@ -33,7 +34,8 @@ class MultipartBody:
         self._parts.append(f"--{self.boundary}--\r\n".encode())
         self._size = sum(os.path.getsize(p) if isinstance(p, Path) else len(p) for p in self._parts)
         self._on_read, self._sent = on_read, 0
-        self._index, self._file = 0, None
+        self._index = 0
+        self._file: BinaryIO | None = None
 
     @property
     def content_type(self) -> str:
@@ -54,7 +56,7 @@ class MultipartBody:
                 self._index += 1
                 return self._count(part)
             if self._file is None:
-                self._file = open(part, "rb")
+                self._file = open(part, "rb")  # noqa: SIM115 - read over several calls; closed at its end or by close()
             chunk = self._file.read(size)
             if chunk:
                 return self._count(chunk)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from contextlib import asynccontextmanager
-from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -44,9 +43,7 @@ async def _lifespan(app: FastAPI):
         summary = device_summary()
         app.state.work_dir, app.state.store = work_folder.path, store
         app.state.device = {"backend": summary["backend"], "device": ", ".join(summary["devices"])}
-        app.state.jobs = jobs = JobManager(
-            partial(run_job, store=store), settings.workers, settings.max_waiting, settings.result_ttl
-        )
+        app.state.jobs = jobs = JobManager(run_job, settings.workers, settings.max_waiting, settings.result_ttl)
         log.info(
             "serving %d model(s) on %s; work folder %s",
             len(store.entries),

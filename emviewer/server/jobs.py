@@ -1,6 +1,8 @@
 """Prediction jobs: a bounded queue, worker threads, progress, cancel and expiry.
 
-Each job owns a temporary folder (``input/`` upload, ``result/`` HDF5). The upload is
+Each job owns a temporary folder (``input/`` upload, ``result/`` HDF5) and its input, opened
+once when the upload was checked: the manager closes the input when the job ends (done,
+failed, cancelled, refused by a full queue, or the server stopping). The upload is
 deleted when the job finishes; a finished job and its result are deleted ``result_ttl``
 seconds later, and a cancelled job at once. Workers run jobs one at a time each, so one
 worker means one job on the GPU at a time.
@@ -8,6 +10,7 @@ worker means one job on the GPU at a time.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import shutil
@@ -17,6 +20,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from ..core.errors import InputError
 from ..core.progress import Cancelled, CancelToken
@@ -26,6 +30,12 @@ log = logging.getLogger("emviewer.server")
 
 #: Runs one job: (job, progress callback, cancel token) -> path of the result file.
 Runner = Callable[["Job", Callable[[int, int, str], None], CancelToken], Path]
+
+
+class JobInput(Protocol):
+    """What a job reads, opened before it is queued; :class:`JobManager` closes it once the job ends."""
+
+    def close(self) -> None: ...
 
 
 class QueueFullError(Exception):
@@ -38,7 +48,7 @@ class Job:
     folder: Path
     parameters: JobParameters
     shape: tuple[int, int, int]
-    inputs: list[Path]
+    input: JobInput
     n_slices: int
     created: float = field(default_factory=time.time)
     state: JobState = JobState.queued
@@ -53,7 +63,7 @@ class Job:
 
     def status(self) -> JobStatus:
         now = time.time()
-        queued_until = self.started or (self.finished if self.state in FINISHED_STATES else now)
+        queued_until = self.started or ((self.finished or now) if self.state in FINISHED_STATES else now)
         return JobStatus(
             id=self.id,
             state=self.state,
@@ -97,10 +107,18 @@ class JobManager:
     # ---------------------------------------------------------------- requests
 
     def submit(self, job: Job) -> None:
+        """Queue ``job``; from here the manager closes its input (at once if the queue is full).
+
+        Raises
+        ------
+        QueueFullError
+            ``max_waiting`` jobs are already waiting.
+        """
         with self._lock:
             try:
                 self._queue.put_nowait(job)
             except queue.Full:
+                job.input.close()
                 raise QueueFullError(f"{self._queue.maxsize} jobs are already waiting; try again later") from None
             self._jobs[job.id] = job
 
@@ -118,6 +136,7 @@ class JobManager:
             if job.state in FINISHED_STATES:
                 self._forget(job)
             elif job.state == JobState.queued:
+                job.input.close()
                 self._finish(job, JobState.cancelled, "cancelled")
                 shutil.rmtree(job.folder, ignore_errors=True)
             else:
@@ -135,10 +154,8 @@ class JobManager:
             for job in list(self._jobs.values()):
                 job.cancel.cancel()
         for _ in self._threads:
-            try:
+            with contextlib.suppress(queue.Full):  # a full queue: the workers see _stop instead
                 self._queue.put_nowait(None)
-            except queue.Full:
-                pass
         for thread in self._threads:
             thread.join(timeout=10)
         with self._lock:
@@ -163,7 +180,10 @@ class JobManager:
             job.done, job.total, job.message = done, total, message
 
         try:
-            result = self._runner(job, progress, job.cancel)
+            try:
+                result = self._runner(job, progress, job.cancel)
+            finally:
+                job.input.close()  # before its files are deleted (Windows cannot delete an open file)
         except Cancelled:
             # Files go first: a client that sees "cancelled" may rely on them being gone.
             shutil.rmtree(job.folder, ignore_errors=True)
@@ -192,6 +212,7 @@ class JobManager:
         job.expires = job.finished + self._ttl
 
     def _forget(self, job: Job) -> None:
+        job.input.close()  # a job still waiting when the server stops
         self._jobs.pop(job.id, None)
         shutil.rmtree(job.folder, ignore_errors=True)
 

@@ -5,21 +5,27 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from ..core.errors import InputError
-from ..core.models.loading import LoadedModel, load_model
+from ..core.models.cache import ModelCache
+from ..core.models.loading import LoadedModel
 from ..core.models.registry import ModelEntry, models_for
 
 
 class ModelStore:
-    """Every installed model, loaded; jobs may name only these (never a file)."""
+    """Every installed model, loaded (and warmed up) now; jobs may name only these (never a file).
 
-    def __init__(self, entries: Sequence[ModelEntry]) -> None:
+    Raises :class:`~emviewer.core.errors.InputError` when a model does not load.
+    """
+
+    def __init__(self, entries: Sequence[ModelEntry], cache: ModelCache | None = None) -> None:
         self.entries = list(entries)
-        self._loaded = {entry.path: load_model(entry.path) for entry in self.entries}
+        self.cache = cache if cache is not None else ModelCache()
+        for entry in self.entries:  # at start, so the first job does not wait for loading
+            self.cache.get(entry.path)
 
     def by_name(self, name: str) -> LoadedModel:
         for entry in self.entries:
             if entry.name == name:
-                return self._loaded[entry.path]
+                return self.cache.get(entry.path)
         known = ", ".join(e.name for e in self.entries) or "none installed"
         raise InputError(None, f"unknown model {name!r} (this server has: {known})")
 
@@ -31,9 +37,9 @@ class ModelStore:
         for obj in objects:
             if names.get(obj):
                 chosen[obj] = [self.by_name(name) for name in names[obj]]
-                wrong = [m.name for m in chosen[obj] if (m.card or {}).get("object", obj) != obj]
+                wrong = [m.name for m in chosen[obj] if m.card.object != obj]
                 if wrong:
                     raise InputError(None, f"model {wrong[0]!r} does not segment {obj!r}")
             else:
-                chosen[obj] = [self._loaded[path] for path in models_for(obj, mode, self.entries)]
+                chosen[obj] = self.cache.get_all(models_for(obj, mode, self.entries))
         return chosen

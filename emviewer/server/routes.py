@@ -24,9 +24,9 @@ from ..remote.schemas import (
     first_problem,
 )
 from .auth import require_token
-from .budget import OverBudgetError, check_job
+from .budget import OverBudgetError
 from .jobs import Job, QueueFullError, new_job_folder
-from .runner import check_upload_image, open_job_inputs
+from .runner import prepare_job_input
 from .uploads import UploadError, receive_form
 
 router = APIRouter()
@@ -86,7 +86,7 @@ def health(request: Request) -> Health:
 def models(request: Request) -> list[ModelInfo]:
     """The models this server predicts with, and their cards."""
     return [
-        ModelInfo(name=e.name, object=str(e.card.get("object", "")), card=e.card)
+        ModelInfo(name=e.name, object=e.card.object, card=e.card.to_json())
         for e in request.app.state.store.entries
     ]
 
@@ -100,14 +100,17 @@ def _parse_parameters(text: str | None) -> JobParameters:
         raise InputError(None, first_problem(exc.errors(), PARAMETERS_FIELD)) from None
 
 
-def _prepare(job_id: str, folder, form, store, settings) -> Job:
-    """Check the parameters, the upload (with core), the budget and the models; a Job ready to queue."""
+def _prepare(job_id: str, folder, form, store, settings, made: list[Job]) -> Job:
+    """Check the parameters, the upload (with core), the budget and the models; a Job ready to queue.
+
+    The upload is opened once here: the job carries it to the worker and the job manager closes
+    it when the job ends. The job is also put in ``made``, so that a request that ends before the
+    job is queued can close it.
+    """
     parameters = _parse_parameters(form.fields.get(PARAMETERS_FIELD))
-    volume, _ = open_job_inputs(form.files, parameters, store, folder)
-    with volume:  # the worker opens it again; no file stays open while the job waits
-        n_slices = check_job(volume, parameters.slices, settings)
-        check_upload_image(volume, folder)
-        return Job(job_id, folder, parameters, tuple(volume.shape), form.files, n_slices)
+    prepared = prepare_job_input(form.files, parameters, store, settings, folder)
+    made.append(Job(job_id, folder, parameters, tuple(prepared.volume.shape), prepared, prepared.n_slices))
+    return made[-1]
 
 
 #: What a client (and a stateful API tester) may do next with the id a new job answers.
@@ -133,14 +136,17 @@ async def submit_job(request: Request) -> JobStatus:
     if declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, f"upload of {declared} bytes is over the server's limit of {limit} bytes")
     job_id, folder = new_job_folder(state.work_dir)
+    made: list[Job] = []
     try:
         content_type = request.headers.get("content-type", "")
         form = await receive_form(
             request.stream(), content_type, folder / "input", limit, FILES_FIELD, max_parts=state.settings.max_parts
         )
-        job = await run_in_threadpool(_prepare, job_id, folder, form, state.store, state.settings)
+        job = await run_in_threadpool(_prepare, job_id, folder, form, state.store, state.settings, made)
         state.jobs.submit(job)
     except BaseException as exc:
+        for unqueued in made:
+            unqueued.input.close()
         # a refused upload leaves nothing behind; deleting 20,000 parts takes a while: in a thread
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(shutil.rmtree, folder, True)

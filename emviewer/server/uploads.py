@@ -19,10 +19,13 @@ import unicodedata
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from anyio import to_thread
 from python_multipart.multipart import MultipartParser, parse_options_header
+
+if TYPE_CHECKING:  # defined for type checkers only
+    from python_multipart.multipart import MultipartCallbacks
 
 from ..core.io.common import natural_key
 
@@ -144,7 +147,7 @@ class _Receiver:
         self._text: bytearray | None = None
         self._file: BinaryIO | None = None
 
-    def callbacks(self) -> dict:
+    def callbacks(self) -> MultipartCallbacks:
         return {
             "on_part_begin": self._part_begin,
             "on_header_field": lambda d, s, e: self._add_header(d[s:e], name=True),
@@ -189,7 +192,8 @@ class _Receiver:
     def _open_file(self, client_name: str) -> None:
         _check_new(base_name(client_name), self._seen)
         # A hidden temporary name: never a final name, never read as a slice; renamed at the end.
-        self._file = open(self.folder / f".part{len(self.client_names)}", "wb")
+        # Stays open across the parser's callbacks: closed at the part's end.
+        self._file = open(self.folder / f".part{len(self.client_names)}", "wb")  # noqa: SIM115
         self.client_names.append(client_name)
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:

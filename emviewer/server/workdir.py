@@ -25,7 +25,7 @@ from ..core.errors import InputError
 try:
     import fcntl
 except ImportError:  # Windows: no flock; left-overs of killed servers stay in the temp folder
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]  # the module's stand-in where there is none
 
 log = logging.getLogger("emviewer.server")
 
@@ -39,7 +39,7 @@ UNLOCKED_GRACE_S = 600.0
 
 def _try_lock(folder: Path) -> IO | None:
     """The folder's lock, held through the returned file; None when another process holds it."""
-    handle = open(folder / LOCK_NAME, "a")
+    handle = open(folder / LOCK_NAME, "a")  # noqa: SIM115 - returned open: the lock lasts as long as the file
     if fcntl is None:
         return handle
     try:
@@ -82,8 +82,9 @@ def remove_orphans(temp_root: Path) -> list[Path]:
 class WorkFolder:
     """The folder jobs live in, held for the server's life; :meth:`close` lets it go."""
 
-    def __init__(self, path: Path, owned: bool, lock: IO) -> None:
-        self.path, self.owned, self._lock = path, owned, lock
+    def __init__(self, path: Path, owned: bool, lock: IO | None) -> None:
+        self.path, self.owned = path, owned
+        self._lock: IO | None = lock
 
     @classmethod
     def open(cls, configured: Path | None = None, temp_root: Path | None = None) -> WorkFolder:

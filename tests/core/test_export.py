@@ -12,7 +12,7 @@ from PIL import Image
 from pypdf import PdfReader
 
 from emviewer.core.errors import InputError
-from emviewer.core.export import export, parse_slices
+from emviewer.core.export import export, mask_volumes, parse_slices, probability_volumes
 from emviewer.core.io import open_volume
 from emviewer.core.objects import OBJECTS
 from emviewer.core.progress import Cancelled, CancelToken
@@ -147,3 +147,27 @@ def test_slice_ranges_must_run_low_to_high_and_repeat_nothing():
     assert parse_slices("3,1-2,2", 5) == [3, 1, 2]
     with pytest.raises(InputError, match="low to high"):
         parse_slices("4-2", 5)
+
+
+def test_masks_kept_per_slice_export_as_lazy_stacks(tmp_path, real):
+    """The app keeps ``{object: {z: mask}}``: exported as the stack's shape, only chosen slices read."""
+    images, labels = real
+    stack = _pick(images)
+    truth = labels[0:3] > 0
+    per_slice = {"mito": {1: truth[1], 2: truth[2]}, "nuclei": {0: np.zeros_like(truth[0])}}
+    masks = mask_volumes(stack, per_slice, slices=[1, 2])
+    assert set(masks) == {"mito"}  # nuclei has no mask on the exported slices
+    assert masks["mito"].shape == stack.shape and masks["mito"].dtype == np.uint8
+    np.testing.assert_array_equal(masks["mito"].slice(2), truth[2] * 255)
+    probabilities = probability_volumes(stack, {"mito": {1: truth[1] * 0.75, 2: truth[2] * 0.75}}, slices=[1, 2])
+    written = export(tmp_path / "p.h5", stack, masks, probabilities, slices=[1, 2])
+    with h5py.File(written[0]) as f:
+        np.testing.assert_array_equal(f["masks/mito"][1], truth[2] * 255)
+        np.testing.assert_allclose(f["probabilities/mito"][0], truth[1] * 0.75)
+
+
+def test_masks_on_some_chosen_slices_only_are_refused_by_name(real):
+    images, labels = real
+    stack = _pick(images)
+    with pytest.raises(InputError, match=r"mitochondria: no mask on slices 0 \(.+\), 2 \(.+\); predict the whole"):
+        mask_volumes(stack, {"mito": {1: labels[1] > 0}})

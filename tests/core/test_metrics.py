@@ -51,7 +51,7 @@ def test_sweep_matches_brute_force(seed, n):
     truth = rng.random(n) < 0.3
     thresholds = np.array([0.0, 0.1, 0.25, 0.5, 0.73, 0.99, 1.0], np.float32)
     counts = threshold_counts(prob, truth, thresholds)
-    for t, (tp, fp, fn) in zip(thresholds, counts):
+    for t, (tp, fp, fn) in zip(thresholds, counts, strict=True):
         s = score(prob >= t, truth)
         assert (tp, fp, fn) == (s.tp, s.fp, s.fn)
 

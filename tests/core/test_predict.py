@@ -5,11 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from emviewer.core.intensity import DEFAULT_REFERENCE, model_input, stack_stats, tissue_units
 from emviewer.core.models import build_model
+from emviewer.core.models.card import ModelCard
 from emviewer.core.models.loading import LoadedModel, load_model
 from emviewer.core.predict import LocalPredictor, calibrate, predict_all
 from emviewer.core.preprocess import input_levels, normalise
 from emviewer.core.progress import Cancelled, CancelToken
+from emviewer.core.tiling import TileLayout
 from emviewer.core.volume import from_array
 
 
@@ -23,13 +26,29 @@ def em_slices(request):
     return np.stack([np.asarray(Image.open(f))[100:500, 200:760] for f in files])
 
 
+RNG = np.random.default_rng(1)
+
+
+@pytest.fixture(scope="module")
+def echo():
+    """Models that answer their input's centre slice, for 1 and 3 slices of context."""
+    import keras
+
+    def model(context: int) -> LoadedModel:
+        centre = keras.layers.Lambda(lambda x: x[..., context // 2 : context // 2 + 1])
+        network = keras.Sequential([keras.Input((None, None, context)), centre])
+        return LoadedModel(f"echo{context}", network, ModelCard(object="mito", context=context))
+
+    return {context: model(context) for context in (1, 3)}
+
+
 @pytest.fixture(scope="module")
 def tiny_model():
     """An untrained but non-trivial model: random weights give a spatially varying output."""
     import keras
 
     keras.utils.set_random_seed(1)
-    return LoadedModel("tiny", build_model("deepem3d", context=1, width=4, depth=2), 1, 0.5)
+    return LoadedModel("tiny", build_model("deepem3d", context=1, width=4, depth=2), ModelCard(object="mito"))
 
 
 def test_tiled_matches_untiled_including_seams(em_slices, tiny_model):
@@ -71,7 +90,7 @@ def test_tta_averages_inverted_variants(em_slices, tiny_model):
 
 def test_ensemble_uses_each_models_threshold(em_slices, tiny_model):
     volume = from_array(em_slices[:1, :128, :128])
-    strict = LoadedModel("strict", tiny_model.model, 1, 0.9)
+    strict = LoadedModel("strict", tiny_model.model, ModelCard(object="mito", threshold=0.9))
     alone = predict_all(LocalPredictor({"mito": [tiny_model]}, tile=128, overlap=0), volume)["mito"]
     both = predict_all(LocalPredictor({"mito": [tiny_model, strict]}, tile=128, overlap=0), volume)["mito"]
     np.testing.assert_allclose(both, (alone + calibrate(alone, 0.9)) / 2, atol=1e-6)
@@ -87,7 +106,8 @@ def test_context_models_get_their_neighbours(em_slices):
     import keras
 
     keras.utils.set_random_seed(2)
-    model = LoadedModel("ctx3", build_model("deepem3d", context=3, width=4, depth=2), 3, 0.5)
+    card = ModelCard(object="mito", context=3)
+    model = LoadedModel("ctx3", build_model("deepem3d", context=3, width=4, depth=2), card)
     volume = from_array(em_slices)
     out = predict_all(LocalPredictor({"mito": [model]}, tile=128, overlap=32), volume)["mito"]
     x = np.stack([em_slices[1], em_slices[0], em_slices[1]], axis=-1)[None, :128, :128] / 255.0  # slice 0, mirrored
@@ -116,7 +136,8 @@ def test_saved_model_reloads_and_predicts_the_same(tmp_path, em_slices, tiny_mod
 
     path = tmp_path / "tiny.keras"
     tiny_model.model.save(path)
-    path.with_suffix(".json").write_text(json.dumps({"context": 1, "threshold": 0.4, "sha256": sha256_of(path)}))
+    card = {"object": "mito", "context": 1, "threshold": 0.4, "sha256": sha256_of(path)}
+    path.with_suffix(".json").write_text(json.dumps(card))
     loaded = load_model(path)
     x = em_slices[:1, :64, :64, None] / 255.0
     np.testing.assert_array_equal(loaded.predict(x), tiny_model.predict(x))
@@ -127,8 +148,8 @@ def test_saved_model_reloads_and_predicts_the_same(tmp_path, em_slices, tiny_mod
 
 
 def test_accurate_mode_uses_the_cards_own_threshold_for_augmented_answers(em_slices, tiny_model):
-    card = {"thresholds": {"1": 0.5, "16": 0.3}}
-    tuned = LoadedModel("tuned", tiny_model.model, 1, 0.5, card)
+    card = ModelCard(object="mito", thresholds={"1": 0.5, "16": 0.3})
+    tuned = LoadedModel("tuned", tiny_model.model, card)
     assert (tuned.threshold_for(1), tuned.threshold_for(8), tuned.threshold_for(16)) == (0.5, 0.3, 0.3)
     assert tiny_model.threshold_for(16) == 0.5  # no tuned value: the model's one threshold
     volume = from_array(em_slices[:1, :128, :128])
@@ -146,13 +167,13 @@ def test_objects_longer_than_the_cards_limit_are_removed_unless_kept():
     image[0, 40:44, 4:124] = 255  # 120 px long
     image[0, 90:100, 60:70] = 255  # 10 x 10
     echo = keras.Sequential([keras.Input((None, None, 1)), keras.layers.Identity()])
-    limited = LoadedModel("echo", echo, 1, 0.5, {"max_object_length_px": 60})
+    limited = LoadedModel("echo", echo, ModelCard(object="mito", max_object_length_px=60))
     volume = from_array(image)
     masks = predict_all(LocalPredictor({"mito": [limited]}, tile=128), volume)["mito"][0] >= 0.5
     assert not masks[40:44, 4:124].any() and masks[90:100, 60:70].all()
     kept = predict_all(LocalPredictor({"mito": [limited]}, tile=128, keep_long_objects=True), volume)["mito"][0] >= 0.5
     assert kept[40:44, 4:124].all() and kept[90:100, 60:70].all()
-    unlimited = LoadedModel("echo2", echo, 1, 0.5, {"max_object_length_px": None})
+    unlimited = LoadedModel("echo2", echo, ModelCard(object="mito", max_object_length_px=None))
     ensemble = predict_all(LocalPredictor({"mito": [limited, unlimited]}, tile=128), volume)["mito"][0] >= 0.5
     assert ensemble[40:44, 4:124].all()  # one model without a limit: the ensemble keeps all
 
@@ -166,3 +187,28 @@ def test_a_constant_border_is_not_predicted_and_changes_nothing_inside(em_slices
     with_border = predict_all(predictor, from_array(framed))["mito"]
     np.testing.assert_allclose(with_border[:, 64:192, 64:224], alone, atol=1e-5)
     assert not with_border[:, :64].any() and not with_border[:, :, 224:].any()
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 20), (20, 5), (31, 33), (64, 64), (100, 37), (129, 200)])
+@pytest.mark.parametrize("context", [1, 3])
+def test_tiles_of_a_model_answering_its_input_reconstruct_the_input(shape, context, echo):
+    """Tiling, mirrored padding and blending add nothing: what comes back is the model input."""
+    images = RNG.random((3, *shape), dtype=np.float32)
+    volume = from_array(images)
+    predictor = LocalPredictor({"mito": [echo[context]]}, tile=32, overlap=8, batch_size=3)
+    result = predict_all(predictor, volume)["mito"]
+    expected = model_input(tissue_units(images, stack_stats(volume)), DEFAULT_REFERENCE)
+    assert result.shape == images.shape and result.dtype == np.float32
+    np.testing.assert_allclose(result, expected, atol=1e-6)
+
+
+def test_progress_counts_tiles_batch_by_batch(echo):
+    volume = from_array(RNG.random((2, 100, 70), dtype=np.float32))
+    calls = []
+    predictor = LocalPredictor({"mito": [echo[1]]}, tile=32, overlap=0, batch_size=5)
+    predict_all(predictor, volume, progress=lambda done, total, message: calls.append((done, total)))
+    per_slice = len(TileLayout.for_slice(100, 70, max_tile=32, overlap=0).regions)
+    assert per_slice == 12  # 4 rows x 3 columns of 32 x 32 tiles
+    batches = [min(end, per_slice) for end in range(5, per_slice + 5, 5)]  # 5, 10, 12
+    assert calls[0] == (0, 2)  # measuring the stack, before any tile
+    assert calls[1:] == [(z * per_slice + done, 2 * per_slice) for z in range(2) for done in batches]

@@ -6,6 +6,7 @@ import numpy as np
 
 from emviewer.core.charts import line_chart
 from emviewer.core.models import build_model
+from emviewer.core.models.card import ModelCard
 from emviewer.core.models.loading import LoadedModel
 from emviewer.core.predict import LocalPredictor
 from emviewer.core.robustness import corrupt, robustness_curve
@@ -28,7 +29,7 @@ def test_curve_starts_at_one_and_is_drawn(tmp_path, cdeep3m):
     keras.utils.set_random_seed(0)
     image = np.asarray(Image.open(cdeep3m / "validation" / "images" / "images.050.png"))[:128, :128]
     truth = np.asarray(Image.open(cdeep3m / "validation" / "labels" / "mitos_3D.050.png"))[:128, :128] > 0
-    model = LoadedModel("tiny", build_model("deepem3d", 1, 4, 2), 1, 0.5)
+    model = LoadedModel("tiny", build_model("deepem3d", 1, 4, 2), ModelCard(object="mito"))
     curve = robustness_curve(
         LocalPredictor({"mito": [model]}, tile=128, overlap=0), from_array(image), [truth], (0.0, 0.05, 0.2)
     )

@@ -1,26 +1,33 @@
-"""Tests for emviewer.core.tiling: tile grid, padding, blending window and stitching."""
+"""Tests for emviewer.core.tiling: the tile layout prediction uses, padding, blending window and stitching.
+
+That tiled prediction matches whole-slice prediction, reports progress per batch and stops on
+cancel is tested on the predictor itself, in test_predict.py."""
+
+from itertools import pairwise
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
-from emviewer.core.progress import Cancelled, CancelToken
-from emviewer.core.tiling import (
-    Stitcher,
-    blend_window,
-    pad_to_at_least,
-    predict_tiled,
-    tile_grid,
-    tile_starts,
-)
+from emviewer.core.tiling import Stitcher, TileLayout, blend_window, tile_grid, tile_starts
 
 RNG = np.random.default_rng(1)
+TILE = 256
 
 
-def identity(batch):
-    """A stand-in model that "predicts" its input's centre channel."""
-    return batch[..., batch.shape[-1] // 2 : batch.shape[-1] // 2 + 1]
+def pad(image: np.ndarray, tile: int) -> tuple[np.ndarray, tuple[slice, slice]]:
+    """The padded slice a layout's tiles are cut from, built whole, and where the slice lies in it."""
+    layout = TileLayout(image.shape[:2], tile, 0)
+    whole = (slice(0, layout.padded_shape[0]), slice(0, layout.padded_shape[1]))
+    return layout.cut(image, whole), layout.crop
+
+
+@pytest.fixture(scope="module")
+def em_slice(cdeep3m) -> np.ndarray:
+    with Image.open(cdeep3m / "validation" / "images" / "images.050.png") as img:
+        return np.asarray(img)
 
 
 def test_tile_starts_examples():
@@ -43,7 +50,7 @@ def test_tile_starts_cover_the_axis_inside_it_with_the_overlap(data):
         covered[start : start + tile] += 1
     assert covered.min() >= 1
     assert starts == sorted(set(starts))
-    for previous, current in zip(starts, starts[1:]):
+    for previous, current in pairwise(starts):
         assert previous + tile - current >= overlap  # neighbours overlap enough
         assert current - previous <= tile - overlap  # and do not overlap needlessly much
 
@@ -72,7 +79,7 @@ def test_bad_grid_settings_are_refused(length, tile, overlap, match):
 @pytest.mark.parametrize("shape", [(1, 1), (1, 7), (7, 1), (5, 40), (33, 31), (3, 2, 5)])
 def test_pad_then_crop_returns_the_original(shape):
     image = RNG.integers(0, 65535, size=shape, dtype=np.uint16)
-    padded, crop = pad_to_at_least(image, 32)
+    padded, crop = pad(image, 32)
     assert padded.dtype == image.dtype
     assert padded.shape[:2] == (max(shape[0], 32), max(shape[1], 32))
     assert padded.shape[2:] == image.shape[2:]
@@ -80,18 +87,94 @@ def test_pad_then_crop_returns_the_original(shape):
 
 
 def test_padding_reflects_and_centres():
-    padded, crop = pad_to_at_least(np.array([[1, 2, 3]]), (1, 7))
-    np.testing.assert_array_equal(padded, [[3, 2, 1, 2, 3, 2, 1]])
-    assert crop == (slice(0, 1), slice(2, 5))
-    padded, _ = pad_to_at_least(np.array([[9]]), 4)
+    padded, crop = pad(np.array([[1, 2, 3]]), 7)
+    np.testing.assert_array_equal(padded, np.tile([3, 2, 1, 2, 3, 2, 1], (7, 1)))  # one row: repeated
+    assert crop == (slice(3, 4), slice(2, 5))
+    padded, _ = pad(np.array([[9]]), 4)
     np.testing.assert_array_equal(padded, np.full((4, 4), 9))
 
 
 def test_no_padding_when_large_enough():
-    image = np.zeros((40, 50))
-    padded, crop = pad_to_at_least(image, (40, 32))
-    assert padded is image
+    image = RNG.random((40, 50))
+    padded, crop = pad(image, 32)
+    np.testing.assert_array_equal(padded, image)
     assert crop == (slice(0, 40), slice(0, 50))
+
+
+def _assert_mirrored(padded: np.ndarray, image: np.ndarray, crop: tuple[slice, slice]) -> None:
+    """Padding reflects about the edge pixel: the k-th row/column outside equals the k-th inside."""
+    ys, xs = crop
+    h, w = image.shape
+    for k in range(1, min(ys.start, h - 1) + 1):
+        np.testing.assert_array_equal(padded[ys.start - k, xs], image[k])
+    for k in range(1, min(padded.shape[0] - ys.stop, h - 1) + 1):
+        np.testing.assert_array_equal(padded[ys.stop - 1 + k, xs], image[h - 1 - k])
+    for k in range(1, min(xs.start, w - 1) + 1):
+        np.testing.assert_array_equal(padded[ys, xs.start - k], image[:, k])
+    for k in range(1, min(padded.shape[1] - xs.stop, w - 1) + 1):
+        np.testing.assert_array_equal(padded[ys, xs.stop - 1 + k], image[:, w - 1 - k])
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 300), (300, 5), (256, 256), (100, 37)])
+def test_padding_a_real_slice_restores_the_original(shape, em_slice):
+    image = em_slice[200 : 200 + shape[0], 300 : 300 + shape[1]]
+    padded, crop = pad(image, TILE)
+    assert padded.shape == (max(shape[0], TILE), max(shape[1], TILE)) and padded.dtype == image.dtype
+    np.testing.assert_array_equal(padded[crop], image)
+    if min(shape) >= 2:
+        _assert_mirrored(padded, image, crop)
+    else:
+        assert (padded == image[0, 0]).all()
+
+
+def test_padding_mirrors_a_small_slice_exactly():
+    image = np.array([[1, 2, 3], [4, 5, 6]], np.uint8)
+    padded, crop = pad(image, 5)
+    expected = np.array(
+        [
+            [5, 4, 5, 6, 5],
+            [2, 1, 2, 3, 2],
+            [5, 4, 5, 6, 5],
+            [2, 1, 2, 3, 2],
+            [5, 4, 5, 6, 5],
+        ],
+        np.uint8,
+    )
+    np.testing.assert_array_equal(padded, expected)
+    assert crop == (slice(1, 3), slice(1, 4))
+
+
+def test_padding_centres_the_slice(em_slice):
+    _, crop = pad(em_slice[:100, :37], TILE)
+    assert crop == (slice(78, 178), slice(109, 146))
+
+
+@pytest.mark.parametrize(
+    "shape, max_tile, overlap, tile, tile_overlap",
+    [
+        ((5, 20), 1024, 64, 32, 16),  # one tile, rounded up to 32; overlap at most half a tile
+        ((33, 31), 1024, 64, 64, 32),
+        ((400, 560), 1024, 64, 576, 64),
+        ((400, 560), 128, 48, 128, 48),
+        ((3000, 2000), 1024, 64, 1024, 64),
+    ],
+)
+def test_the_prediction_layout_picks_the_tile_and_overlap(shape, max_tile, overlap, tile, tile_overlap):
+    layout = TileLayout.for_slice(*shape, max_tile=max_tile, overlap=overlap)
+    assert (layout.tile, layout.overlap) == (tile, tile_overlap)
+    assert layout.regions == tile_grid(layout.padded_shape, tile, tile_overlap)
+    assert layout.window().shape == (tile, tile)
+    image = RNG.random(shape, dtype=np.float32)
+    stitcher = layout.stitcher()
+    for region in layout.regions:
+        stitcher.add(region, layout.cut(image, region))
+    np.testing.assert_allclose(stitcher.result()[layout.crop], image, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape, tile, overlap", [((0, 5), 32, 0), ((5, 5), 0, 0), ((5, 5), 32, 32)])
+def test_bad_layouts_are_refused(shape, tile, overlap):
+    with pytest.raises(ValueError):
+        TileLayout(shape, tile, overlap)
 
 
 @pytest.mark.parametrize("tile", [32, (16, 48), 1, 2])
@@ -128,43 +211,6 @@ def test_stitching_tiles_of_an_image_reconstructs_it(shape):
     for region in tile_grid(shape, 32, 12):
         stitcher.add(region, image[region])
     np.testing.assert_allclose(stitcher.result(), image, atol=1e-6)
-
-
-@pytest.mark.parametrize("shape", [(1, 1), (5, 20), (20, 5), (31, 33), (64, 64), (100, 37), (129, 200)])
-@pytest.mark.parametrize("context", [None, 3])
-def test_predict_tiled_with_identity_reconstructs_the_image(shape, context):
-    image = RNG.random(shape if context is None else shape + (context,), dtype=np.float32)
-    result = predict_tiled(image, identity, tile=32, overlap=8, batch_size=3)
-    expected = image if context is None else image[..., context // 2]
-    assert result.shape == shape and result.dtype == np.float32
-    np.testing.assert_allclose(result, expected, atol=1e-6)
-
-
-def test_predict_tiled_reports_progress_and_batches():
-    calls, batches = [], []
-
-    def predict(batch):
-        batches.append(batch.shape)
-        return batch[..., 0]  # (N, ty, tx) predictions are accepted too
-
-    image = RNG.random((100, 70), dtype=np.float32)
-    predict_tiled(image, predict, tile=32, overlap=0, batch_size=5, progress=lambda *a: calls.append(a))
-    total = len(tile_grid(image.shape, 32, 0))
-    assert [shape[0] for shape in batches] == [5] * (total // 5) + ([total % 5] if total % 5 else [])
-    assert all(shape[1:] == (32, 32, 1) for shape in batches)
-    assert calls[-1][:2] == (total, total)
-    assert [done for done, _, _ in calls] == sorted(done for done, _, _ in calls)
-
-
-def test_predict_tiled_stops_when_cancelled():
-    token = CancelToken()
-
-    def predict(batch):
-        token.cancel()
-        return batch
-
-    with pytest.raises(Cancelled):
-        predict_tiled(RNG.random((128, 128)), predict, tile=32, overlap=0, batch_size=1, cancel=token)
 
 
 def test_stitcher_refuses_wrong_tiles_and_gaps():

@@ -29,7 +29,15 @@ from emviewer.core.train import (
 )
 from emviewer.core.volume import from_array
 
-TINY = dict(arch="deepem3d", width=8, depth=3, tile=128, batch_size=4, learning_rate=3e-3, precision="float32")
+TINY = {
+    "arch": "deepem3d",
+    "width": 8,
+    "depth": 3,
+    "tile": 128,
+    "batch_size": 4,
+    "learning_rate": 3e-3,
+    "precision": "float32",
+}
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +67,7 @@ def tiny(crops, tmp_path_factory):
     """One tiny model trained for 4 x 20 steps: its card and file (several tests read it)."""
     out = tmp_path_factory.mktemp("tiny") / "tiny.keras"
     spec = DataSpec([crops["train"][0]], [crops["train"][1]], [crops["val"][0]], [crops["val"][1]])
-    return train(spec, TrainConfig(epochs=4, steps_per_epoch=20, **TINY), out), out
+    return train(spec, TrainConfig(epochs=4, steps_per_epoch=20, **TINY), out).to_json(), out
 
 
 def test_tiny_model_beats_trivial_baselines(crops, tiny):
@@ -124,6 +132,7 @@ def _train_command(crops, out, epochs, resume=False):
     return cmd + (["--resume"] if resume else [])
 
 
+@pytest.mark.slow  # trains in a process, kills it with SIGKILL, resumes in another
 def test_killed_training_resumes_from_its_checkpoint(crops, tmp_path):
     out = tmp_path / "run.keras"
     state_file = checkpoint_dir(out) / "state.json"
@@ -162,11 +171,11 @@ def test_time_limit_stops_between_epochs_and_resume_finishes(crops, tmp_path):
     spec = DataSpec([crops["train"][0]], [crops["train"][1]], [crops["val"][0]], [crops["val"][1]])
     out = tmp_path / "timed.keras"
     # any epoch takes longer than a millisecond: the run stops after its first epoch
-    card = train(spec, TrainConfig(epochs=3, steps_per_epoch=2, **TINY), out, time_limit_s=0.001)
+    card = train(spec, TrainConfig(epochs=3, steps_per_epoch=2, **TINY), out, time_limit_s=0.001).to_json()
     assert card["epochs"] == 1 and card["best_epoch"] == 1
     assert _optimizer_steps(out) == 2
     load_model(out)  # a usable model with a matching card, not a half-finished one
-    card = train(spec, TrainConfig(epochs=3, steps_per_epoch=2, **TINY), out, resume=True)
+    card = train(spec, TrainConfig(epochs=3, steps_per_epoch=2, **TINY), out, resume=True).to_json()
     assert card["epochs"] == 3
     history = json.loads(out.with_suffix(".history.json").read_text())
     assert [row["epoch"] for row in history] == [1, 2, 3]
@@ -196,14 +205,14 @@ def test_fine_tuning_starts_from_the_given_model(crops, tiny, tmp_path):
     settings = {**TINY, "arch": "multiresunet", "width": 16, "learning_rate": 1e-12}
     tuned = train(
         spec, TrainConfig(epochs=1, steps_per_epoch=1, **settings), tmp_path / "tuned.keras", init_from=start_file
-    )
+    ).to_json()
     assert tuned["architecture"] == "deepem3d" and tuned["width"] == TINY["width"]  # the start model's network
     assert tuned["initialised_from"] == {"name": "tiny", "sha256": start["sha256"]}
     # (the trainable ones only: a training step also moves batch normalisation's running statistics)
     before = load_model(start_file).model.trainable_weights
     after = load_model(tmp_path / "tuned.keras").model.trainable_weights
     assert len(before) == len(after) > 10
-    for old, new in zip(before, after):
+    for old, new in zip(before, after, strict=True):
         np.testing.assert_allclose(np.asarray(new), np.asarray(old), atol=1e-6)
     assert start["validation"]["f1"] > 0.3  # the start model has learned something to keep
 
@@ -216,7 +225,7 @@ def test_hard_mining_measures_errors_before_each_epoch(crops, tmp_path):
         TrainConfig(epochs=2, steps_per_epoch=2, hard_mining=1.0, **TINY),
         tmp_path / "hard.keras",
         progress=lambda done, total, message: messages.append(message),
-    )
+    ).to_json()
     assert sum("finding where the model errs" in m for m in messages) == 2
     assert card["hard_mining"] == 1.0 and card["epochs"] == 2
 
@@ -240,7 +249,7 @@ def test_batches_are_the_same_whichever_threads_make_them(crops):
         return list(parallel_map(lambda step: training_batch(sets, config, epoch, step), 6, workers=workers))
 
     one, three = epoch_batches(1, epoch=2), epoch_batches(3, epoch=2)
-    for (x1, y1), (x3, y3) in zip(one, three):
+    for (x1, y1), (x3, y3) in zip(one, three, strict=True):
         np.testing.assert_array_equal(x1, x3)
         np.testing.assert_array_equal(y1, y3)
     assert one[0][0].shape == (TINY["batch_size"], TINY["tile"], TINY["tile"], 3)

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from emviewer.core.errors import ImageContentError, InputError, PairingError
-from emviewer.core.validate import check_image, describe_keys, label_to_mask, pad_to_tile, pair_by_number, pair_slices
+from emviewer.core.validate import check_image, describe_keys, label_to_mask, pair_by_number, pair_slices
 
 
 def pixels(path: Path) -> np.ndarray:
@@ -243,61 +243,3 @@ def test_two_files_with_the_same_number_are_ambiguous(images, labels, blamed):
 
 def test_pairing_errors_are_input_errors():
     assert issubclass(PairingError, InputError)
-
-
-# ---------------------------------------------------------------------------- pad_to_tile
-
-TILE = 256
-
-
-@pytest.fixture(scope="module")
-def em_slice(cdeep3m) -> np.ndarray:
-    return pixels(cdeep3m / "validation" / "images" / "images.050.png")
-
-
-def _assert_mirrored(padded: np.ndarray, image: np.ndarray, crop: tuple[slice, slice]) -> None:
-    """Padding reflects about the edge pixel: the k-th row/column outside equals the k-th inside."""
-    ys, xs = crop
-    h, w = image.shape
-    for k in range(1, min(ys.start, h - 1) + 1):
-        np.testing.assert_array_equal(padded[ys.start - k, xs], image[k])
-    for k in range(1, min(padded.shape[0] - ys.stop, h - 1) + 1):
-        np.testing.assert_array_equal(padded[ys.stop - 1 + k, xs], image[h - 1 - k])
-    for k in range(1, min(xs.start, w - 1) + 1):
-        np.testing.assert_array_equal(padded[ys, xs.start - k], image[:, k])
-    for k in range(1, min(padded.shape[1] - xs.stop, w - 1) + 1):
-        np.testing.assert_array_equal(padded[ys, xs.stop - 1 + k], image[:, w - 1 - k])
-
-
-@pytest.mark.parametrize("shape", [(1, 1), (5, 300), (300, 5), (256, 256), (100, 37)])
-def test_pad_to_tile_restores_the_original(shape, em_slice):
-    image = em_slice[200 : 200 + shape[0], 300 : 300 + shape[1]]
-    padded, crop = pad_to_tile(image, TILE)
-    assert padded.shape == (max(shape[0], TILE), max(shape[1], TILE)) and padded.dtype == image.dtype
-    np.testing.assert_array_equal(padded[crop], image)
-    if min(shape) >= 2:
-        _assert_mirrored(padded, image, crop)
-    else:
-        assert (padded == image[0, 0]).all()
-
-
-def test_pad_to_tile_mirrors_a_small_slice_exactly():
-    image = np.array([[1, 2, 3], [4, 5, 6]], np.uint8)
-    padded, crop = pad_to_tile(image, 5)
-    expected = np.array(
-        [
-            [5, 4, 5, 6, 5],
-            [2, 1, 2, 3, 2],
-            [5, 4, 5, 6, 5],
-            [2, 1, 2, 3, 2],
-            [5, 4, 5, 6, 5],
-        ],
-        np.uint8,
-    )
-    np.testing.assert_array_equal(padded, expected)
-    assert crop == (slice(1, 3), slice(1, 4))
-
-
-def test_pad_to_tile_centres_the_slice(em_slice):
-    _, crop = pad_to_tile(em_slice[:100, :37], TILE)
-    assert crop == (slice(78, 178), slice(109, 146))

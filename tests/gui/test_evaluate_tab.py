@@ -35,7 +35,7 @@ def make_tab(qtbot, session, label_dir, predictor_factory=None) -> EvaluateTab:
 
 def predict_as(session, masks) -> None:
     for z, mask in enumerate(masks):
-        session.set_result(z, {"mito": mask.astype(np.float32)})
+        session.set_result(SliceResult(z, "", {"mito": mask.astype(np.float32)}))
 
 
 def evaluate(qtbot, tab) -> dict:
@@ -70,7 +70,7 @@ def test_shifted_masks_score_lower(qtbot, session, label_dir, labels):
 
 
 def test_only_predicted_slices_are_scored(qtbot, session, label_dir, labels):
-    session.set_result(1, {"mito": labels[1].astype(np.float32)})
+    session.set_result(SliceResult(1, "", {"mito": labels[1].astype(np.float32)}))
     tab = make_tab(qtbot, session, label_dir)
     result = evaluate(qtbot, tab)
     assert [row["name"] for row in result["per_image"]] == ["images.051"]

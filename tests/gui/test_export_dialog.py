@@ -13,6 +13,7 @@ from pypdf import PdfReader
 from PySide6.QtCore import Qt
 
 from emviewer.core.objects import OBJECTS
+from emviewer.core.predict import SliceResult
 from emviewer.gui.export_dialog import ExportDialog, session_masks_volumes
 
 TIMEOUT = 30_000
@@ -29,7 +30,7 @@ def labels(cdeep3m) -> np.ndarray:
 def predicted(session, labels):
     """The session with a 'prediction' of every slice equal to the expert labels."""
     for z, label in enumerate(labels):
-        session.set_result(z, {"mito": label.astype(np.float32)})
+        session.set_result(SliceResult(z, "", {"mito": label.astype(np.float32)}))
     return session
 
 
@@ -146,7 +147,7 @@ def test_cancel_after_the_first_slice_leaves_nothing(qtbot, dialog, tmp_path):
 
 def test_missing_mask_on_a_slice_is_a_clear_error(qtbot, session, labels, tmp_path):
     for z in (0, 1):
-        session.set_result(z, {"mito": labels[z].astype(np.float32)})
+        session.set_result(SliceResult(z, "", {"mito": labels[z].astype(np.float32)}))
     dialog = ExportDialog(session)
     qtbot.addWidget(dialog)
     dialog.show()
@@ -187,7 +188,7 @@ def test_overlay_without_masks_says_predict_first(qtbot, session, tmp_path):
 
 
 def test_session_masks_are_lazy_volumes_of_the_stack_shape(predicted, labels):
-    predicted.set_result(0, {"nuclei": np.zeros((256, 256), np.float32)})
+    predicted.set_result(SliceResult(0, "", {"nuclei": np.zeros((256, 256), np.float32)}))
     volumes = session_masks_volumes(predicted, [1, 2])
     assert set(volumes) == {"mito"}  # nuclei has no mask on the exported slices
     mito = volumes["mito"]

@@ -55,7 +55,7 @@ def test_voxel_size_is_read_shown_and_can_be_set(window, em_stack, tmp_path):
     assert window.session.volume.pixel_size == pytest.approx((50, 7, 7))
     assert "50 x 7 x 7 nm (z, y, x)" in window.voxel_label.text()
     dialog = window._on_pixel_size()
-    dialog.z.setValue(30), dialog.y.setValue(4), dialog.x.setValue(4)
+    dialog.z_nm.setValue(30), dialog.y_nm.setValue(4), dialog.x_nm.setValue(4)
     dialog.accept()
     assert window.session.volume.pixel_size == (30, 4, 4)
     assert "30 x 4 x 4 nm (z, y, x)" in window.voxel_label.text()

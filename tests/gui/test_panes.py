@@ -7,6 +7,7 @@ import pytest
 from PySide6.QtCore import QPointF
 
 from emviewer.core.overlay import render_overlay, to_uint8
+from emviewer.core.predict import SliceResult
 from emviewer.core.volume import LazySlices, Volume, from_array
 from emviewer.gui.viewer import SideBySideView
 
@@ -124,7 +125,8 @@ def test_left_pane_shows_the_raw_slice_with_the_session_levels(view, session, em
 
 
 def test_right_pane_is_the_shared_overlay_renderer(view, session, em_stack):
-    session.set_result(0, {"mito": dark_regions(em_stack[0]), "membrane": 1 - dark_regions(em_stack[0].T)})
+    probabilities = {"mito": dark_regions(em_stack[0]), "membrane": 1 - dark_regions(em_stack[0].T)}
+    session.set_result(SliceResult(0, "", probabilities))
     image = shown_overlay(view)
     assert image.shape == (SIZE, SIZE, 3) and image.dtype == np.uint8
     np.testing.assert_array_equal(image, expected_overlay(session, 0))
@@ -133,14 +135,14 @@ def test_right_pane_is_the_shared_overlay_renderer(view, session, em_stack):
 
 
 def test_changing_slice_updates_both_panes(view, session, em_stack):
-    session.set_result(2, {"mito": dark_regions(em_stack[2])})
+    session.set_result(SliceResult(2, "", {"mito": dark_regions(em_stack[2])}))
     session.set_slice(2)
     np.testing.assert_array_equal(view.raw_item.image, em_stack[2])
     np.testing.assert_array_equal(shown_overlay(view), expected_overlay(session, 2))
 
 
 def test_visibility_and_opacity_change_the_right_pane(view, session, em_stack):
-    session.set_result(0, {"mito": dark_regions(em_stack[0])})
+    session.set_result(SliceResult(0, "", {"mito": dark_regions(em_stack[0])}))
     shown = shown_overlay(view).copy()
     session.set_opacity("mito", 0.9)
     stronger = shown_overlay(view).copy()
@@ -155,7 +157,7 @@ def test_visibility_and_opacity_change_the_right_pane(view, session, em_stack):
 
 def test_a_mask_of_slice_one_shows_only_on_slice_one(view, session, em_stack):
     grey_rgb = [np.repeat(to_uint8(s, *session.levels)[..., None], 3, axis=2) for s in em_stack]
-    session.set_result(1, {"nuclei": dark_regions(em_stack[1])})
+    session.set_result(SliceResult(1, "", {"nuclei": dark_regions(em_stack[1])}))
     np.testing.assert_array_equal(shown_overlay(view), grey_rgb[0])
     session.set_slice(1)
     assert not np.array_equal(shown_overlay(view), grey_rgb[1])
@@ -165,7 +167,7 @@ def test_a_mask_of_slice_one_shows_only_on_slice_one(view, session, em_stack):
 
 
 def test_clearing_masks_redraws_the_plain_slice(view, session, em_stack):
-    session.set_result(0, {"mito": dark_regions(em_stack[0])})
+    session.set_result(SliceResult(0, "", {"mito": dark_regions(em_stack[0])}))
     session.clear_masks()
     grey = to_uint8(em_stack[0], *session.levels)
     np.testing.assert_array_equal(shown_overlay(view), np.repeat(grey[..., None], 3, axis=2))
@@ -201,7 +203,7 @@ def test_redrawing_reads_only_the_current_slice_once(qtbot, session, em_stack):
     data.reads.clear()
     session.set_opacity("mito", 0.2)
     session.set_levels(40, 200)
-    session.set_result(0, {"mito": dark_regions(em_stack[0])})
+    session.set_result(SliceResult(0, "", {"mito": dark_regions(em_stack[0])}))
     assert data.reads == []
     session.set_slice(2)
     session.set_visible("mito", False)

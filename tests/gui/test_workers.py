@@ -8,7 +8,7 @@ Python thread.)
 from __future__ import annotations
 
 from emviewer.core.errors import InputError
-from emviewer.gui.workers import Job, start
+from emviewer.gui.workers import Job, PredictionJob, start
 
 
 def test_items_result_and_errors_arrive_as_signals(qtbot):
@@ -44,3 +44,18 @@ def test_cancel_becomes_the_cancelled_signal(qtbot):
     with qtbot.waitSignal(job.signals.cancelled, timeout=5000):
         start(job)
         job.cancel()
+
+
+def test_a_prediction_job_says_its_device_on_its_own_signal(qtbot):
+    def work(progress, cancel, emit, show_device):
+        show_device("Keras 3 (tensorflow) on CPU")
+        for i in range(2):
+            emit(i)
+
+    job = PredictionJob(work)
+    items, devices = [], []
+    job.signals.itemFinished.connect(items.append)
+    job.signals.deviceFound.connect(devices.append)
+    with qtbot.waitSignal(job.signals.finished):
+        start(job)
+    assert items == [0, 1] and devices == ["Keras 3 (tensorflow) on CPU"]

@@ -48,7 +48,7 @@ def test_some_slices_with_test_time_augmentation_agree_with_local(server, server
     local = list(LocalPredictor(local_models, tta=8).iter_predict(volume, slices=[3, 1]))
     online = list(remote(server, tta=8).iter_predict(volume, slices=[3, 1]))
     assert [r.index for r in online] == [3, 1]
-    for a, b in zip(local, online):
+    for a, b in zip(local, online, strict=True):
         for obj in ("mito", "membrane"):
             np.testing.assert_allclose(b.probabilities[obj], a.probabilities[obj], atol=1e-5)
 

@@ -32,9 +32,11 @@ def slow_disk(monkeypatch):
 
 
 def make_job(root) -> Job:
+    """A job whose input is its upload, really open (closed by the manager when the job ends)."""
     job_id, folder = new_job_folder(root)
     (folder / "input" / "stack.tif").write_bytes(b"upload")
-    return Job(job_id, folder, JobParameters(objects=["mito"]), (1, 8, 8), [folder / "input" / "stack.tif"], 1)
+    upload = (folder / "input" / "stack.tif").open("rb")
+    return Job(job_id, folder, JobParameters(objects=["mito"]), (1, 8, 8), upload, 1)
 
 
 def test_a_cancelled_running_job_has_no_files_once_it_says_cancelled(tmp_path, slow_disk):
@@ -92,3 +94,58 @@ def test_a_failed_job_logs_its_traceback_and_tells_the_client_one_line(tmp_path,
         assert failures and failures[0].exc_info and "internal detail" in str(failures[0].exc_info[1])
     finally:
         manager.close()
+
+
+def test_the_input_is_closed_however_the_job_ends(tmp_path):
+    """Done, failed, cancelled while running or waiting, refused by a full queue, or left waiting
+    when the server stops: the job's input is closed."""
+    release = threading.Event()
+
+    def runner(job: Job, progress, cancel: CancelToken):
+        assert not job.input.closed  # open while the job runs
+        if job.parameters.slices == [1]:
+            raise RuntimeError("a broken model")
+        while not release.is_set():
+            cancel.raise_if_cancelled()
+            time.sleep(0.01)
+        return job.folder / "result.h5"
+
+    manager = JobManager(runner, workers=1, max_waiting=1)
+    try:
+        running, waiting, refused = make_job(tmp_path), make_job(tmp_path), make_job(tmp_path)
+        manager.submit(running)
+        assert wait_for(lambda: running.state == JobState.running, timeout=10)
+        manager.submit(waiting)
+        with pytest.raises(jobs_module.QueueFullError):
+            manager.submit(refused)
+        assert refused.input.closed and not waiting.input.closed
+        manager.cancel(waiting.id)
+        assert waiting.input.closed and not running.input.closed
+        manager.cancel(running.id)
+        assert wait_for(lambda: running.state == JobState.cancelled, timeout=10) and running.input.closed
+
+        done, failed = make_job(tmp_path), make_job(tmp_path)
+        failed.parameters = JobParameters(objects=["mito"], slices=[1])
+        release.set()
+        for job in (done, failed):
+            manager.submit(job)
+            assert wait_for(lambda job=job: job.state in FINISHED_STATES, timeout=10)
+        assert (done.state, failed.state) == (JobState.done, JobState.failed)
+        assert done.input.closed and failed.input.closed
+    finally:
+        manager.close()
+
+
+def test_a_job_still_waiting_when_the_manager_closes_has_its_input_closed(tmp_path):
+    def runner(job: Job, progress, cancel: CancelToken):
+        while True:
+            cancel.raise_if_cancelled()
+            time.sleep(0.01)
+
+    manager = JobManager(runner, workers=1)
+    running, waiting = make_job(tmp_path), make_job(tmp_path)
+    manager.submit(running)
+    assert wait_for(lambda: running.state == JobState.running, timeout=10)
+    manager.submit(waiting)
+    manager.close()
+    assert running.input.closed and waiting.input.closed

@@ -13,8 +13,9 @@ import h5py
 import pytest
 import requests
 import tifffile
-from live_server import TOKEN, wait_for
+from live_server import TOKEN, live_server, wait_for
 
+from emviewer.core.io import open_volume
 from emviewer.remote.upload import MultipartBody
 from emviewer.server.workdir import LOCK_NAME
 
@@ -85,3 +86,26 @@ def test_a_failed_job_says_why_in_one_line_without_server_paths(server, server_s
     assert "cut.tif" in message and "\n" not in message, message
     assert str(server.app.state.work_dir) not in message
     assert open_files_under(server.app.state.work_dir) == []
+
+
+def test_a_waiting_job_holds_its_upload_open_once_and_cancelling_closes_it(model_folder, slow_tiff, tmp_path):
+    """The upload is opened once, at the check, and carried to the run: while the job waits its
+    file is open (once); cancelling a waiting or a running job closes it."""
+    with live_server(model_folder, tmp_path, workers=1, max_waiting=2) as live:
+        slow = {"objects": ["mito"], "mode": "accurate"}
+        running = post(live, slow_tiff, slow).json()["id"]
+        wait_for(lambda: finished_or(live, running, "running"))
+        waiting = post(live, slow_tiff, slow).json()["id"]
+        work_dir = live.app.state.work_dir
+        with open_volume(slow_tiff):  # how many handles one opening of this file takes (TIFF + memory map)
+            per_opening = len(open_files_under(slow_tiff.parent))
+        upload = str(work_dir / waiting / "input" / slow_tiff.name)
+        assert per_opening > 0 and open_files_under(work_dir / waiting) == [upload] * per_opening
+        for job_id in (waiting, running):
+            requests.delete(f"{live.url}/v1/jobs/{job_id}", headers=AUTH, timeout=10)
+            assert finished(live, job_id)["state"] == "cancelled"
+        assert open_files_under(work_dir) == []
+
+
+def finished_or(server, job_id: str, state: str) -> bool:
+    return requests.get(f"{server.url}/v1/jobs/{job_id}", headers=AUTH, timeout=10).json()["state"] == state

@@ -15,9 +15,10 @@ from PIL import Image
 from emviewer.remote.upload import MultipartBody
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-pytestmark = pytest.mark.skipif(
-    not sys.platform.startswith("linux"), reason="kill -9 and /proc memory figures are Linux's"
-)
+pytestmark = [
+    pytest.mark.slow,  # each test starts (and kills) its own server process
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kill -9 and /proc memory figures are Linux's"),
+]
 
 
 def post(url: str, path, parameters: dict) -> requests.Response:

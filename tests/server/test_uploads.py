@@ -79,6 +79,7 @@ def result_probabilities(server, job_id: str, tmp_path: Path) -> np.ndarray:
 # ---------------------------------------------------------------- the API stays live
 
 
+@pytest.mark.load
 def test_health_answers_while_a_20000_part_upload_is_parsed(model_folder, tmp_path):
     n = 20_000
     body = multipart({"objects": ["mito"]}, [(f"s{i}.png", b"not an image") for i in range(n)])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 from ..errors import InputError, UnreadableFileError
 from ..volume import Volume
@@ -16,7 +15,10 @@ _DATASET_SUFFIXES = HDF5_SUFFIXES + (".zarr", ".zip", ".n5")
 
 
 def split_dataset(spec: str | Path) -> tuple[Path, str | None]:
-    """Split ``file.h5:/path/to/ds`` (or ``file.tif:series=N``) into the file and the dataset (``None`` when absent)."""
+    """Split ``file.h5:/path/to/ds`` (or ``file.tif:series=N``) into the file and the dataset.
+
+    The dataset is ``None`` when absent.
+    """
     text = str(spec)
     head, sep, tail = text.rpartition(":")
     if sep and head.lower().endswith(_DATASET_SUFFIXES) and tail:
@@ -38,7 +40,8 @@ def open_volume(spec: str | Path, options: ReadOptions | None = None) -> Volume:
     options = options or ReadOptions()
     volume = _open(spec, options)
     if options.pixel_size is not None:
-        volume.pixel_size = tuple(float(v) for v in options.pixel_size)
+        z, y, x = options.pixel_size
+        volume.pixel_size = (float(z), float(y), float(x))
         volume.metadata["pixel_size_from"] = "--pixel-size"
     return volume
 

@@ -47,7 +47,7 @@ def atomic_paths(paths: Sequence[str | Path]) -> Iterator[list[Path]]:
     try:
         temps = [_temp_beside(t) for t in targets]
         yield temps
-        for tmp, target in zip(temps, targets):
+        for tmp, target in zip(temps, targets, strict=True):
             os.replace(tmp, target)
     except BaseException:
         for tmp in temps:

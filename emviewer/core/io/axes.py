@@ -129,7 +129,8 @@ def _plan(axes: str, shape: Sequence[int], source, channel: int | None, colour_t
         described = ", ".join(f"{axes[i]}={shape[i]}" for i in stack_axes)
         raise ImageContentError(
             source,
-            f"holds a {len(stack_axes) + 2}D series ({described}, axes {axes}); EMViewer reads one (Z, Y, X) stack: save one time point, or name the axes with --axes",
+            f"holds a {len(stack_axes) + 2}D series ({described}, axes {axes}); EMViewer reads one (Z, Y, X) "
+            "stack: save one time point, or name the axes with --axes",
         )
     # One stack axis of any name (T in a Fiji stack saved as frames, tifffile's I or Q) is Z.
     z_axis = (

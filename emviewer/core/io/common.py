@@ -85,7 +85,8 @@ def check_slice_size(shape: Sequence[int], source) -> None:
     if y * x > MAX_SLICE_PIXELS:
         raise ImageContentError(
             source,
-            f"header claims {x} x {y} pixels per slice, more than the limit of {MAX_SLICE_PIXELS:,} pixels; refusing to read it",
+            f"header claims {x} x {y} pixels per slice, more than the limit of {MAX_SLICE_PIXELS:,} pixels; "
+            "refusing to read it",
         )
 
 

@@ -97,7 +97,8 @@ def _pick_dataset(h5: h5py.File, path: Path, dataset: str | None) -> tuple[h5py.
         if not is_image_candidate(ds):
             raise ImageContentError(
                 path,
-                f"{where} is not an image dataset (shape {ds.shape}, type {ds.dtype}); expected 2 to 5 numeric dimensions",
+                f"{where} is not an image dataset (shape {ds.shape}, type {ds.dtype}); "
+                "expected 2 to 5 numeric dimensions",
             )
         return ds, where
     refuse_outside_links(h5, path)
@@ -145,7 +146,8 @@ def _axistags(text: str | None, shape: tuple, source: str) -> str:
     if len(keys) != len(shape) or any(len(k) != 1 for k in keys):
         raise ImageContentError(
             source,
-            f"its 'axistags' attribute names the axes {keys} but the dataset has shape {tuple(shape)}; give the axis order with --axes",
+            f"its 'axistags' attribute names the axes {keys} but the dataset has shape {tuple(shape)}; "
+            "give the axis order with --axes",
         )
     return "".join(keys).upper()
 

@@ -15,10 +15,12 @@ hard links only, so it never opens the target of an external (or soft) link.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import posixpath
 import re
 import weakref
 from pathlib import Path
+from typing import BinaryIO
 
 import h5py
 import numpy as np
@@ -130,13 +132,15 @@ def check_dataset(ds: h5py.Dataset, path: Path, name: str) -> None:
         if not h5py.h5z.filter_avail(code):
             raise UnreadableFileError(
                 path,
-                f"{where} is compressed with HDF5 filter {_filter_name(code, stored_name)}, for which no decoder is installed",
+                f"{where} is compressed with HDF5 filter {_filter_name(code, stored_name)}, "
+                "for which no decoder is installed",
             )
     chunk_bytes = int(np.prod(ds.chunks, dtype=np.int64)) * ds.dtype.itemsize if ds.chunks else 0
     if chunk_bytes > MAX_CHUNK_BYTES:
         raise UnreadableFileError(
             path,
-            f"{where} is stored in chunks of {ds.chunks} that decode to {chunk_bytes / 2**30:.1f} GiB each, more than the limit of {MAX_CHUNK_BYTES / 2**30:g} GiB",
+            f"{where} is stored in chunks of {ds.chunks} that decode to {chunk_bytes / 2**30:.1f} GiB each, "
+            f"more than the limit of {MAX_CHUNK_BYTES / 2**30:g} GiB",
         )
 
 
@@ -201,16 +205,15 @@ _OPEN_FILES: weakref.WeakSet[h5py.File] = weakref.WeakSet()
 @atexit.register
 def _close_open_files() -> None:
     for h5 in list(_OPEN_FILES):
-        try:
+        # Already closed or half torn down: nothing left to protect.
+        with contextlib.suppress(Exception):
             h5.close()
-        except Exception:  # already closed or half torn down: nothing left to protect
-            pass
 
 
-def open_checked(path: Path) -> tuple[h5py.File, object]:
+def open_checked(path: Path) -> tuple[h5py.File, BinaryIO]:
     """Open ``path`` read-only through a Python file object; returns the file and that object."""
     try:
-        handle = open(path, "rb")
+        handle = open(path, "rb")  # noqa: SIM115 - returned open; the caller closes it after the HDF5 file
     except OSError as exc:
         raise UnreadableFileError(path, f"cannot open the file ({exc.strerror or exc})") from None
     try:

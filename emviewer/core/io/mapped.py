@@ -24,13 +24,12 @@ class MappedArray:
     def __init__(self, path: Path, dtype: np.dtype, offset: int, shape: tuple[int, ...]) -> None:
         self.shape, self.dtype = tuple(int(n) for n in shape), np.dtype(dtype)
         count = math.prod(self.shape)
-        with open(path, "rb") as handle:
-            self._map = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if count else None
-        self._array = (
-            np.frombuffer(self._map, self.dtype, count, offset).reshape(self.shape)
-            if count
-            else np.empty(self.shape, self.dtype)
-        )
+        self._map: mmap.mmap | None = None
+        self._array: np.ndarray | None = np.empty(self.shape, self.dtype)
+        if count:
+            with open(path, "rb") as handle:
+                self._map = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+            self._array = np.frombuffer(self._map, self.dtype, count, offset).reshape(self.shape)
 
     @property
     def ndim(self) -> int:

@@ -54,7 +54,10 @@ def _claimed_size(path: Path) -> str:
         return f"the header is damaged ({' '.join(str(exc).split())})"
     held = max(path.stat().st_size - _HEADER_BYTES - extended, 0)
     claimed = nx * ny * nz * itemsize
-    return f"the header claims {nz} x {ny} x {nx} values in mode {mode} ({claimed:,} bytes) but the file holds {held:,} bytes of data (truncated?)"
+    return (
+        f"the header claims {nz} x {ny} x {nx} values in mode {mode} ({claimed:,} bytes) "
+        f"but the file holds {held:,} bytes of data (truncated?)"
+    )
 
 
 def _open(path: Path):

@@ -22,6 +22,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeGuard
 
 import numpy as np
 
@@ -67,9 +68,12 @@ def _dataset(attrs: dict, source, where: str) -> _Dataset:
         raise UnreadableFileError(
             source, f"N5 dataset {where or '/'} uses compression {kind!r}; EMViewer reads {', '.join(_COMPRESSIONS)}"
         )
-    ok = isinstance(dims, list) and isinstance(block, list) and len(dims) == len(block)
-    ok = ok and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in dims + block)
-    if not ok:
+    if not (
+        isinstance(dims, list)
+        and isinstance(block, list)
+        and len(dims) == len(block)
+        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in dims + block)
+    ):
         raise UnreadableFileError(
             source, f"N5 dataset {where or '/'} has malformed dimensions {dims!r} or blockSize {block!r}"
         )
@@ -96,12 +100,12 @@ class N5Array:
         picks = _picks(key, self.shape)
         lo = [min(p) if len(p) else 0 for p, _ in picks]
         hi = [max(p) + 1 if len(p) else 0 for p, _ in picks]
-        box = np.zeros([h - l for l, h in zip(lo, hi)], dtype=self.dtype)
+        box = np.zeros([h - low for low, h in zip(lo, hi, strict=True)], dtype=self.dtype)
         if box.size:
-            ranges = [range(l // b, (h - 1) // b + 1) for l, h, b in zip(lo, hi, self._info.blocks)]
+            ranges = [range(low // b, (h - 1) // b + 1) for low, h, b in zip(lo, hi, self._info.blocks, strict=True)]
             for index in itertools.product(*ranges):
                 self._copy_block(index, lo, hi, box)
-        out = box[np.ix_(*[np.asarray(p) - l for (p, _), l in zip(picks, lo)])] if box.size else box
+        out = box[np.ix_(*[np.asarray(p) - low for (p, _), low in zip(picks, lo, strict=True)])] if box.size else box
         dropped = tuple(i for i, (_, scalar) in enumerate(picks) if scalar)
         return out.reshape([n for i, n in enumerate(out.shape) if i not in dropped]) if dropped else out
 
@@ -109,12 +113,12 @@ class N5Array:
         block = self._read_block(index)
         if block is None:
             return  # never written: stays 0
-        start = [i * b for i, b in zip(index, self._info.blocks)]
+        start = [i * b for i, b in zip(index, self._info.blocks, strict=True)]
         src, dst = [], []
-        for s, n, l, h in zip(start, block.shape, lo, hi):
-            a, b = max(s, l), min(s + n, h)
+        for s, n, low, h in zip(start, block.shape, lo, hi, strict=True):
+            a, b = max(s, low), min(s + n, h)
             src.append(slice(a - s, b - s))
-            dst.append(slice(a - l, b - l))
+            dst.append(slice(a - low, b - low))
         box[tuple(dst)] = block[tuple(src)]
 
     def _read_block(self, index: tuple[int, ...]) -> np.ndarray | None:
@@ -138,11 +142,12 @@ def _decode_block(data: bytes, info: _Dataset, index, source, where: str) -> np.
             source, f"N5 block {where} has mode {mode} and {count} dimensions; expected mode 0 and {ndim}"
         )
     sizes = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])[::-1]
-    edge = [min(b, n - i * b) for i, b, n in zip(index, info.blocks, info.shape)]
-    if any(s < e or s > b for s, e, b in zip(sizes, edge, info.blocks)):
+    edge = [min(b, n - i * b) for i, b, n in zip(index, info.blocks, info.shape, strict=True)]
+    if any(s < e or s > b for s, e, b in zip(sizes, edge, info.blocks, strict=True)):
         raise UnreadableFileError(
             source,
-            f"N5 block {where} claims size {sizes[::-1]} (X first); expected {tuple(edge[::-1])} to {info.blocks[::-1]}",
+            f"N5 block {where} claims size {sizes[::-1]} (X first); "
+            f"expected {tuple(edge[::-1])} to {info.blocks[::-1]}",
         )
     expected = math.prod(sizes) * info.dtype.itemsize
     if expected > MAX_CHUNK_BYTES:
@@ -187,7 +192,7 @@ def _picks(key, shape) -> list[tuple[np.ndarray, bool]]:
         raise IndexError(f"too many indices for an array of shape {shape}")
     key = key + (slice(None),) * (len(shape) - len(key))
     picks = []
-    for k, n in zip(key, shape):
+    for k, n in zip(key, shape, strict=True):
         if isinstance(k, slice):
             picks.append((np.arange(*k.indices(n)), False))
         elif isinstance(k, (int, np.integer)):
@@ -205,7 +210,7 @@ def _picks(key, shape) -> list[tuple[np.ndarray, bool]]:
 # ----------------------------------------------------------------------------- container
 
 
-def _is_dataset(attrs: dict | None) -> bool:
+def _is_dataset(attrs: dict | None) -> TypeGuard[dict]:
     return isinstance(attrs, dict) and "dimensions" in attrs and "dataType" in attrs
 
 
@@ -275,18 +280,23 @@ def _pixel_size(files: StoreFiles, key: str, axes: str):
             return None, None
         assumed = any(u is None for u in units)
         factors = [nm_per_unit("nm" if u is None else u) for u in units]
-
-        def size(letter: str) -> float | None:
-            i = axes.find(letter)
-            ok = i >= 0 and factors[i] is not None and isinstance(sizes[i], (int, float)) and sizes[i] > 0
-            return float(f"{sizes[i] * factors[i]:.12g}") if ok else None
-
-        y, x = size("Y"), size("X")
+        y, x = _axis_nm(axes, "Y", sizes, factors), _axis_nm(axes, "X", sizes, factors)
         if y is None or x is None:
             return None, None
         name = "N5 pixelResolution" if "pixelResolution" in attrs else "N5 resolution"
-        return (size("Z"), y, x), name + (" (no unit given: taken as nm)" if assumed else "")
+        return (_axis_nm(axes, "Z", sizes, factors), y, x), name + (" (no unit given: taken as nm)" if assumed else "")
     return None, None
+
+
+def _axis_nm(axes: str, letter: str, sizes: list, factors: list[float | None]) -> float | None:
+    """The size of axis ``letter`` in nm, or ``None`` when absent, unitless or not positive."""
+    i = axes.find(letter)
+    if i < 0:
+        return None
+    value, factor = sizes[i], factors[i]
+    if factor is None or not isinstance(value, (int, float)) or value <= 0:
+        return None
+    return float(f"{value * factor:.12g}")
 
 
 def read_n5(path: Path, name: str | None = None, options: ReadOptions | None = None) -> Volume:

@@ -126,7 +126,7 @@ def _combined_scale(global_transforms, dataset_transforms) -> list[float] | None
     if level is None:
         return None
     if overall is not None and len(overall) == len(level):
-        return [a * b for a, b in zip(overall, level)]
+        return [a * b for a, b in zip(overall, level, strict=True)]
     return level
 
 
@@ -180,7 +180,7 @@ def _atomic_folder(target: Path) -> Iterator[Path]:
 def _multiscale(name: str, pixel_size) -> dict:
     sizes = tuple(pixel_size) if pixel_size is not None else (None, None, None)
     axes = []
-    for letter, size in zip("zyx", sizes):
+    for letter, size in zip("zyx", sizes, strict=True):
         axis = {"name": letter, "type": "space"}
         if size is not None:  # no unit for an unknown size: "1 nanometer" would be read as a calibration
             axis["unit"] = "nanometer"

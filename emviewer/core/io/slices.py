@@ -14,6 +14,7 @@ import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, overload
 
 import imagecodecs
 import numpy as np
@@ -108,7 +109,8 @@ def _png_ihdr(path: Path) -> tuple[int, int]:
 
 def _pil_header(img: Image.Image, path: Path) -> SliceHeader:
     bands = img.getbands()
-    samples, dtype, png16 = len(bands), np.dtype(np.uint8), False
+    samples, png16 = len(bands), False
+    dtype: np.dtype = np.dtype(np.uint8)
     kind = img.mode
     if img.format == "PNG":
         depth, colour_type = _png_ihdr(path)
@@ -121,9 +123,18 @@ def _pil_header(img: Image.Image, path: Path) -> SliceHeader:
     colour = img.mode in _PIL_COLOUR or kind in ("RGB;16", "RGBA;16")
     size_nm, size_from = _pil_pixel_size(img)
     axes = "YX" if samples == 1 else "YXS"
-    size = dict(pixel_size=size_nm, pixel_size_from=size_from)
     return SliceHeader(
-        (img.height, img.width), kind, axes, samples, dtype, colour, alpha, img.format or "", png16, **size
+        (img.height, img.width),
+        kind,
+        axes,
+        samples,
+        dtype,
+        colour,
+        alpha,
+        img.format or "",
+        png16,
+        pixel_size=size_nm,
+        pixel_size_from=size_from,
     )
 
 
@@ -132,7 +143,7 @@ def _tiff_series(tif: tifffile.TiffFile, path: Path):
     if not tif.series:
         raise UnreadableFileError(path, "not a readable TIFF file (no image in it)")
     for series in tif.series:
-        extra = [f"{a}={n}" for a, n in zip(series.axes, series.shape) if a not in "YXSC" and n > 1]
+        extra = [f"{a}={n}" for a, n in zip(series.axes, series.shape, strict=True) if a not in "YXSC" and n > 1]
         if extra:
             stack = f"{', '.join(extra)}, axes {series.axes}"
             raise ImageContentError(
@@ -151,9 +162,18 @@ def _tiff_header(tif: tifffile.TiffFile, path: Path):
     extras = len(getattr(page, "extrasamples", ()) or ())
     colour = page.photometric in (tifffile.PHOTOMETRIC.RGB, tifffile.PHOTOMETRIC.YCBCR)  # tifffile decodes YCbCr to RGB
     size_zyx, size_from = tiff_pixel_size(tif, tif.series.index(series), page)
-    size = dict(pixel_size=size_zyx[1:] if size_zyx else None, pixel_size_from=size_from)
     header = SliceHeader(
-        yx, str(series.dtype), axes, samples, _native(series.dtype), colour, extras, "TIFF", False, **size
+        yx,
+        str(series.dtype),
+        axes,
+        samples,
+        _native(series.dtype),
+        colour,
+        extras,
+        "TIFF",
+        False,
+        pixel_size=size_zyx[1:] if size_zyx else None,
+        pixel_size_from=size_from,
     )
     return header, series
 
@@ -173,6 +193,14 @@ def probe_2d(path: Path) -> SliceHeader:
 
 
 # ---------------------------------------------------------------- decoding
+
+
+@overload
+def _open_2d(path: Path, decode: Literal[True], channel: int | None) -> tuple[SliceHeader, np.ndarray]: ...
+
+
+@overload
+def _open_2d(path: Path, decode: Literal[False], channel: int | None) -> tuple[SliceHeader, None]: ...
 
 
 def _open_2d(path: Path, decode: bool, channel: int | None) -> tuple[SliceHeader, np.ndarray | None]:
@@ -238,7 +266,8 @@ def _decode_pil(img: Image.Image, header: SliceHeader, path: Path, channel: int 
         return _grey_strips(img)
     raise ImageContentError(
         path,
-        f"colour mode {img.mode} cannot be read as grey; save the image as grey or RGB, or choose a band with --channel N",
+        f"colour mode {img.mode} cannot be read as grey; save the image as grey or RGB, "
+        "or choose a band with --channel N",
     )
 
 
@@ -292,7 +321,7 @@ class SliceFiles(LazySlices):
 
 
 def _metadata(header: SliceHeader, path: Path, folder: bool) -> dict:
-    meta = {
+    meta: dict[str, str | None] = {
         "format": f"folder of {header.fmt.lower()}" if folder else header.fmt.lower(),
         "axes": ("Z" if folder else "") + header.axes,
     }
@@ -342,7 +371,8 @@ def read_folder(folder: Path, options: ReadOptions | None = None) -> Volume:
         if header.shape != first.shape:
             raise ShapeMismatchError(
                 path,
-                f"slice is {header.shape[1]} x {header.shape[0]} pixels but {paths[0].name} is {first.shape[1]} x {first.shape[0]}; all slices must have one size",
+                f"slice is {header.shape[1]} x {header.shape[0]} pixels but {paths[0].name} is "
+                f"{first.shape[1]} x {first.shape[0]}; all slices must have one size",
             )
         if header.kind != first.kind:
             raise ImageContentError(path, f"pixel format {header.kind} differs from {paths[0].name} ({first.kind})")
@@ -363,7 +393,8 @@ def write_slices(paths: list[Path], images, quality: int = 95) -> None:
     PNG keeps 8- and 16-bit grey values exactly (big-endian input included); JPEG needs 8-bit data.
     """
     with atomic_paths(paths) as temps:
-        for image, tmp, path in zip(images, temps, paths):  # images first: its generator runs to the end
+        # images first: its generator runs to the end; a count that differs from paths raises (nothing written)
+        for image, tmp, path in zip(images, temps, paths, strict=True):
             fmt = "JPEG" if path.suffix.lower() in (".jpg", ".jpeg") else "PNG"
             options = {"quality": quality} if fmt == "JPEG" else {"compress_level": 6}
             image = np.asarray(image)

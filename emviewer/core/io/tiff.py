@@ -69,15 +69,15 @@ class TiffPages:
             key = key[:i] + (slice(None),) * (len(self.shape) - len(key) + 1) + key[i + 1 :]
         n = len(self._stack)
         stack_key, page_key = key[:n] + (slice(None),) * max(0, n - len(key)), key[n:]
-        ranges = []
-        for k, size in zip(stack_key, self._stack):
+        ranges: list[range | list[int]] = []
+        for k, size in zip(stack_key, self._stack, strict=True):
             if isinstance(k, slice):
                 ranges.append(range(*k.indices(size)))
             elif isinstance(k, (int, np.integer)) and -size <= k < size:
                 ranges.append([int(k) % size])
             else:
                 raise IndexError(f"unsupported index {key!r} for shape {self.shape}")
-        kept = tuple(len(r) for k, r in zip(stack_key, ranges) if isinstance(k, slice))
+        kept = tuple(len(r) for k, r in zip(stack_key, ranges, strict=True) if isinstance(k, slice))
         planes = [self.read_page(self._page_number(at))[page_key] for at in itertools.product(*ranges)]
         if not planes:
             return np.empty(kept + np.empty(self.shape[n:], np.uint8)[page_key].shape, self.dtype)
@@ -116,7 +116,7 @@ def _is_preview(series) -> bool:
 
 def _planes(series) -> int:
     """Number of ``(Y, X)`` planes in a series (colour samples not counted)."""
-    return int(np.prod([n for a, n in zip(series.axes, series.shape) if a not in "YXS"], dtype=np.int64))
+    return int(np.prod([n for a, n in zip(series.axes, series.shape, strict=True) if a not in "YXS"], dtype=np.int64))
 
 
 def _named_series(tif: tifffile.TiffFile, path: Path, text: str) -> list[int]:
@@ -203,7 +203,8 @@ def _paged(series_list: list, path: Path) -> TiffPages:
     if tuple(series.shape[len(stack) :]) != page_shape or int(np.prod(stack, dtype=np.int64)) != len(series.pages):
         raise ImageContentError(
             path,
-            f"unsupported TIFF layout: series {series.axes} {tuple(series.shape)} in {len(series.pages)} pages of {page_shape}",
+            f"unsupported TIFF layout: series {series.axes} {tuple(series.shape)} "
+            f"in {len(series.pages)} pages of {page_shape}",
         )
     return TiffPages(series.pages, stack, path)
 
@@ -282,8 +283,13 @@ def _read(tif: tifffile.TiffFile, path: Path, options: ReadOptions, series: str 
         metadata["pixel_size_from"] = pixel_from
     names = [path.stem] if data.shape[0] == 1 else ()
     source = f"{path}:{series}" if series else str(path)
-    closer = tif.close if not isinstance(pixels, MappedArray) else lambda: (pixels.close(), tif.close())
-    return Volume(data, source, slice_names=names, pixel_size=pixel_size, closer=closer, metadata=metadata)
+
+    def close() -> None:
+        if isinstance(pixels, MappedArray):
+            pixels.close()
+        tif.close()
+
+    return Volume(data, source, slice_names=names, pixel_size=pixel_size, closer=close, metadata=metadata)
 
 
 IMAGEJ_DTYPES = (np.uint8, np.uint16, np.float32)

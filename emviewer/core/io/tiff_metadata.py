@@ -43,6 +43,8 @@ _NM_PER_RESOLUTION_UNIT = {
 
 def _length(value, factor: float | None) -> float | None:
     """``value`` units in nm, rounded to 9 significant digits (TIFF rationals are not exact)."""
+    if factor is None:
+        return None
     try:
         number = float(value) * factor
     except (TypeError, ValueError):
@@ -151,6 +153,8 @@ def declared_size(tif: tifffile.TiffFile, series) -> tuple[int, str]:
         images = int(tif.imagej_metadata.get("images", 0))
         return images * series.keyframe.size, f"{images} images"
     shape = shaped_metadata(series).get("shape")
+    if not isinstance(shape, (list, tuple)):
+        return 0, ""
     try:
         return int(np.prod(shape, dtype=np.int64)), f"shape {tuple(shape)}"
     except (TypeError, ValueError):  # absent, or not a list of numbers
@@ -170,7 +174,7 @@ def stored_axes(tif: tifffile.TiffFile, series_list: list, options: ReadOptions)
     axes = ("Z" if len(series_list) > 1 else "") + series.axes
     page = series.keyframe
     shape = ((len(series_list),) if len(series_list) > 1 else ()) + tuple(series.shape)
-    stack = [a for a, n in zip(axes, shape) if a not in "YXS" and n > 1]
+    stack = [a for a, n in zip(axes, shape, strict=True) if a not in "YXS" and n > 1]
     if (
         "S" in axes
         and not stack

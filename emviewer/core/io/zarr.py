@@ -50,7 +50,8 @@ if ZARR_MAJOR >= 3:
             return await super().get_partial_values(prototype, key_ranges)
 
 else:  # zarr 2 (Python 3.10)
-    from zarr.storage import DirectoryStore
+    # zarr 2 only; mypy reads the installed zarr 3 (Python 3.11+), which has no DirectoryStore
+    from zarr.storage import DirectoryStore  # type: ignore[attr-defined]
 
     class _ConfinedStore(DirectoryStore):  # type: ignore[no-redef]
         """A folder store that refuses files lying outside the store (zarr 2 reads them all here)."""
@@ -150,7 +151,7 @@ def _open_array(path: Path, files: StoreFiles, key: str, info: ArrayInfo):
         if ZARR_MAJOR >= 3:
             array = zarr.open_array(store=store, path=key, zarr_format=info.zarr_format, mode="r")
         else:
-            array = zarr.open_array(store=store, path=key or None, mode="r")
+            array = zarr.open_array(store=store, path=key or None, mode="r")  # type: ignore[arg-type]  # zarr 2 API
     except InputError:
         raise
     except Exception as exc:  # zarr raises many kinds for damaged stores

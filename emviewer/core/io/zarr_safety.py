@@ -26,6 +26,7 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -69,7 +70,7 @@ class ArrayInfo:
     ``dimension_names`` (or xarray's ``_ARRAY_DIMENSIONS`` attribute), ``None`` when absent.
     """
 
-    zarr_format: int
+    zarr_format: Literal[2, 3]
     shape: tuple[int, ...]
     chunks: tuple[int, ...]
     dtype: np.dtype
@@ -352,7 +353,8 @@ def _check_v3_codecs(codecs, chunks: tuple[int, ...], source, where: str) -> tup
             raise _refuse(
                 source,
                 where,
-                f"uses codec {name if name is not None else codec!r}, which is not on EMViewer's list of safe numeric codecs",
+                f"uses codec {name if name is not None else codec!r}, "
+                "which is not on EMViewer's list of safe numeric codecs",
             )
         config = (codec.get("configuration") or {}) if isinstance(codec, dict) else {}
         if not isinstance(config, dict):
@@ -371,7 +373,7 @@ def _check_fill_value(value, source, where: str) -> None:
     ok = value is None or isinstance(value, (bool, int, float))
     ok = ok or (
         isinstance(value, str)
-        and (value in ("NaN", "Infinity", "-Infinity") or re.fullmatch(r"0x[0-9a-fA-F]{1,16}", value))
+        and (value in ("NaN", "Infinity", "-Infinity") or re.fullmatch(r"0x[0-9a-fA-F]{1,16}", value) is not None)
     )
     if not ok:
         raise _refuse(source, where, f"has fill value {str(value)[:40]!r}, not a number")
@@ -425,5 +427,6 @@ def check_sizes(shape: Sequence[int], decoded_chunk: Sequence[int], itemsize: in
         limit = f"{MAX_CHUNK_BYTES / 2**30:g} GiB"
         raise ImageContentError(
             source,
-            f"array {name} has chunks of {tuple(decoded_chunk)} x {itemsize} bytes; a chunk may decode to at most {limit}",
+            f"array {name} has chunks of {tuple(decoded_chunk)} x {itemsize} bytes; "
+            f"a chunk may decode to at most {limit}",
         )

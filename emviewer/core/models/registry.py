@@ -2,32 +2,35 @@
 
 from __future__ import annotations
 
-import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
+from .card import ModelCard
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A model file with its JSON card (DESIGN.md section 3) and where it came from."""
+    """A model file with its validated card (DESIGN.md section 3) and where it came from."""
 
     name: str
     path: Path
-    card: dict
+    card: ModelCard
     bundled: bool
 
 
-def read_card(model_path: Path) -> dict:
-    """The JSON card beside ``model.keras`` (``model.json``)."""
+def read_card(model_path: Path) -> ModelCard:
+    """The card beside ``model.keras`` (``model.json``), validated.
+
+    Raises :class:`~emviewer.core.errors.InputError` when the card is missing, is not JSON,
+    or has a bad field (the message names it).
+    """
     card_path = model_path.with_suffix(".json")
     try:
-        return json.loads(card_path.read_text())
+        return ModelCard.read(card_path)
     except FileNotFoundError:
         raise InputError(model_path, f"no model card {card_path.name} beside the model") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(card_path, f"model card is not valid JSON ({exc})") from None
 
 
 def _scan(folder: Path, bundled: bool) -> list[ModelEntry]:
@@ -66,20 +69,26 @@ def models_for(object_key: str, mode: str, entries: list[ModelEntry]) -> list[Pa
     do). Without such cards, ``fast`` takes the object's model with the best validation F1
     and ``accurate`` uses it too (with 16x test-time augmentation).
     """
-    own = [e for e in entries if e.card.get("object") == object_key]
+    own = [e for e in entries if e.card.object == object_key]
     if not own:
         raise InputError(
             None,
-            f"no {mode} model for {object_key!r} is installed; train one with 'emviewer train' or give --model FILE.keras",
+            f"no {mode} model for {object_key!r} is installed; "
+            "train one with 'emviewer train' or give --model FILE.keras",
         )
-    chosen = [e.path for e in own if mode in e.card.get("modes", [])]
+    chosen = [e.path for e in own if mode in e.card.modes]
     if mode == "accurate" and chosen:
         return chosen
     if mode == "fast" and chosen:
         return chosen[:1]
-    fast = [e.path for e in own if "fast" in e.card.get("modes", [])]
-    best = max(own, key=lambda e: e.card.get("validation", {}).get("f1", 0.0))
+    fast = [e.path for e in own if "fast" in e.card.modes]
+    best = max(own, key=lambda e: _f1_or_zero(e.card))
     return fast[:1] or [best.path]
+
+
+def _f1_or_zero(card: ModelCard) -> float:
+    f1 = card.figure("f1")
+    return 0.0 if math.isnan(f1) else f1
 
 
 def resolve_models(choices: dict, mode: str, entries: list[ModelEntry]) -> dict[str, list[Path]]:

@@ -36,7 +36,7 @@ def copy_weights(source, target) -> None:
     if len(have) != len(want):
         raise ValueError(f"the networks differ: {len(have)} weight arrays against {len(want)}")
     weights = []
-    for old, new in zip(have, want):
+    for old, new in zip(have, want, strict=True):
         if old.shape != new.shape:
             reads_input = old.ndim == 4 and old.shape[2] == have_slices and new.shape[2] == want_slices
             if not (reads_input and old.shape[:2] == new.shape[:2] and old.shape[3] == new.shape[3]):

@@ -7,9 +7,8 @@ F1 as salt-and-pepper noise grows.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
-import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -30,100 +29,15 @@ from PySide6.QtWidgets import (
 )
 
 from ...core.errors import InputError
-from ...core.evaluate import Evaluation, truth_masks
-from ...core.io import open_volume
-from ...core.metrics import score
+from ...core.evaluate import evaluate_masks, robustness_against_labels
 from ...core.objects import OBJECTS, colour_of
 from ...core.predict import Predictor
-from ...core.progress import CancelToken, Progress
-from ...core.robustness import RobustnessPoint, robustness_curve
-from ...core.validate import Pairing, pair_slices, parse_values
-from ...core.volume import Volume, map_slices
+from ...core.validate import parse_values
 from ..session import Session
 from ..workers import Job, start
 from .train_widgets import PAIR_CHOICES
 
 COLUMNS = ("slice", "precision", "recall", "F1", "IoU")
-
-
-def _pair_with_stack(volume: Volume, labels: Volume, pair_by: str) -> Pairing:
-    """The stack's slices (all of them, so its numbering is checked whole) paired with the labels."""
-    return pair_slices(
-        volume.slice_names, labels.slice_names, volume.source, labels.source, pair_by, ("slices", "labels")
-    )
-
-
-def evaluate_masks(
-    masks: Mapping[int, np.ndarray],
-    volume: Volume,
-    labels_folder: str,
-    foreground=None,
-    invert: bool = False,
-    progress: Progress | None = None,
-    cancel: CancelToken | None = None,
-    pair_by: str = "number",
-) -> tuple[list[int], Evaluation]:
-    """Score ``{z: (Y, X) bool}`` masks of ``volume`` against labels paired ``pair_by``
-    ``"number"`` (in their names) or ``"order"`` with the slices of ``volume``.
-
-    Returns the paired slice indices and the :class:`~emviewer.core.evaluate.Evaluation`.
-    Raises :class:`~emviewer.core.errors.PairingError` when the stack's and the labels'
-    numbers do not line up one to one (or, by order, their counts differ).
-    """
-    with open_volume(labels_folder) as labels:
-        whole = _pair_with_stack(volume, labels, pair_by)
-        pairing = Pairing([(z, j) for z, j in whole.pairs if z in masks], [], [])
-        scored = [
-            (z, score(masks[z], truth))
-            for z, truth in truth_masks(
-                labels,
-                pairing,
-                volume.shape[1:],
-                volume.source,
-                volume.slice_names,
-                foreground,
-                invert,
-                progress,
-                cancel,
-            )
-        ]
-        labelled = {j for _, j in pairing.pairs}
-        unpaired_labels = [name for j, name in enumerate(labels.slice_names) if j not in labelled]
-    paired = [z for z, _ in scored]
-    unpaired = [volume.slice_names[z] for z in sorted(set(masks) - set(paired))]
-    return paired, Evaluation(
-        [volume.slice_names[z] for z in paired], [s for _, s in scored], unpaired, unpaired_labels
-    )
-
-
-def robustness_against_labels(
-    predictor: Predictor,
-    volume: Volume,
-    labels_folder: str,
-    object_key: str,
-    foreground=None,
-    invert: bool = False,
-    progress: Progress | None = None,
-    cancel: CancelToken | None = None,
-    pair_by: str = "number",
-) -> list[RobustnessPoint]:
-    """F1 vs salt-and-pepper noise on the slices of ``volume`` that have a label (paired ``pair_by``)."""
-    with open_volume(labels_folder) as labels:
-        pairing = _pair_with_stack(volume, labels, pair_by)
-        truths = dict(
-            truth_masks(
-                labels, pairing, volume.shape[1:], volume.source, volume.slice_names, foreground, invert, None, cancel
-            )
-        )
-    zs = sorted(truths)
-    return robustness_curve(
-        predictor,
-        map_slices(volume, indices=zs),
-        [truths[z] for z in zs],
-        object_key=object_key,
-        progress=progress,
-        cancel=cancel,
-    )
 
 
 def _plot(title: str, x_label: str) -> tuple[pg.PlotWidget, pg.PlotDataItem]:
@@ -138,7 +52,7 @@ def _plot(title: str, x_label: str) -> tuple[pg.PlotWidget, pg.PlotDataItem]:
 def _style(key: str) -> dict:
     """Line and symbol in the object's colour, as in the viewer's overlay."""
     colour = colour_of(key)
-    return dict(pen=pg.mkPen(colour, width=2), symbolBrush=colour, symbolPen=colour)
+    return {"pen": pg.mkPen(colour, width=2), "symbolBrush": colour, "symbolPen": colour}
 
 
 class EvaluateTab(QWidget):
@@ -184,7 +98,8 @@ class EvaluateTab(QWidget):
         self.foreground_edit = QLineEdit(placeholderText="e.g. 2 or 1,2 (empty: the larger value)")
         self.invert_check = QCheckBox("invert (object is the background value)")
         self.pair_box = QComboBox(
-            toolTip="How label files meet the stack's slices: by the number in their names, or by position (same count, same order)"
+            toolTip="How label files meet the stack's slices: by the number in their names, "
+            "or by position (same count, same order)"
         )
         for text, value in PAIR_CHOICES:
             self.pair_box.addItem(text, value)
@@ -265,7 +180,7 @@ class EvaluateTab(QWidget):
         volume = self.session.volume
 
         def work(progress, cancel, _emit):
-            return (key,) + evaluate_masks(masks, volume, folder, foreground, invert, progress, cancel, pair_by)
+            return key, evaluate_masks(masks, volume, folder, foreground, invert, progress, cancel, pair_by)
 
         self._start(work, self._on_evaluation_finished, self._on_evaluation_failed)
 
@@ -317,7 +232,8 @@ class EvaluateTab(QWidget):
 
     def _on_evaluation_finished(self, result) -> None:
         self._set_running(False)
-        key, slices, evaluation = result
+        key, evaluation = result
+        slices = evaluation.slices
         self._metrics = evaluation.as_dict()
         mean = self._metrics["mean"]
         self.f1_curve.setData(slices, [row["f1"] for row in self._metrics["per_image"]], **_style(key))

@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 from ... import config
 from ...core.errors import InputError
 from ...core.models import ARCHITECTURES
+from ...core.models.card import ModelCard
 from ...core.models.registry import read_card
 from ...core.objects import OBJECTS, colour_of
 from ...core.train import DataSpec, TrainConfig, checkpoint_dir, config_from_state, load_state, network_settings, train
@@ -289,7 +290,7 @@ class TrainTab(QWidget):
         self.start_from.clear()
         self.start_from.addItem("new network (random weights)", None)
         for entry in config.installed_models():
-            if entry.card.get("object") == object_key:
+            if entry.card.object == object_key:
                 self.start_from.addItem(entry.name, str(entry.path))
         self.start_from.blockSignals(False)
         self._on_start_model_changed()
@@ -509,13 +510,9 @@ class TrainTab(QWidget):
         self.loss_curve.setData(epochs, [row["loss"] for row in self.history])
         self.f1_curve.setData(epochs, [row["val_f1"] for row in self.history])
 
-    def _on_finished(self, card: dict) -> None:
+    def _on_finished(self, card: ModelCard) -> None:
         out, self._stopped_out = self._out, None
-        validation = card.get("validation", {})
-        self._set_running(
-            False,
-            f"done: {out} (best epoch {card.get('best_epoch')}, validation F1 {validation.get('f1', float('nan')):.3f})",
-        )
+        self._set_running(False, f"done: {out} (best epoch {card.best_epoch}, validation F1 {card.figure('f1'):.3f})")
         self._refresh_default_name()
         chosen = self.start_from.currentData()
         self._refresh_start_models()  # the new model can be fine-tuned next

@@ -28,9 +28,12 @@ def combo_box(items, default) -> QComboBox:
 
 
 def spin_box(low, high, value, step=1, decimals=0):
-    spin = QDoubleSpinBox() if decimals else QSpinBox()
+    spin: QDoubleSpinBox | QSpinBox
     if decimals:
+        spin = QDoubleSpinBox()
         spin.setDecimals(decimals)
+    else:
+        spin = QSpinBox()
     spin.setRange(low, high)
     spin.setSingleStep(step)
     spin.setValue(value)

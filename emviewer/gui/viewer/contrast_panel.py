@@ -58,7 +58,7 @@ class ContrastPanel(QWidget):
         self._show_levels()
 
     def _show_levels(self) -> None:
-        for box, value in zip((self.low, self.high), self._session.levels):
+        for box, value in zip((self.low, self.high), self._session.levels, strict=True):
             with QSignalBlocker(box):
                 box.setValue(value)
 

@@ -139,10 +139,11 @@ class SideBySideView(QWidget):
 
     def _current_raw(self) -> np.ndarray | None:
         """The current slice, read once per slice (a lazy stack decodes it on every read)."""
-        if self._session.volume is None:
+        volume = self._session.volume
+        if volume is None:
             self._z, self._raw = None, None
         elif self._z != self._session.z:
-            raw = self._session.current_slice()
+            raw = volume.slice(self._session.z)
             self._raw = raw.astype(np.uint8) if raw.dtype == bool else raw
             self._z = self._session.z
         return self._raw

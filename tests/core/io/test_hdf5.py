@@ -155,7 +155,7 @@ def test_h5py_dimension_labels_name_the_axes(tmp_path, stack):
     path = tmp_path / "labelled.h5"
     with h5py.File(path, "w") as h5:
         ds = h5.create_dataset("raw", data=np.moveaxis(stack, 0, -1))  # (Y, X, 3 channels)
-        for dim, label in zip(ds.dims, ("y", "x", "channel")):
+        for dim, label in zip(ds.dims, ("y", "x", "channel"), strict=True):
             dim.label = label
     with pytest.raises(InputError, match=r"axes YXC"):
         open_volume(path)
@@ -260,7 +260,10 @@ def test_reader_registers_the_codecs_itself(tmp_path, stack):
     paths = [
         _write(tmp_path / f"{codec}.h5", stack, name="raw", chunks=(1, 64, 32), **CODECS[codec]) for codec in CODECS
     ]
-    script = "import sys; from emviewer.core.io import open_volume; print(*[int(open_volume(p).read().sum()) for p in sys.argv[1:]])"
+    script = (
+        "import sys; from emviewer.core.io import open_volume; "
+        "print(*[int(open_volume(p).read().sum()) for p in sys.argv[1:]])"
+    )
     done = subprocess.run(
         [sys.executable, "-c", script, *map(str, paths)], capture_output=True, text=True, timeout=120, cwd=tmp_path
     )

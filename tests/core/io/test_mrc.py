@@ -131,7 +131,8 @@ def test_truncated_file_is_refused_with_what_the_header_claims(tmp_path, stack):
     held = 3 * 128 * 96 * 2 - 1000
     with pytest.raises(
         UnreadableFileError,
-        match=rf"cut\.mrc: the header claims 3 x 128 x 96 values in mode 1 \(73,728 bytes\) but the file holds {held:,} bytes",
+        match=rf"cut\.mrc: the header claims 3 x 128 x 96 values in mode 1 \(73,728 bytes\) "
+        rf"but the file holds {held:,} bytes",
     ):
         open_volume(path)
 

@@ -311,8 +311,9 @@ def test_n5_written_by_hand_with_axes_and_resolution(tmp_path, stack):
     ds = tmp_path / "paintera.n5" / "raw"
     ds.mkdir(parents=True)
     (ds.parent / "attributes.json").write_text(json.dumps({"n5": "2.0.0"}))
-    attrs = {"dimensions": [96, 128, 3, 2], "blockSize": [64, 64, 2, 1], "dataType": "uint16", "compression": {"type": "raw"},
-             "axes": ["x", "y", "z", "c"], "resolution": [7.0, 7.0, 50.0, 1.0]}  # fmt: skip
+    attrs = {"dimensions": [96, 128, 3, 2], "blockSize": [64, 64, 2, 1], "dataType": "uint16",
+             "compression": {"type": "raw"}, "axes": ["x", "y", "z", "c"],
+             "resolution": [7.0, 7.0, 50.0, 1.0]}  # fmt: skip
     (ds / "attributes.json").write_text(json.dumps(attrs))
     for c in range(2):
         for z0 in range(0, 3, 2):
@@ -516,9 +517,11 @@ def test_damaged_chunks_and_metadata_name_the_store(tmp_path, stack):
     path = tmp_path / "damaged.zarr"
     zarr.create_array(str(path), shape=stack.shape, dtype=stack.dtype, chunks=(1, 128, 96), zarr_format=2)[:] = stack
     (path / "1.0.0").write_bytes(b"\x02\x01garbage, not blosc")
-    with open_volume(path) as volume:
-        with pytest.raises(UnreadableFileError, match=r"damaged\.zarr: a chunk could not be read"):
-            volume[1]
+    with (
+        open_volume(path) as volume,
+        pytest.raises(UnreadableFileError, match=r"damaged\.zarr: a chunk could not be read"),
+    ):
+        volume[1]
     (path / ".zarray").write_text("{not json")
     with pytest.raises(UnreadableFileError, match=r"damaged\.zarr: \.zarray is not valid JSON"):
         open_volume(path)

@@ -1,0 +1,1 @@
+"""The sample stack and the app's icon, installed as the package data ``emviewer.resources`` (see pyproject.toml)."""
