@@ -93,14 +93,19 @@ def _describe_file(args) -> int:
     lines = {
         "File": info["file"],
         "Format": info["format"],
-        "Shape": f"{info['shape_zyx'][0]} slices of {info['shape_zyx'][2]} x {info['shape_zyx'][1]} pixels (Z, Y, X), {info['dtype']}",
+        "Shape": (
+            f"{info['shape_zyx'][0]} slices of {info['shape_zyx'][2]} x {info['shape_zyx'][1]} pixels (Z, Y, X),"
+            f" {info['dtype']}"
+        ),
         "Stored axes": info["stored_axes"],
         "Voxel size": f"{info['pixel_size']} ({info['pixel_size_from']})"
         if info["pixel_size_nm_zyx"]
         else "unknown (give --pixel-size Z,Y,X in nm)",
         "Tissue intensity": f"{low:g} - {high:g} (1st - 99th percentile)",
         "NaN / infinite": f"{info['nonfinite_fraction']:.2%} of the pixels",
-        "Border or saturated": f"{info['border_or_saturated_fraction']:.2%} of the pixels (left out of the intensity statistics)",
+        "Border or saturated": (
+            f"{info['border_or_saturated_fraction']:.2%} of the pixels (left out of the intensity statistics)"
+        ),
         "Slices": info["slices"],
     }
     for label, value in lines.items():
@@ -175,7 +180,7 @@ def cmd_evaluate(args) -> int:
         print(json.dumps(result.as_dict()))
         return 0
     print(f"{'image':<32} {'precision':>9} {'recall':>9} {'F1':>9} {'IoU':>9}")
-    rows = [(n, s) for n, s in zip(result.names, result.per_image)] + [("mean", result.mean)]
+    rows = [*zip(result.names, result.per_image, strict=True), ("mean", result.mean)]
     for name, s in rows:
         print(f"{name:<32} {s.precision:>9.4f} {s.recall:>9.4f} {s.f1:>9.4f} {s.iou:>9.4f}")
     return 0
@@ -222,8 +227,8 @@ def _predictor(args):
                 args.model, "online mode uses the server's models: give a name from the server's model list"
             )
         names = {obj: args.model.split(",") for obj in args.object} if args.model else {}
-        predictor = RemotePredictor(args.server, token, args.object, names, args.mode, args.tta, args.keep_long_objects)
-        return predictor, {"server": args.server, "models": names or "server defaults"}
+        remote = RemotePredictor(args.server, token, args.object, names, args.mode, args.tta, args.keep_long_objects)
+        return remote, {"server": args.server, "models": names or "server defaults"}
     from .core.models.registry import resolve_models
     from .core.predict import models_record, predictor_for
 
@@ -407,7 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--keep-long-objects",
         action="store_true",
-        help="keep objects longer than the model allows (its card's max_object_length_px: 1.5 x the longest labelled object), e.g. for much finer pixels than the training data",
+        help="keep objects longer than the model allows (its card's max_object_length_px: 1.5 x the longest"
+        " labelled object), e.g. for much finer pixels than the training data",
     )
     predict.add_argument(
         "--format",
@@ -443,7 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--context",
         type=int,
         choices=(1, 3, 5),
-        help="neighbouring slices the model sees (1fm, 3fm, 5fm; default 1, or the --init-from model's, which may be changed)",
+        help="neighbouring slices the model sees (1fm, 3fm, 5fm; default 1, or the --init-from model's,"
+        " which may be changed)",
     )
     train.add_argument(
         "--val-images", action="append", help="held-out images (default: the last 15 %% of the training slices)"
@@ -465,7 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--init-from",
         metavar="MODEL",
-        help="fine-tune this model (a name from 'emviewer models' or a .keras file) instead of starting from scratch; its architecture and width are used, and its context unless --context is given",
+        help="fine-tune this model (a name from 'emviewer models' or a .keras file) instead of starting from"
+        " scratch; its architecture and width are used, and its context unless --context is given",
     )
     train.add_argument(
         "--time-limit",
@@ -478,13 +486,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=fraction,
         default=0.0,
         metavar="F",
-        help="centre this fraction of the crops (0-1) where the model still errs, found by predicting the training slices before each epoch (default 0)",
+        help="centre this fraction of the crops (0-1) where the model still errs, found by predicting the"
+        " training slices before each epoch (default 0)",
     )
     train.add_argument(
         "--length-filter",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="let the model reject predicted objects longer than 1.5 x the longest labelled one (default: on for mito, off for nuclei and membranes)",
+        help="let the model reject predicted objects longer than 1.5 x the longest labelled one"
+        " (default: on for mito, off for nuclei and membranes)",
     )
     train.set_defaults(run=cmd_train)
 
@@ -521,7 +531,7 @@ def _show_input_warnings() -> None:
         else:
             shown(message, category, *rest, **kwargs)
 
-    show.emviewer_input_warnings = True
+    show.emviewer_input_warnings = True  # type: ignore[attr-defined]  # a marker on our own function object
     warnings.showwarning = show
 
 

@@ -13,7 +13,7 @@ def fraction(text: str) -> float:
     return value
 
 
-def values(text: str) -> list[float]:
+def values(text: str) -> list[float] | None:
     from .core.errors import InputError
     from .core.validate import parse_values
 
@@ -72,7 +72,8 @@ def add_pair_option(parser: argparse.ArgumentParser, what: str) -> None:
         "--pair-by",
         choices=("number", "order"),
         default="number",
-        help=f"how {what} line up: number = the number in the file names (default; refused when the numbers differ), order = position in natural order (equal counts)",
+        help=f"how {what} line up: number = the number in the file names (default; refused when the numbers"
+        " differ), order = position in natural order (equal counts)",
     )
 
 

@@ -6,7 +6,7 @@ import os
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -14,7 +14,7 @@ T = TypeVar("T")
 _DONE = object()
 
 
-def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
+def prefetch(items: Iterable[T], depth: int = 2) -> Generator[T, None, None]:
     """Iterate ``items`` on a background thread, keeping up to ``depth`` ready ahead.
 
     Errors raised while producing are re-raised in the consumer. Closing the returned
@@ -64,7 +64,7 @@ def default_workers() -> int:
     return max(1, min(8, (os.cpu_count() or 2) // 2))
 
 
-def parallel_map(make: Callable[[int], T], count: int, workers: int | None = None) -> Iterator[T]:
+def parallel_map(make: Callable[[int], T], count: int, workers: int | None = None) -> Generator[T, None, None]:
     """``make(0), make(1), ... make(count - 1)`` on ``workers`` threads, yielded in order.
 
     At most ``workers + 1`` results are made ahead. NumPy releases the GIL in its array work,

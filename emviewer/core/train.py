@@ -133,7 +133,7 @@ def _load_sets(
     if len(images) != len(labels):
         raise InputError(None, f"give one labels folder per images folder ({len(images)} images, {len(labels)} labels)")
     sets = []
-    for image_path, label_path in zip(images, labels):
+    for image_path, label_path in zip(images, labels, strict=True):
         sets.append(
             load_labelled(
                 image_path, label_path, spec.foreground, spec.invert, spec.pair_by, spec.reference, spec.read_options
@@ -183,7 +183,7 @@ def validate(
         threshold, _ = best_threshold(probabilities, truths)
     else:
         threshold = best_threshold_without_long_objects(probabilities, truths, max_length)
-    mean = mean_scores([score(m, t) for m, t in zip(_masks(probabilities, threshold, max_length), truths)])
+    mean = mean_scores([score(m, t) for m, t in zip(_masks(probabilities, threshold, max_length), truths, strict=True)])
     return {"f1": mean.f1, "threshold": threshold, "precision": mean.precision, "recall": mean.recall, "iou": mean.iou}
 
 
@@ -198,7 +198,10 @@ def best_threshold_without_long_objects(
     """The threshold with the best mean F1 once objects longer than ``max_length`` are removed
     (each threshold labels every slice, so the grid is coarser than :func:`best_threshold`'s)."""
     grid = default_thresholds(0.02)
-    f1 = [mean_scores([score(m, t) for m, t in zip(_masks(probabilities, c, max_length), truths)]).f1 for c in grid]
+    f1 = [
+        mean_scores([score(m, t) for m, t in zip(_masks(probabilities, c, max_length), truths, strict=True)]).f1
+        for c in grid
+    ]
     return float(grid[int(np.argmax(f1))])
 
 
@@ -286,7 +289,10 @@ def _card(
         "depth": config.depth,
         "tile": config.tile,
         "threshold": best["threshold"],
-        "normalisation": "tissue percentiles 1-99 of the stack (NaN, constant borders and saturated runs left out) mapped onto input_reference",
+        "normalisation": (
+            "tissue percentiles 1-99 of the stack (NaN, constant borders and saturated runs left out)"
+            " mapped onto input_reference"
+        ),
         "input_reference": list(spec.reference or DEFAULT_REFERENCE),
         "training_data": {
             "images": spec.images,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
+    QBoxLayout,
     QButtonGroup,
     QComboBox,
     QDialog,
@@ -64,7 +65,7 @@ def _label(key: str) -> str:
     return OBJECTS[key].label if key in OBJECTS else key
 
 
-def _box(layout: QLayout, *items) -> QLayout:
+def _box(layout: QBoxLayout, *items) -> QBoxLayout:
     """Add widgets and nested layouts to ``layout``, in order; returns it."""
     for item in items:
         if isinstance(item, QLayout):
@@ -163,7 +164,8 @@ class ExportDialog(QDialog):
         for key, (name, _) in FORMATS.items():
             self.format_box.addItem(name, key)
         self.content_group, self.content_buttons = _radio_group(self, CONTENTS)
-        self.object_box = QComboBox(toolTip="the object whose mask is exported")
+        self.object_box = QComboBox()
+        self.object_box.setToolTip("the object whose mask is exported")
         self.slice_group, self.slice_buttons = _radio_group(
             self, {"all": "All", "current": "Current", "range": "Range"}
         )
@@ -198,7 +200,7 @@ class ExportDialog(QDialog):
 
     def chosen_slices(self) -> list[int]:
         """The 0-based slices to export; raises :class:`InputError` for a bad range."""
-        n = len(self.session.volume)
+        n = len(_open_volume(self.session))
         if self.slice_buttons["current"].isChecked():
             return [self.session.z]
         if self.slice_buttons["range"].isChecked():
@@ -288,6 +290,7 @@ class ExportDialog(QDialog):
             self._show_error(str(exc))
             return
         volume = self.session.volume
+        assert volume is not None, "_request raises InputError when no stack is open"
 
         def work(progress, cancel, _emit):
             return export(out, volume, progress=progress, cancel=cancel, **arguments)
@@ -383,6 +386,7 @@ class ExportDialog(QDialog):
 
     def _on_cancel_clicked(self) -> None:
         if self.running:
+            assert self.job is not None, "start_export sets the job before it runs"
             self.job.cancel()
             self.status.setText("cancelling...")
         else:
@@ -392,6 +396,7 @@ class ExportDialog(QDialog):
         """Close; a running export is cancelled first and the dialog closes once it has stopped."""
         if self.running:
             self._closing = True
+            assert self.job is not None, "start_export sets the job before it runs"
             self.job.cancel()
             return
         super().reject()
@@ -399,6 +404,6 @@ class ExportDialog(QDialog):
     def _show_error(self, message: str) -> None:
         self.last_error = message
         self.status.setText("")
-        self.error_box = QMessageBox(QMessageBox.Warning, "Export", message, QMessageBox.Ok, self)
+        self.error_box = QMessageBox(QMessageBox.Icon.Warning, "Export", message, QMessageBox.StandardButton.Ok, self)
         self.error_box.open()
         self.exportFailed.emit(message)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
+    QDialog,
     QDockWidget,
     QFileDialog,
     QLabel,
@@ -86,9 +88,9 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.evaluate_tab, "Evaluate")
         dock = QDockWidget("", self)
         dock.setWidget(self.tabs)
-        dock.setFeatures(QDockWidget.DockWidgetMovable)
-        self.addDockWidget(Qt.RightDockWidgetArea, dock)
-        self.resizeDocks([dock], [400], Qt.Horizontal)  # the images get the rest of the window
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        self.resizeDocks([dock], [400], Qt.Orientation.Horizontal)  # the images get the rest of the window
         self._build_menus()
         self._build_status_bar()
         self.train_tab.modelTrained.connect(self._on_model_trained)
@@ -113,7 +115,7 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
-        self._action(file_menu, "Open &file...", self._on_open_file, QKeySequence.Open)
+        self._action(file_menu, "Open &file...", self._on_open_file, QKeySequence.StandardKey.Open)
         self._action(file_menu, "Open f&older of slices...", self._on_open_folder, "Ctrl+Shift+O")
         self._action(file_menu, "Open &sample stack", lambda: self.open_path(config.sample_stack()))
         self.recent_menu = file_menu.addMenu("&Recent files")
@@ -121,11 +123,11 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "&Export...", self._on_export, "Ctrl+E")
         self._action(file_menu, "&Voxel size...", self._on_pixel_size)
         file_menu.addSeparator()
-        self._action(file_menu, "&Quit", self.close, QKeySequence.Quit)
+        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         view = QToolBar("View")
         self.addToolBar(view)
-        self._action(view, "Zoom in", self.viewer.zoom_in, QKeySequence.ZoomIn)
-        self._action(view, "Zoom out", self.viewer.zoom_out, QKeySequence.ZoomOut)
+        self._action(view, "Zoom in", self.viewer.zoom_in, QKeySequence.StandardKey.ZoomIn)
+        self._action(view, "Zoom out", self.viewer.zoom_out, QKeySequence.StandardKey.ZoomOut)
         self._action(view, "Fit", self.viewer.fit, "F")
         self._action(view, "1:1", self.viewer.one_to_one, "1")
 
@@ -135,10 +137,10 @@ class MainWindow(QMainWindow):
 
         def work(progress, cancel, emit):
             text = device_text()
-            try:  # the default model too: loading one holds Python's lock for a moment
+            # the default model too: loading one holds Python's lock for a moment;
+            # InputError: no model installed yet, nothing to preload
+            with contextlib.suppress(InputError):
                 self._predictor(resolve_models({"mito": None}, "fast", self.models), "fast")
-            except InputError:
-                pass  # no model installed yet: nothing to preload
             return text
 
         self._backend_job = Job(work)
@@ -177,9 +179,9 @@ class MainWindow(QMainWindow):
             f"{error.path} holds {error.channels} channels (axes {error.axes}).", error.channels, self
         )
         dialog.channelChosen.connect(lambda channel: self.open_path(path, ReadOptions(channel=channel)))
-        dialog.setAttribute(Qt.WA_DeleteOnClose)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
-        self.file_dialog = dialog
+        self.file_dialog: QDialog = dialog  # the open channel or voxel-size dialog
 
     def _on_pixel_size(self) -> PixelSizeDialog | None:
         if self.session.volume is None:
@@ -187,7 +189,7 @@ class MainWindow(QMainWindow):
             return None
         dialog = PixelSizeDialog(self.session.volume.pixel_size, self)
         dialog.pixelSizeChosen.connect(self.session.set_pixel_size)
-        dialog.setAttribute(Qt.WA_DeleteOnClose)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
         self.file_dialog = dialog
         return dialog
@@ -207,14 +209,21 @@ class MainWindow(QMainWindow):
         if path:
             self.open_path(path)
 
+    def _recent_paths(self) -> list[str]:
+        """The remembered paths, newest first; QSettings gives back an untyped value."""
+        value = self.settings.value("recent", []) or []
+        if isinstance(value, str):  # some settings backends give a one-item list back as its item
+            return [value]
+        return [str(p) for p in value] if isinstance(value, (list, tuple)) else []
+
     def _remember(self, path: str) -> None:
-        recent = [p for p in (self.settings.value("recent", []) or []) if p != path]
+        recent = [p for p in self._recent_paths() if p != path]
         self.settings.setValue("recent", [path] + recent[: MAX_RECENT - 1])
         self._refresh_recent()
 
     def _refresh_recent(self) -> None:
         self.recent_menu.clear()
-        for path in self.settings.value("recent", []) or []:
+        for path in self._recent_paths():
             self._action(self.recent_menu, path, lambda checked=False, p=path: self.open_path(p))
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt override)
@@ -226,12 +235,12 @@ class MainWindow(QMainWindow):
         if urls:
             self.open_path(urls[0].toLocalFile())
 
-    def _on_export(self) -> ExportDialog:
+    def _on_export(self) -> ExportDialog | None:
         if self.session.volume is None:
             self.show_error("Open a stack first (File > Open, or drop a file here).")
             return None
         dialog = ExportDialog(self.session, metrics_provider=self.evaluate_tab.last_metrics, parent=self)
-        dialog.setAttribute(Qt.WA_DeleteOnClose)  # it stays open until a running export stops
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)  # it stays open until a running export stops
         dialog.exportFinished.connect(
             lambda paths: self.statusBar().showMessage(
                 f"exported {len(paths)} file(s) to {Path(paths[0]).parent}", 8000
@@ -291,6 +300,7 @@ class MainWindow(QMainWindow):
         """The job body for this computer: the chosen (or default) installed models."""
         files = resolve_models({k: (str(v) if v else None) for k, v in objects.items()}, mode, self.models)
         volume = self.session.volume
+        assert volume is not None, "_on_predict_requested checks that a stack is open"
 
         def work(progress, cancel, emit, show_device):
             predictor = self._predictor(files, mode, keep_long_objects=keep_long_objects)
@@ -304,6 +314,7 @@ class MainWindow(QMainWindow):
         """The job body for online mode: the server's default models for each object."""
         url, token = self.online.server()
         volume = self.session.volume
+        assert volume is not None, "_on_predict_requested checks that a stack is open"
 
         def work(progress, cancel, emit, show_device):
             from ..remote.client import RemotePredictor
@@ -349,6 +360,8 @@ class MainWindow(QMainWindow):
 
     def _on_volume_changed(self) -> None:
         volume = self.session.volume
+        if volume is None:  # nothing open: the labels keep their text
+            return
         z, y, x = volume.shape
         self.size_label.setText(f"{x} x {y} px, {z} slice{'s' if z != 1 else ''}, {volume.dtype}")
         self.setWindowTitle(f"EMViewer - {Path(volume.source).name}")
@@ -356,11 +369,14 @@ class MainWindow(QMainWindow):
         tissue = self.session.tissue
         if tissue is not None and tissue.nonfinite_fraction:
             self.statusBar().showMessage(
-                f"{tissue.nonfinite_fraction:.1%} of the pixels are NaN or infinite: shown black, left out of the contrast, predicted as background"
+                f"{tissue.nonfinite_fraction:.1%} of the pixels are NaN or infinite: "
+                "shown black, left out of the contrast, predicted as background"
             )
 
     def _show_pixel_size(self) -> None:
         volume = self.session.volume
+        if volume is None:  # only a stack has a voxel size to show
+            return
         self.voxel_label.setText(
             f"voxel {format_pixel_size(volume.pixel_size)}"
             if volume.pixel_size
@@ -374,7 +390,7 @@ class MainWindow(QMainWindow):
         """A modal dialog with the message (core errors name the file and the problem)."""
         self.last_error = message
         self.errorShown.emit(message)
-        box = QMessageBox(QMessageBox.Warning, "EMViewer", message, QMessageBox.Ok, self)
+        box = QMessageBox(QMessageBox.Icon.Warning, "EMViewer", message, QMessageBox.StandardButton.Ok, self)
         box.open()
         self._error_box = box
 

@@ -73,13 +73,15 @@ class Session(QObject):
         self.tissue = tissue_stats(sample_slices(self.volume), DISPLAY_PERCENTILES)
         return self.tissue.low, self.tissue.high
 
-    def set_pixel_size(self, pixel_size: tuple | None) -> None:
+    def set_pixel_size(self, pixel_size: tuple[float | None, float, float] | None) -> None:
         """Voxel size ``(z, y, x)`` in nm (``z`` may be None), or None: uncalibrated."""
         if self.volume is None:
             return
-        self.volume.pixel_size = (
-            None if pixel_size is None else tuple(None if v is None else float(v) for v in pixel_size)
-        )
+        if pixel_size is None:
+            self.volume.pixel_size = None
+        else:
+            z, y, x = pixel_size
+            self.volume.pixel_size = (None if z is None else float(z), float(y), float(x))
         self.volume.metadata["pixel_size_from"] = "set in the app"
         self.pixelSizeChanged.emit()
 

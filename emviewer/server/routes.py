@@ -86,8 +86,7 @@ def health(request: Request) -> Health:
 def models(request: Request) -> list[ModelInfo]:
     """The models this server predicts with, and their cards."""
     return [
-        ModelInfo(name=e.name, object=e.card.object, card=e.card.to_json())
-        for e in request.app.state.store.entries
+        ModelInfo(name=e.name, object=e.card.object, card=e.card.to_json()) for e in request.app.state.store.entries
     ]
 
 
@@ -109,7 +108,7 @@ def _prepare(job_id: str, folder, form, store, settings, made: list[Job]) -> Job
     """
     parameters = _parse_parameters(form.fields.get(PARAMETERS_FIELD))
     prepared = prepare_job_input(form.files, parameters, store, settings, folder)
-    made.append(Job(job_id, folder, parameters, tuple(prepared.volume.shape), prepared, prepared.n_slices))
+    made.append(Job(job_id, folder, parameters, prepared.volume.shape, prepared, prepared.n_slices))
     return made[-1]
 
 

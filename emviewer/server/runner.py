@@ -64,7 +64,8 @@ def open_job_inputs(
     with public_errors(job_folder):
         volume = open_upload(files, parameters.dataset)
     try:
-        return volume, store.choose(parameters.objects, parameters.models, parameters.mode)
+        names = {str(obj): list(models) for obj, models in parameters.models.items()}  # API keys to core's str
+        return volume, store.choose(parameters.objects, names, parameters.mode)
     except BaseException:
         volume.close()
         raise

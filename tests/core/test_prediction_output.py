@@ -122,7 +122,7 @@ def test_streamed_tiff_equals_collected(tmp_path, raw, n, pixel_size):
         with tifffile.TiffFile(tmp_path / "new" / name) as new_tif, tifffile.TiffFile(tmp_path / name) as old_tif:
             assert new_tif.is_imagej and not new_tif.is_bigtiff and new_tif.imagej_metadata == old_tif.imagej_metadata
             assert len(new_tif.pages) == len(old_tif.pages) == n
-            for new_page, old_page in zip(new_tif.pages, old_tif.pages):
+            for new_page, old_page in zip(new_tif.pages, old_tif.pages, strict=True):
                 assert _tags(new_page) == _tags(old_page)
             np.testing.assert_array_equal(new_tif.asarray(), old_tif.asarray())
         with open_volume(tmp_path / "new" / name) as new, open_volume(tmp_path / name) as expected:

@@ -40,7 +40,7 @@ def dialog(qtbot, predicted):
         predicted,
         metrics_provider=lambda: {
             "per_image": [],
-            "mean": dict(name="mean", precision=0.9, recall=0.8, f1=0.847, iou=0.735),
+            "mean": {"name": "mean", "precision": 0.9, "recall": 0.8, "f1": 0.847, "iou": 0.735},
         },
     )
     qtbot.addWidget(window)
@@ -69,7 +69,7 @@ def test_hdf5_holds_raw_masks_probabilities_and_provenance(qtbot, dialog, tmp_pa
 def test_png_masks_one_file_per_slice_named_after_it(qtbot, dialog, tmp_path, labels):
     written = run_export(qtbot, dialog, tmp_path / "m.png", "mask", object_key="mito")
     assert [p.name for p in written] == ["m_images.050.png", "m_images.051.png", "m_images.052.png"]
-    for path, label in zip(written, labels):
+    for path, label in zip(written, labels, strict=True):  # one file per slice
         np.testing.assert_array_equal(np.asarray(Image.open(path)), label * 255)
 
 

@@ -14,7 +14,16 @@ from emviewer.core.models.registry import list_models
 TIMEOUT_MS = 120_000
 #: A run small enough for a CI core: a few 128 px steps of a width-8, depth-1 DeepEM3D (tracing
 #: its training step dominates: about 12 s on a busy 2-core machine, 20 s at depth 3).
-TINY = dict(arch="deepem3d", width=8, depth=1, tile=128, batch_size=2, steps_per_epoch=3, precision="float32", epochs=1)
+TINY = {
+    "arch": "deepem3d",
+    "width": 8,
+    "depth": 1,
+    "tile": 128,
+    "batch_size": 2,
+    "steps_per_epoch": 3,
+    "precision": "float32",
+    "epochs": 1,
+}
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +200,9 @@ def shifted(labelled, tmp_path) -> dict[str, Path]:
     folders = {key: tmp_path / key for key in ("images", "labels", "extra_labels")}
     for folder in folders.values():
         folder.mkdir()
-    for z, (image, label) in enumerate(zip(sorted(labelled["images"].iterdir()), sorted(labelled["labels"].iterdir()))):
+    for z, (image, label) in enumerate(
+        zip(sorted(labelled["images"].iterdir()), sorted(labelled["labels"].iterdir()), strict=True)
+    ):
         (folders["images"] / f"img_{z + 1:04d}.png").write_bytes(image.read_bytes())
         (folders["labels"] / f"label_{z:04d}.png").write_bytes(label.read_bytes())
         (folders["extra_labels"] / label.name).write_bytes(label.read_bytes())

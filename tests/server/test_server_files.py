@@ -79,10 +79,8 @@ def test_a_failed_job_says_why_in_one_line_without_server_paths(server, server_s
         third = tif.pages[2].dataoffsets[0]
     path.write_bytes(path.read_bytes()[: third + 100])
     answer = post(server, path, {"objects": ["mito"]})
-    if answer.status_code == 422:  # refused at upload: also one line, no path
-        message = answer.json()["detail"]
-    else:
-        message = finished(server, answer.json()["id"])["message"]
+    refused_at_upload = answer.status_code == 422  # also one line, no path
+    message = answer.json()["detail"] if refused_at_upload else finished(server, answer.json()["id"])["message"]
     assert "cut.tif" in message and "\n" not in message, message
     assert str(server.app.state.work_dir) not in message
     assert open_files_under(server.app.state.work_dir) == []

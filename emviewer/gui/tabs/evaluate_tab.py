@@ -81,7 +81,8 @@ class EvaluateTab(QWidget):
         super().__init__(parent)
         self.session, self.predictor_factory = session, predictor_factory
         self.job: Job | None = None
-        self.running, self._metrics = False, None
+        self.running = False
+        self._metrics: dict | None = None
         self._build()
         self.browse_button.clicked.connect(self._on_browse_clicked)
         self.evaluate_button.clicked.connect(self.evaluate)
@@ -97,8 +98,9 @@ class EvaluateTab(QWidget):
         self.browse_button = QPushButton("Browse...")
         self.foreground_edit = QLineEdit(placeholderText="e.g. 2 or 1,2 (empty: the larger value)")
         self.invert_check = QCheckBox("invert (object is the background value)")
-        self.pair_box = QComboBox(
-            toolTip="How label files meet the stack's slices: by the number in their names, "
+        self.pair_box = QComboBox()
+        self.pair_box.setToolTip(
+            "How label files meet the stack's slices: by the number in their names, "
             "or by position (same count, same order)"
         )
         for text, value in PAIR_CHOICES:
@@ -112,15 +114,14 @@ class EvaluateTab(QWidget):
         self.robustness_button.setToolTip("F1 as salt-and-pepper noise grows (runs the model several times)")
         self.progress, self.status = QProgressBar(), QLabel("")
         grid = QGridLayout()  # narrow: one control per row, the panel sits beside the images
-        for row, (label, *widgets) in enumerate(
-            (
-                ("Labels", self.labels_edit, self.browse_button),
-                ("Foreground", self.foreground_edit),
-                ("", self.invert_check),
-                ("Pair by", self.pair_box),
-                ("Object", self.object_box),
-            )
-        ):
+        rows: list[tuple[str, list[QWidget]]] = [
+            ("Labels", [self.labels_edit, self.browse_button]),
+            ("Foreground", [self.foreground_edit]),
+            ("", [self.invert_check]),
+            ("Pair by", [self.pair_box]),
+            ("Object", [self.object_box]),
+        ]
+        for row, (label, widgets) in enumerate(rows):
             grid.addWidget(QLabel(label), row, 0)
             for column, widget in enumerate(widgets, 1):
                 grid.addWidget(widget, row, column)
@@ -132,9 +133,9 @@ class EvaluateTab(QWidget):
         self.robustness_plot, self.robustness_line = _plot("Robustness", "salt-and-pepper noise (% of pixels)")
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.setEditTriggers(QTableWidget.NoEditTriggers)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         charts = QVBoxLayout()  # stacked: the panel stays narrow beside the images
         charts.addWidget(self.f1_plot)
         charts.addWidget(self.robustness_plot)
@@ -178,6 +179,7 @@ class EvaluateTab(QWidget):
             self._on_evaluation_failed(str(exc))
             return
         volume = self.session.volume
+        assert volume is not None, "_choices raises InputError when no stack is open"
 
         def work(progress, cancel, _emit):
             return key, evaluate_masks(masks, volume, folder, foreground, invert, progress, cancel, pair_by)
@@ -194,6 +196,7 @@ class EvaluateTab(QWidget):
             self._on_robustness_failed(str(exc))
             return
         volume, factory = self.session.volume, self.predictor_factory
+        assert volume is not None, "_choices raises InputError when no stack is open"
 
         def work(progress, cancel, _emit):
             return key, robustness_against_labels(
@@ -234,11 +237,11 @@ class EvaluateTab(QWidget):
         self._set_running(False)
         key, evaluation = result
         slices = evaluation.slices
-        self._metrics = evaluation.as_dict()
-        mean = self._metrics["mean"]
-        self.f1_curve.setData(slices, [row["f1"] for row in self._metrics["per_image"]], **_style(key))
+        self._metrics = metrics = evaluation.as_dict()
+        mean = metrics["mean"]
+        self.f1_curve.setData(slices, [row["f1"] for row in metrics["per_image"]], **_style(key))
         self.f1_plot.setTitle(f"F1 per slice (mean {mean['f1']:.3f})")
-        self._fill_table(self._metrics["per_image"] + [dict(mean, name="mean")])
+        self._fill_table(metrics["per_image"] + [dict(mean, name="mean")])
         unpaired = (
             f"; {len(evaluation.unpaired_predictions)} predicted slices have no label"
             if evaluation.unpaired_predictions
@@ -253,7 +256,8 @@ class EvaluateTab(QWidget):
             cells = [row["name"]] + [f"{row[k]:.3f}" for k in ("precision", "recall", "f1", "iou")]
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
-                item.setTextAlignment((Qt.AlignLeft if c == 0 else Qt.AlignRight) | Qt.AlignVCenter)
+                horizontal = Qt.AlignmentFlag.AlignLeft if c == 0 else Qt.AlignmentFlag.AlignRight
+                item.setTextAlignment(horizontal | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(r, c, item)
 
     def _on_evaluation_failed(self, message: str) -> None:
@@ -299,6 +303,7 @@ class EvaluateTab(QWidget):
 
     def _on_volume_changed(self) -> None:
         if self.running:
+            assert self.job is not None, "_start sets the job before it runs"
             self.job.cancel()
         self._metrics = None
         self.f1_curve.setData([], [])

@@ -132,7 +132,7 @@ class TrainTab(QWidget):
         self.curves = TrainingCurvesView()
         self.loss_curve, self.f1_curve = self.curves.loss_curve, self.curves.f1_curve
         run_layout.addWidget(self.curves, 1)
-        splitter = QSplitter(Qt.Vertical)  # narrow: the tab sits in the side panel beside the images
+        splitter = QSplitter(Qt.Orientation.Vertical)  # narrow: the tab sits in the side panel beside the images
         splitter.addWidget(scroll)
         splitter.addWidget(running)
         QVBoxLayout(self).addWidget(splitter)
@@ -159,11 +159,14 @@ class TrainTab(QWidget):
             "hard_mining": spin_box(0.0, 1.0, defaults.hard_mining, step=0.1, decimals=2),
         }
         self.spins["hard_mining"].setToolTip(
-            "Share of training crops centred where the model still errs (found before each epoch by predicting the training slices); 0 = all crops random"
+            "Share of training crops centred where the model still errs "
+            "(found before each epoch by predicting the training slices); 0 = all crops random"
         )
-        self.name = QLineEdit(toolTip="File name of the model in your model folder")
-        self.start_from = QComboBox(
-            toolTip="Fine-tune an installed model on your data (its network is kept), or train a new one"
+        self.name = QLineEdit()
+        self.name.setToolTip("File name of the model in your model folder")
+        self.start_from = QComboBox()
+        self.start_from.setToolTip(
+            "Fine-tune an installed model on your data (its network is kept), or train a new one"
         )
         self.combos["object"].currentIndexChanged.connect(self._refresh_start_models)
         self.start_from.currentIndexChanged.connect(self._on_start_model_changed)
@@ -187,7 +190,7 @@ class TrainTab(QWidget):
         self.folders: dict[str, QLineEdit] = {}
         for key, title in FOLDERS.items():
             edit = QLineEdit(
-                self.settings.value(f"train/{key}", "") or "",
+                self._last_folder(key),
                 placeholderText="optional: else the last 15 % of the slices"
                 if key.startswith("val")
                 else "folder or stack",
@@ -211,9 +214,12 @@ class TrainTab(QWidget):
         return box
 
     def _build_run_controls(self) -> QVBoxLayout:
-        self.start_button = QPushButton("Start", toolTip="Train a new model with these settings")
-        self.stop_button = QPushButton("Stop", toolTip="Stop; the newest checkpoint stays and Resume continues from it")
-        self.resume_button = QPushButton("Resume", toolTip="Continue this model's run from its newest checkpoint")
+        self.start_button = QPushButton("Start")
+        self.start_button.setToolTip("Train a new model with these settings")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop; the newest checkpoint stays and Resume continues from it")
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setToolTip("Continue this model's run from its newest checkpoint")
         self.start_button.clicked.connect(lambda: self._launch(resume=False))
         self.resume_button.clicked.connect(lambda: self._launch(resume=True))
         self.stop_button.clicked.connect(self.stop)
@@ -348,8 +354,12 @@ class TrainTab(QWidget):
         self.name.setText(name)
         self._update_buttons()
 
+    def _last_folder(self, key: str) -> str:
+        """The folder last trained on for this ``FOLDERS`` key, or ``""``."""
+        return str(self.settings.value(f"train/{key}", "") or "")
+
     def _on_browse(self, key: str) -> None:
-        current = self.folders[key].text() or self.settings.value(f"train/{key}", "") or ""
+        current = self.folders[key].text() or self._last_folder(key)
         path = QFileDialog.getExistingDirectory(self, f"{FOLDERS[key]} folder", current)
         if path:
             self.folders[key].setText(path)
@@ -380,7 +390,11 @@ class TrainTab(QWidget):
             return None
         try:
             spec, out = self.data_spec(), self.output_path()
-            state = self._resume_state(out) if resume else self._check_new(out)
+            if resume:
+                state = self._resume_state(out)
+            else:
+                self._check_new(out)
+                state = None
             train_config = self._resumed_config(state, out) if state else self.train_config()
         except InputError as exc:
             self._fail(str(exc))
@@ -431,7 +445,8 @@ class TrainTab(QWidget):
         if state is not None:
             raise InputError(
                 checkpoint_dir(out),
-                f"holds an unfinished run (epoch {state['epoch']}); press Resume to continue it, or choose another name",
+                f"holds an unfinished run (epoch {state['epoch']}); "
+                "press Resume to continue it, or choose another name",
             )
 
     def _resume_state(self, out: Path) -> dict | None:
@@ -524,6 +539,7 @@ class TrainTab(QWidget):
         self._fail(message)
 
     def _on_cancelled(self) -> None:
+        assert self._out is not None, "_launch sets the output path before the job starts"
         self._stopped_out = self._out
         state = load_state(self._out)
         epoch = (state["epoch"] if state else 0) + 1
@@ -535,6 +551,6 @@ class TrainTab(QWidget):
         self.status.setText(f"failed: {message}")
         self._update_buttons()
         self.trainingFailed.emit(message)
-        box = QMessageBox(QMessageBox.Warning, "EMViewer - training", message, QMessageBox.Ok, self)
+        box = QMessageBox(QMessageBox.Icon.Warning, "EMViewer - training", message, QMessageBox.StandardButton.Ok, self)
         box.open()
         self._error_box = box
