@@ -253,7 +253,7 @@ def validate_package(path: Path) -> tuple[str, tuple[str, ...]]:
     if summary.status not in ("valid-format", "passed"):
         errors = "; ".join(f"{'.'.join(map(str, e.loc))}: {e.msg}" for d in summary.details for e in d.errors)
         raise InputError(path, f"bioimageio.spec refuses the package ({errors[:400]})")
-    warnings = tuple(f"{'.'.join(map(str, w.loc))}: {w.msg}" for d in summary.details for w in d.warnings)
+    warnings = tuple(_located(w.loc, w.msg) for d in summary.details for w in d.warnings)
     return str(summary.status), warnings
 
 
@@ -361,3 +361,9 @@ def _yaml(document: dict) -> str:
     import yaml
 
     return yaml.safe_dump(json.loads(json.dumps(document)), sort_keys=False, allow_unicode=True)
+
+
+def _located(loc: tuple, message: str) -> str:
+    """``"weights.onnx: message"``, or the message alone for the package as a whole (empty ``loc``)."""
+    where = ".".join(map(str, loc))
+    return f"{where}: {message}" if where else message

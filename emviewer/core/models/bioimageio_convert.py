@@ -7,6 +7,7 @@ Keras, tf2onnx, onnx and onnxruntime are imported inside the functions that use 
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,9 @@ def write_onnx(model: Any, path: Path, sample: np.ndarray) -> int:
     import onnx
 
     model.predict_on_batch(sample)  # Keras exports only a model that has been called
-    with contextlib.redirect_stdout(io.StringIO()):  # tf2onnx prints its progress
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():  # tf2onnx prints its progress
+        # Keras's tf2onnx shim tests for np.object, which NumPy 2 warns about: not the user's concern
+        warnings.filterwarnings("ignore", category=FutureWarning, module="keras.src.export.tf2onnx_lib")
         model.export(str(path), format="onnx", verbose=False)
     proto = onnx.load(str(path), load_external_data=False)
     onnx.checker.check_model(proto)
