@@ -14,19 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-# The statistics' names are also imported from here by callers not yet moved to intensity_stats.
-from .intensity_stats import TissueStats, sample_slices, stack_stats, tissue_stats
-
-__all__ = [
-    "DEFAULT_REFERENCE",
-    "levels_for",
-    "model_input",
-    "tissue_units",
-    "TissueStats",
-    "sample_slices",
-    "stack_stats",
-    "tissue_stats",
-]
+from .intensity_stats import TissueStats
 
 #: Reference levels of a model whose card has none: the 1st / 99th percentiles of the
 #: CDeep3M SBEM training images scaled 0-255 to [0, 1] (measured with :func:`~.intensity_stats.tissue_stats`).

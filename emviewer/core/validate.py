@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ImageContentError, InputError, PairingError, ShapeMismatchError
-from .intensity import sample_slices
+from .intensity_stats import sample_slices
 from .io.common import natural_key, numbers_in, short_list
 
 

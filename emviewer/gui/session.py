@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from ..core.intensity import TissueStats, sample_slices, tissue_stats
+from ..core.intensity_stats import TissueStats, sample_slices, tissue_stats
 from ..core.objects import OBJECTS
 from ..core.overlay import DISPLAY_PERCENTILES
 from ..core.predict import SliceResult

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emviewer.core.intensity import DEFAULT_REFERENCE, model_input, stack_stats, tissue_units
+from emviewer.core.intensity import DEFAULT_REFERENCE, model_input, tissue_units
+from emviewer.core.intensity_stats import stack_stats
 from emviewer.core.models import build_model
 from emviewer.core.models.card import ModelCard
 from emviewer.core.models.loading import LoadedModel, load_model

@@ -117,11 +117,6 @@ def check_decoded_size(shape_yx: Sequence[int], samples: int, itemsize: int, sou
         )
 
 
-def is_colour(shape: Sequence[int]) -> bool:
-    """True for ``(..., Y, X, 3|4)`` arrays (RGB or RGBA)."""
-    return len(shape) >= 3 and shape[-1] in (3, 4)
-
-
 def to_grey(rgb: np.ndarray) -> np.ndarray:
     """Convert ``(..., 3|4)`` RGB(A) pixels to luminance, keeping the dtype (alpha is ignored).
 
@@ -151,28 +146,3 @@ def _grey_block(rgb: np.ndarray) -> np.ndarray:
         info = np.iinfo(rgb.dtype)
         return np.clip(np.rint(grey), info.min, info.max).astype(rgb.dtype)
     return grey.astype(rgb.dtype)
-
-
-class GreyView:
-    """Lazy ``(Z, Y, X)`` view of an RGB(A) ``(Z, Y, X, C)`` array-like."""
-
-    def __init__(self, rgb) -> None:
-        self._rgb = rgb
-        self.shape = tuple(rgb.shape[:3])
-        self.dtype = np.dtype(rgb.dtype)
-
-    def __getitem__(self, key):
-        key = key if isinstance(key, tuple) else (key,)
-        return to_grey(np.asarray(self._rgb[key + (slice(None),) * (3 - len(key)) + (slice(None),)]))
-
-
-class PlaneAsStack:
-    """A 2D array-like seen as ``(1, Y, X)``; the plane is read only when indexed."""
-
-    def __init__(self, plane) -> None:
-        self._plane = plane
-        self.shape = (1,) + tuple(plane.shape)
-        self.dtype = np.dtype(plane.dtype)
-
-    def __getitem__(self, key):
-        return np.asarray(self._plane[...])[np.newaxis][key]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..intensity import stack_stats
+from ..intensity_stats import stack_stats
 from ..volume import Volume
 
 
