@@ -403,12 +403,21 @@ def train(
         check(cancel)
         deadline = None if time_limit_s is None else time.perf_counter() + time_limit_s
         _run_epochs(
-            model, config, train_sets, val_sets, folder, state, progress, cancel, on_epoch, deadline, max_length
+            model,
+            config,
+            out,
+            state,
+            train_sets=train_sets,
+            val_sets=val_sets,
+            max_length=max_length,
+            progress=progress,
+            cancel=cancel,
+            on_epoch=on_epoch,
+            deadline=deadline,
         )
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
-    with atomic_path(out) as tmp:
-        best = _save_for_prediction(folder / "best.keras", tmp)
+    best = _save_for_prediction(folder / "best.keras", out)
     check(cancel)
     report(
         progress,
@@ -457,16 +466,20 @@ def _save_for_prediction(best: Path, target: Path):
 def _run_epochs(
     model,
     config: TrainConfig,
+    out: Path,
+    state: dict,
+    *,
     train_sets,
     val_sets,
-    folder: Path,
-    state: dict,
+    max_length: float | None,
     progress,
     cancel,
     on_epoch,
-    deadline,
-    max_length,
+    deadline: float | None,
 ) -> None:
+    """Epochs ``state["epoch"] + 1`` to ``config.epochs``: train, validate, keep the best model and a
+    checkpoint in ``checkpoint_dir(out)``, and the history beside ``out``, after each epoch."""
+    folder = checkpoint_dir(out)
     total = config.epochs * config.steps_per_epoch
     # No per-epoch keras.utils.set_random_seed: the batches have their own seeded generators,
     # and with TensorFlow a new global seed retraces the train step (seconds every epoch).
@@ -514,7 +527,7 @@ def _run_epochs(
             state["best"] = {"epoch": epoch + 1, **metrics}
             save_model_atomically(model, folder / "best.keras")
         _save_checkpoint(model, folder, epoch + 1, state)
-        _write_history(folder.parent / (folder.name.removesuffix(".checkpoints") + ".keras"), state["history"])
+        _write_history(out, state["history"])
         if on_epoch is not None:
             on_epoch(row)
         report(
