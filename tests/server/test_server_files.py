@@ -25,9 +25,12 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="op
 
 def post(server, path, parameters: dict) -> requests.Response:
     body = MultipartBody({"parameters": json.dumps(parameters)}, [("files", path)])
-    return requests.post(
-        f"{server.url}/v1/jobs", data=body, headers={**AUTH, "Content-Type": body.content_type}, timeout=60
-    )
+    try:
+        return requests.post(
+            f"{server.url}/v1/jobs", data=body, headers={**AUTH, "Content-Type": body.content_type}, timeout=60
+        )
+    finally:
+        body.close()  # the client's own handle on the file must not count as the server's
 
 
 def open_files_under(folder: Path) -> list[str]:
@@ -95,8 +98,9 @@ def test_a_waiting_job_holds_its_upload_open_once_and_cancelling_closes_it(model
         wait_for(lambda: finished_or(live, running, "running"))
         waiting = post(live, slow_tiff, slow).json()["id"]
         work_dir = live.app.state.work_dir
+        before = len(open_files_under(slow_tiff))
         with open_volume(slow_tiff):  # how many handles one opening of this file takes (TIFF + memory map)
-            per_opening = len(open_files_under(slow_tiff.parent))
+            per_opening = len(open_files_under(slow_tiff)) - before
         upload = str(work_dir / waiting / "input" / slow_tiff.name)
         assert per_opening > 0 and open_files_under(work_dir / waiting) == [upload] * per_opening
         for job_id in (waiting, running):
