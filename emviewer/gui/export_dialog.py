@@ -314,6 +314,9 @@ class ExportDialog(QDialog):
         if not text:
             raise InputError(None, "choose the file to export to")
         out, fmt, content = Path(text).expanduser(), self.chosen_format(), self.chosen_content()
+        if not out.suffix:  # "report" -> "report.pdf": the format is chosen, the name need not repeat it
+            out = out.with_name(out.name + FORMATS[fmt][1])
+            self.path_edit.setText(str(out))
         if format_of(out) != fmt:
             raise InputError(
                 out,

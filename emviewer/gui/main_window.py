@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, Signal
@@ -34,7 +35,9 @@ from .online_panel import OnlinePanel
 from .predict_panel import PredictPanel
 from .session import Session
 from .tabs import EvaluateTab, TrainTab
+from .unsaved import Answer, ask_before_discarding, mark_exported, prepare_save
 from .viewer import ContrastPanel, SideBySideView, SliceSlider
+from .viewer.slice_slider import SLICE_KEYS, add_slice_keys
 from .workers import Job, PredictionJob, start
 
 MAX_RECENT = 8
@@ -64,6 +67,9 @@ class MainWindow(QMainWindow):
         self.session = Session(self)
         self.settings = settings if settings is not None else QSettings("EMViewer", "EMViewer")
         self.job: Job | None = None
+        self.predicting = False  # a Predict job runs (until its finished, failed or cancelled signal)
+        self._run = 0  # the session's id of the running Predict
+        self._may_close = False  # the user chose Save or Discard: close without asking again
         self.model_cache = ModelCache()  # each model loaded and warmed up once per app session
         self._predictors: dict = {}  # per choice of models; cheap, as the models are in the cache
         self.last_error = ""
@@ -130,6 +136,10 @@ class MainWindow(QMainWindow):
         self._action(view, "Zoom out", self.viewer.zoom_out, QKeySequence.StandardKey.ZoomOut)
         self._action(view, "Fit", self.viewer.fit, "F")
         self._action(view, "1:1", self.viewer.one_to_one, "1")
+        for widget in (self.viewer, self.slider):  # wherever the focus is in the images or the slider
+            add_slice_keys(widget, self.session)
+        help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "&Keyboard shortcuts", self.show_shortcuts, QKeySequence.StandardKey.HelpContents)
 
     def _load_backend(self) -> None:
         """Load the ML backend in the background now: its libraries take seconds to load and
@@ -144,12 +154,22 @@ class MainWindow(QMainWindow):
             return text
 
         self._backend_job = Job(work)
-        self._backend_job.signals.finished.connect(self.device_label.setText)
+        self._backend_job.signals.finished.connect(self._on_backend_loaded)
         self._backend_job.signals.finished.connect(self.backendLoaded)
         start(self._backend_job)
 
+    def _on_backend_loaded(self, text: str) -> None:
+        self._local_device = text
+        self._on_online_switched(self.online.is_online())
+
+    def _on_online_switched(self, _online: bool) -> None:
+        """The status bar says where Predict will run: this computer's device, or the server."""
+        self.device_label.setText(self.online.status_text() or self._local_device)
+
     def _build_status_bar(self) -> None:
-        self.device_label = QLabel(f"Keras backend: {keras_backend()} (loading...)")
+        self._local_device = f"Keras backend: {keras_backend()} (loading...)"
+        self.device_label = QLabel(self.online.status_text() or self._local_device)
+        self.online.modeChanged.connect(self._on_online_switched)
         self.size_label = QLabel("")
         self.voxel_label = QLabel("")
         self.pixel_label = QLabel("")
@@ -170,9 +190,49 @@ class MainWindow(QMainWindow):
         except InputError as exc:
             self.show_error(str(exc))
             return False
+        if not self.confirm_discard("opening another stack", lambda: self._show_stack(volume, path), volume.close):
+            return False  # opened once the question is answered with Save or Discard
+        self._show_stack(volume, path)
+        return True
+
+    def _show_stack(self, volume, path) -> None:
         self.session.open(volume)
         self._remember(str(path))
-        return True
+
+    def confirm_discard(
+        self, action: str, proceed: Callable[[], None], abandon: Callable[[], None] | None = None
+    ) -> bool:
+        """True when nothing would be lost by ``action`` (no unsaved result, no Predict running).
+
+        Otherwise asks Save / Discard / Cancel (:func:`ask_before_discarding`, kept as ``discard_box``)
+        and returns False: Discard stops a running Predict and calls ``proceed``; Save stops it, opens
+        the export dialog set to HDF5 and calls ``proceed`` once the export is written; Cancel (or
+        closing the export dialog) calls ``abandon``.
+        """
+        if not (self.session.unsaved or self.predicting):
+            return True
+        box = ask_before_discarding(self, action, self.session.unsaved, self.predicting)
+        box.buttonClicked.connect(lambda button: self._on_discard_answer(box.standardButton(button), proceed, abandon))
+        self.discard_box = box
+        return False
+
+    def _on_discard_answer(self, answer, proceed: Callable[[], None], abandon: Callable[[], None] | None) -> None:
+        if answer not in (Answer.Save, Answer.Discard):
+            if abandon is not None:
+                abandon()
+            return
+        if self.predicting and self.job is not None:
+            self.job.cancel()
+        if answer == Answer.Discard:
+            proceed()
+            return
+        dialog = self._on_export()
+        assert dialog is not None, "there are results to save only while a stack is open"
+        prepare_save(dialog, self.session)
+        dialog.exportFinished.connect(lambda _paths: proceed())
+        if abandon is not None:
+            dialog.rejected.connect(abandon)
+        self.save_dialog = dialog
 
     def _ask_channel(self, path, error: ChannelChoiceError) -> None:
         dialog = ChannelDialog(
@@ -224,7 +284,8 @@ class MainWindow(QMainWindow):
     def _refresh_recent(self) -> None:
         self.recent_menu.clear()
         for path in self._recent_paths():
-            self._action(self.recent_menu, path, lambda checked=False, p=path: self.open_path(p))
+            text = path.replace("&", "&&")  # a literal '&', not a keyboard accelerator
+            self._action(self.recent_menu, text, lambda checked=False, p=path: self.open_path(p))
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt override)
         if event.mimeData().hasUrls():
@@ -241,6 +302,7 @@ class MainWindow(QMainWindow):
             return None
         dialog = ExportDialog(self.session, metrics_provider=self.evaluate_tab.last_metrics, parent=self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)  # it stays open until a running export stops
+        dialog.exportFinished.connect(lambda _paths: mark_exported(self.session, dialog))
         dialog.exportFinished.connect(
             lambda paths: self.statusBar().showMessage(
                 f"exported {len(paths)} file(s) to {Path(paths[0]).parent}", 8000
@@ -285,7 +347,8 @@ class MainWindow(QMainWindow):
         except ReportedError as exc:  # the user's files, or the server (unreachable, refused)
             self.show_error(str(exc))
             return
-        self.session.clear_masks()
+        self._run = self.session.begin_run()  # the results replace only the objects and slices it finishes
+        self.predicting = True
         self.job = PredictionJob(work)
         self.job.signals.deviceFound.connect(self.device_label.setText)
         self.job.signals.progressed.connect(self.panel.show_progress)
@@ -328,20 +391,22 @@ class MainWindow(QMainWindow):
         return work
 
     def _on_prediction_item(self, item: SliceResult) -> None:
-        self.session.set_result(item)
+        self.session.set_result(item, self._run)  # ignored when another stack was opened meanwhile
 
     def _on_prediction_finished(self, _result) -> None:
+        self.predicting = False
         self.panel.set_running(False)
         self.panel.eta.setText("done")
         self.predictionFinished.emit()
 
     def _on_prediction_failed(self, message: str) -> None:
-        self.panel.set_running(False)
-        self.panel.eta.setText("failed")
+        self.predicting = False
+        self.panel.show_failed()
         self.show_error(message)
         self.predictionStopped.emit(message)
 
     def _on_prediction_cancelled(self) -> None:
+        self.predicting = False
         self.panel.set_running(False)
         self.panel.eta.setText("cancelled; finished slices are kept")
         self.predictionStopped.emit("cancelled")
@@ -386,6 +451,29 @@ class MainWindow(QMainWindow):
     def _on_cursor_moved(self, x: int, y: int, value: float) -> None:
         self.pixel_label.setText(f"x {x}, y {y}: {value:g}")
 
+    def shortcut_list(self) -> list[tuple[str, str]]:
+        """``(keys, what they do)`` for every menu and toolbar shortcut and the slice keys."""
+        rows = [
+            (action.shortcut().toString(QKeySequence.SequenceFormat.NativeText), action.text().replace("&", ""))
+            for action in self.findChildren(QAction)
+            if not action.shortcut().isEmpty()
+        ]
+        for step, keys in SLICE_KEYS.items():
+            rows.append((" or ".join(keys), "previous slice" if step < 0 else "next slice"))
+        return rows
+
+    def show_shortcuts(self) -> QMessageBox:
+        """Help > Keyboard shortcuts: a message box listing :meth:`shortcut_list`."""
+        text = "\n".join(f"{keys}\t{what}" for keys, what in self.shortcut_list())
+        box = QMessageBox(QMessageBox.Icon.Information, "Keyboard shortcuts", text, QMessageBox.StandardButton.Ok, self)
+        box.open()
+        self.help_box = box
+        return box
+
+    def _close_confirmed(self) -> None:
+        self._may_close = True
+        self.close()
+
     def show_error(self, message: str) -> None:
         """A modal dialog with the message (core errors name the file and the problem)."""
         self.last_error = message
@@ -395,6 +483,9 @@ class MainWindow(QMainWindow):
         self._error_box = box
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        if not self._may_close and not self.confirm_discard("closing EMViewer", self._close_confirmed):
+            event.ignore()  # closed once the question is answered with Save or Discard
+            return
         if self.job is not None:
             self.job.cancel()
         self.train_tab.stop()

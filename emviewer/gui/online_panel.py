@@ -6,7 +6,7 @@ user can read (``config.save_server_token``).
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, Signal
 from PySide6.QtWidgets import QButtonGroup, QFormLayout, QGroupBox, QLineEdit, QRadioButton, QVBoxLayout, QWidget
 
 from .. import config
@@ -16,6 +16,8 @@ DEFAULT_URL = "http://127.0.0.1:8765"
 
 class OnlinePanel(QGroupBox):
     """Two radio buttons and, for online mode, the server URL and token."""
+
+    modeChanged = Signal(bool)  # True when switched to online
 
     def __init__(self, settings: QSettings, parent: QWidget | None = None) -> None:
         super().__init__("Where to predict", parent)
@@ -48,6 +50,10 @@ class OnlinePanel(QGroupBox):
     def is_online(self) -> bool:
         return self.online_button.isChecked()
 
+    def status_text(self) -> str:
+        """Where Predict will run, for the status bar while no run has said more."""
+        return f"online: {self.url.text().strip() or DEFAULT_URL}" if self.is_online() else ""
+
     def server(self) -> tuple[str, str]:
         """The URL and token as typed, saved for next time (the token owner-readable only)."""
         url, token = self.url.text().strip() or DEFAULT_URL, self.token.text().strip()
@@ -61,3 +67,4 @@ class OnlinePanel(QGroupBox):
         self.url.setEnabled(online)
         self.token.setEnabled(online)
         self.settings.setValue("online/enabled", "true" if online else "false")
+        self.modeChanged.emit(online)

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 
 from ..core.models.registry import ModelEntry
 from ..core.objects import OBJECTS
+from ..core.progress import carries_estimate
 from .session import Session
 
 AUTOMATIC = "automatic"
@@ -122,7 +123,7 @@ class PredictPanel(QWidget):
         layout.addWidget(self.eta)
         layout.addStretch(1)
         self.predict_button.clicked.connect(self._on_predict_clicked)
-        self.cancel_button.clicked.connect(self.cancelRequested)
+        self.cancel_button.clicked.connect(self._on_cancel_clicked)
 
     def add_section(self, widget: QWidget) -> None:
         """Put ``widget`` under the object selector (e.g. the offline / online switch)."""
@@ -144,15 +145,29 @@ class PredictPanel(QWidget):
         if objects:
             self.predictRequested.emit(objects, self.mode.currentData())
 
+    def _on_cancel_clicked(self) -> None:
+        # Said at once: the job stops at its next model call, up to a couple of seconds later.
+        self.cancel_button.setText("Cancelling...")
+        self.cancel_button.setEnabled(False)
+        self.cancelRequested.emit()
+
     def set_running(self, running: bool) -> None:
         self.predict_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
+        self.cancel_button.setText("Cancel")
         if running:
             self.progress.setValue(0)
             self.eta.setText("starting (loading models)...")
 
+    def show_failed(self) -> None:
+        """A failed run: the bar is emptied (no 100 % beside "failed", e.g. after an upload)."""
+        self.set_running(False)
+        self.progress.reset()
+        self.eta.setText("failed")
+
     def show_progress(self, done: int, total: int, message: str, seconds_left: float) -> None:
+        """``seconds_left`` (the job's own guess, -1 unknown) is shown when ``message`` has no estimate."""
         self.progress.setMaximum(max(total, 1))
         self.progress.setValue(done)
-        left = f", about {seconds_left:.0f} s left" if seconds_left >= 0 else ""
+        left = f", about {seconds_left:.0f} s left" if seconds_left >= 0 and not carries_estimate(message) else ""
         self.eta.setText(f"{message}{left}")

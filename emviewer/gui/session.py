@@ -6,6 +6,8 @@ Widgets receive the session, observe its signals and change it only through its 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
@@ -20,7 +22,10 @@ class Session(QObject):
     """Open volume, per-object probabilities/masks, visibility, opacity and the current slice.
 
     Masks are kept per slice as they arrive (``{object: {z: (Y, X) bool}}``), so a stack
-    predicted slice by slice shows each slice as soon as it is done.
+    predicted slice by slice shows each slice as soon as it is done. A run replaces only the
+    objects and slices it finishes: the masks of other objects, and those of slices a failed
+    or cancelled run did not reach, stay as they were. ``unsaved`` names the objects whose
+    results are not saved yet (a result arrived since the last export that held them).
     """
 
     volumeChanged = Signal()  # a new stack was opened (or closed)
@@ -37,6 +42,8 @@ class Session(QObject):
         self.tissue: TissueStats | None = None  # display statistics of the open stack
         self.masks: dict[str, dict[int, np.ndarray]] = {}
         self.probabilities: dict[str, dict[int, np.ndarray]] = {}
+        self.unsaved: set[str] = set()
+        self._run = 0  # the current prediction run; results of an older one are ignored
         self.visible = dict.fromkeys(OBJECTS, True)
         self.opacity = dict.fromkeys(OBJECTS, 0.45)
 
@@ -47,7 +54,8 @@ class Session(QObject):
         if self.volume is not None:
             self.volume.close()
         self.volume = volume
-        self.masks, self.probabilities = {}, {}
+        self.masks, self.probabilities, self.unsaved = {}, {}, set()
+        self._run += 1  # a run still stopping belongs to the stack that was open before
         self.z = 0
         self.levels = self._stack_levels()
         self.volumeChanged.emit()
@@ -91,17 +99,40 @@ class Session(QObject):
 
     # ------------------------------------------------------------------ objects
 
-    def set_result(self, result: SliceResult) -> None:
-        """Store one predicted slice: its masks as the core decided them (:meth:`SliceResult.masks`),
-        and its probabilities (``(Y, X)`` float32 in [0, 1]) for export."""
+    def begin_run(self) -> int:
+        """Start a prediction run on the open stack; pass the returned id to :meth:`set_result`."""
+        self._run += 1
+        return self._run
+
+    def set_result(self, result: SliceResult, run: int | None = None) -> bool:
+        """Store one finished slice: its masks as the core decided them (:meth:`SliceResult.masks`),
+        and its probabilities (``(Y, X)`` float32 in [0, 1]) for export.
+
+        Only the objects in ``result`` and its slice are replaced. A result of a run other than the
+        latest :meth:`begin_run` (``run`` given: e.g. one still stopping when another stack was
+        opened) is ignored; returns whether the result was stored.
+        """
+        if run is not None and run != self._run:
+            return False
         z, masks = result.index, result.masks()
         for key, probability in result.probabilities.items():
             self.probabilities.setdefault(key, {})[z] = probability
             self.masks.setdefault(key, {})[z] = masks[key]
+            self.unsaved.add(key)
         self.masksChanged.emit(z)
+        return True
+
+    def mark_saved(self, objects: Iterable[str], slices: Iterable[int]) -> None:
+        """An export wrote ``objects`` on ``slices`` (0-based): those whose every predicted slice
+        is among them are saved."""
+        written = set(slices)
+        for key in objects:
+            if set(self.masks.get(key, {})) <= written:
+                self.unsaved.discard(key)
 
     def clear_masks(self) -> None:
-        self.masks, self.probabilities = {}, {}
+        """Forget every mask and probability (nothing is left unsaved)."""
+        self.masks, self.probabilities, self.unsaved = {}, {}, set()
         self.masksChanged.emit(-1)
 
     def slice_masks(self, z: int | None = None) -> dict[str, np.ndarray]:

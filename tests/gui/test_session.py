@@ -24,3 +24,39 @@ def test_the_session_stores_the_cores_masks_and_the_probabilities(session):
     np.testing.assert_array_equal(session.masks["mito"][2], probability > 0.9)
     assert session.probabilities["mito"][2] is probability and session.predicted_slices("mito") == [1, 2]
     assert changed == [1, 2]
+
+
+def _result(z: int, **probabilities: np.ndarray) -> SliceResult:
+    return SliceResult(z, f"slice_{z:04d}", probabilities)
+
+
+def test_a_result_replaces_only_its_objects_and_slice(session):
+    mito, nuclei = np.full((8, 8), 0.9, np.float32), np.full((8, 8), 0.1, np.float32)
+    session.set_result(_result(0, mito=mito))
+    session.set_result(_result(1, mito=mito))
+    kept = session.masks["mito"][1]
+    session.set_result(_result(0, mito=nuclei, nuclei=nuclei))
+    assert not session.masks["mito"][0].any() and session.masks["mito"][1] is kept
+    assert session.predicted_slices("nuclei") == [0] and session.unsaved == {"mito", "nuclei"}
+
+
+def test_results_of_a_run_of_an_earlier_stack_are_ignored(session, em_volume):
+    probability = np.full((8, 8), 0.9, np.float32)
+    run = session.begin_run()
+    assert session.set_result(_result(0, mito=probability), run)
+    session.open(em_volume)  # another stack while the run is still stopping
+    assert not session.set_result(_result(1, mito=probability), run)
+    assert session.masks == {} and session.unsaved == set()
+    assert session.set_result(_result(1, mito=probability), session.begin_run())
+
+
+def test_an_export_of_every_predicted_slice_saves_the_object(session):
+    probability = np.full((8, 8), 0.9, np.float32)
+    for z in (0, 1):
+        session.set_result(_result(z, mito=probability, nuclei=probability))
+    session.mark_saved(["mito", "nuclei"], [0])  # slice 1 not written
+    assert session.unsaved == {"mito", "nuclei"}
+    session.mark_saved(["mito"], [0, 1, 2])
+    assert session.unsaved == {"nuclei"}
+    session.set_result(_result(2, mito=probability))
+    assert session.unsaved == {"mito", "nuclei"}

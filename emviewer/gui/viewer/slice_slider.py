@@ -3,13 +3,61 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QSignalBlocker, Qt
+from PySide6.QtGui import QKeySequence, QShortcut, QValidator
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QSpinBox, QWidget
 
 from ..session import Session
 
+#: Keys that step through the slices: step -> key names (QKeySequence text).
+SLICE_KEYS = {-1: (",", "Left"), +1: (".", "Right")}
+
+
+def add_slice_keys(widget: QWidget, session: Session) -> list[QShortcut]:
+    """Let :data:`SLICE_KEYS` step the session's slice while ``widget`` or a child of it has focus.
+
+    A text field inside keeps its own use of the keys (Qt asks the focused widget first).
+
+    Returns
+    -------
+    The shortcuts, parented to ``widget``.
+    """
+    shortcuts = []
+    for step, keys in SLICE_KEYS.items():
+        for key in keys:
+            shortcut = QShortcut(QKeySequence(key), widget)
+            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            shortcut.activated.connect(lambda step=step: session.set_slice(session.z + step))
+            shortcuts.append(shortcut)
+    return shortcuts
+
+
+class OneBasedSpinBox(QSpinBox):
+    """A spin box whose value is the 0-based slice index but which shows and reads it 1-based."""
+
+    def textFromValue(self, value: int) -> str:  # noqa: N802 (Qt override)
+        return str(value + 1)
+
+    def valueFromText(self, text: str) -> int:  # noqa: N802 (Qt override)
+        return int(self._number(text)) - 1
+
+    def validate(self, text: str, pos: int) -> tuple[QValidator.State, str, int]:
+        number = self._number(text)
+        if not number:
+            return QValidator.State.Intermediate, text, pos
+        if not number.isdigit():
+            return QValidator.State.Invalid, text, pos
+        ok = self.minimum() <= int(number) - 1 <= self.maximum()
+        return (QValidator.State.Acceptable if ok else QValidator.State.Intermediate), text, pos
+
+    def _number(self, text: str) -> str:
+        return text.removesuffix(self.suffix()).strip()
+
 
 class SliceSlider(QWidget):
-    """Horizontal slider + spin box (0-based slice index) + the slice's name.
+    """Horizontal slider + spin box + the slice's name.
+
+    The controls' values are 0-based slice indices; the spin box shows them 1-based, as
+    "1 / 5" for the first of five slices.
 
     Both controls call :meth:`Session.set_slice`; the session's ``sliceChanged`` moves them
     back with their signals blocked, so there is no feedback loop. The widget is disabled
@@ -27,7 +75,7 @@ class SliceSlider(QWidget):
         super().__init__(parent)
         self._session = session
         self.slider = QSlider(Qt.Orientation.Horizontal)
-        self.spin_box = QSpinBox()
+        self.spin_box = OneBasedSpinBox()
         self.spin_box.setKeyboardTracking(False)
         self.label = QLabel()
         self.label.setMinimumWidth(120)
@@ -53,7 +101,7 @@ class SliceSlider(QWidget):
         for control in (self.slider, self.spin_box):
             with QSignalBlocker(control):
                 control.setRange(0, last)
-        self.spin_box.setSuffix(f" / {last}")
+        self.spin_box.setSuffix(f" / {last + 1}")
         self.setEnabled(last > 0)
         self._on_slice_changed(self._session.z)
 
