@@ -392,6 +392,18 @@ def hela_pair(hela, make_crops):
     return masks, labels
 
 
+def test_predict_refuses_a_mask_stack_given_as_the_image(cdeep3m, tmp_path, run_cli):
+    """Real CDeep3M label slices (0/255) passed where the EM image belongs: one line, exit 2, no output."""
+    folder = tmp_path / "labels"
+    folder.mkdir()
+    for n in (50, 51):
+        name = f"mitos_3D.0{n}.png"
+        (folder / name).write_bytes((cdeep3m / "validation" / "labels" / name).read_bytes())
+    before = files_under(tmp_path)
+    result = run_cli("predict", str(folder), "--object", "mito", "-o", str(tmp_path / "out"))
+    assert_refused(result, ["labels"], r"binary.*not a mask", tmp_path, before)
+
+
 def test_label_with_three_values_needs_foreground(hela_pair, tmp_path, run_cli):
     masks, labels = hela_pair
     before = files_under(tmp_path)

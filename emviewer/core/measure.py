@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import math
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from scipy import ndimage
 
 from .errors import InputWarning
 from .io.atomic import atomic_path
-from .progress import CancelToken, check
+from .progress import CancelToken, Progress, check, report
 from .validate import check_same_shape, label_to_mask
 from .volume import Volume
 
@@ -49,6 +50,9 @@ class ObjectTable:
         The ``(z, y, x)`` voxel size in nm the sizes were computed with, or ``None``.
     labels
         ``(Z, Y, X)`` int32 label image: 0 background, ``id`` for each object kept.
+    z_offset
+        Slice of the stack that ``labels[0]`` is (not 0 when only some slices were measured,
+        see :func:`measure_slices`); the slice columns always count from the stack's first slice.
     """
 
     columns: dict[str, np.ndarray]
@@ -56,6 +60,7 @@ class ObjectTable:
     unit: str
     pixel_size: PixelSize | None = None
     labels: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.int32), repr=False)
+    z_offset: int = 0
 
     def __len__(self) -> int:
         return len(self.columns["id"])
@@ -279,6 +284,64 @@ def measure_volume(
     if pixel_size is None:
         pixel_size = masks.pixel_size or (image.pixel_size if image is not None else None)
     return measure_objects(mask, data, pixel_size, min_size, per_slice, cancel)
+
+
+def measure_slices(
+    masks: Mapping[int, np.ndarray],
+    image: Volume,
+    pixel_size: PixelSize | None = None,
+    min_size: int = 0,
+    per_slice: bool | None = None,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> ObjectTable:
+    """:func:`measure_objects` on per-slice masks as the app keeps them: slices without a mask
+    count as empty.
+
+    Only the slices from the first to the last with a mask are read (the others hold no
+    object); the table's slice numbers and z centroids are those of the whole stack, and its
+    ``labels`` cover the slices read, from :attr:`ObjectTable.z_offset` on.
+
+    Parameters
+    ----------
+    masks
+        0-based slice -> ``(Y, X)`` boolean mask of the image's slice shape; at least one.
+    image
+        The EM stack the masks belong to, for ``mean_intensity``.
+    pixel_size
+        ``(z, y, x)`` in nm, or ``None``: sizes in pixels.
+    min_size, cancel
+        As for :func:`measure_objects`.
+    per_slice
+        As for :func:`measure_objects`; default: only when ``image`` is a single image.
+    progress
+        ``progress(done, total, message)`` as slices are read.
+
+    Raises
+    ------
+    ValueError
+        ``masks`` is empty.
+    """
+    if not masks:
+        raise ValueError("no slice has a mask")
+    z0, z1 = min(masks), max(masks) + 1
+    stack = np.zeros((z1 - z0, *image.shape[1:]), bool)
+    data = np.empty((z1 - z0, *image.shape[1:]), image.dtype)
+    for i, z in enumerate(range(z0, z1)):
+        check(cancel)
+        report(progress, i, z1 - z0, f"reading slice {z + 1}")
+        if z in masks:
+            stack[i] = masks[z]
+        data[i] = image.slice(z)
+    report(progress, z1 - z0, z1 - z0, "labelling and measuring the objects")
+    per_slice = len(image) == 1 if per_slice is None else per_slice  # a single image, not a single slice read
+    table = measure_objects(stack, data, pixel_size, min_size, per_slice, cancel)
+    columns, table.z_offset = table.columns, z0
+    for name in ("first_slice", "last_slice", "centroid_z_px"):
+        columns[name] = columns[name] + z0
+    if "centroid_z_um" in columns and table.pixel_size is not None:
+        columns["centroid_z_um"] = columns["centroid_z_px"] * float(table.pixel_size[0] or 1.0) / 1000.0
+    return table
 
 
 def _cell(value: float | int) -> str:

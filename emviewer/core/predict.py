@@ -28,6 +28,7 @@ from .pipeline import prefetch
 from .preprocess import context_indices
 from .progress import ESTIMATING, CancelToken, Estimate, Progress, check, report, wait_for
 from .tiling import Region, Stitcher, TileLayout
+from .validate import check_volume_image
 from .volume import Volume, crop_yx
 
 #: Decision threshold after :func:`calibrate`: every model's own threshold maps to it.
@@ -245,11 +246,13 @@ class LocalPredictor:
 
         ``progress`` counts tile passes (a tile through one model in one test-time variant)
         and its message gives the slice, the elapsed and the estimated remaining time.
-        On ``cancel`` :class:`~.progress.Cancelled` is raised within a fraction of a second,
-        without waiting for a running model call; no model call starts after it, and no
-        further slice is yielded.
+        Raises :class:`~.errors.ImageContentError` when the sampled slices are all binary (a mask
+        or label stack, not EM images). On ``cancel`` :class:`~.progress.Cancelled` is raised
+        within a fraction of a second, without waiting for a running model call; no model call
+        starts after it, and no further slice is yielded.
         """
         slices = list(range(len(volume))) if slices is None else list(slices)
+        check_volume_image(volume)  # a mask stack opened as the image: refused on every path (CLI, app, server)
         # The time is estimated from the first model call on: until then, "estimating".
         report(progress, 0, len(slices), f"measuring the stack's intensities; {ESTIMATING}")
         stats = stack_stats(volume)

@@ -51,8 +51,9 @@ def run(
     outcome: dict[str, str | None] = {"error": None}
     if predict:
         window.predictionStopped.connect(lambda message: outcome.update(error=message))
-        window.predictionFinished.connect(app.quit)
-        window.predictionStopped.connect(lambda _m: app.quit())
+        # exit, not quit: since Qt 6 quit() asks the window to close, which asks about unsaved results
+        window.predictionFinished.connect(lambda: app.exit(0))
+        window.predictionStopped.connect(lambda _m: app.exit(0))
         window.panel.predict_button.click()
         if window.job is not None:
             app.exec()

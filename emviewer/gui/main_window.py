@@ -26,29 +26,21 @@ from ..core.backend import keras_backend
 from ..core.errors import ChannelChoiceError, InputError, ReportedError
 from ..core.io import ReadOptions, open_volume
 from ..core.io.describe import format_pixel_size
-from ..core.models.cache import ModelCache
 from ..core.models.registry import resolve_models
 from ..core.predict import SliceResult
 from .export_dialog import ExportDialog
 from .file_options import ChannelDialog, PixelSizeDialog
+from .help_menu import show_shortcuts
 from .online_panel import OnlinePanel
 from .predict_panel import PredictPanel
+from .prediction_work import THIS_COMPUTER, LocalPredictors, device_text, offline_work, online_work, run_record
+from .recent_files import RecentFiles
 from .session import Session
-from .tabs import EvaluateTab, TrainTab
+from .tabs import EvaluateTab, MeasureTab, TrainTab
 from .unsaved import Answer, ask_before_discarding, mark_exported, prepare_save
 from .viewer import ContrastPanel, SideBySideView, SliceSlider
-from .viewer.slice_slider import SLICE_KEYS, add_slice_keys
+from .viewer.slice_slider import add_slice_keys
 from .workers import Job, PredictionJob, start
-
-MAX_RECENT = 8
-
-
-def device_text() -> str:
-    """What computes, for the status bar; loads the ML backend on first call."""
-    from ..core.backend import device_summary
-
-    info = device_summary()
-    return f"Keras {info['keras']} ({info['backend']}) on {', '.join(info['devices'])}"
 
 
 class MainWindow(QMainWindow):
@@ -70,8 +62,7 @@ class MainWindow(QMainWindow):
         self.predicting = False  # a Predict job runs (until its finished, failed or cancelled signal)
         self._run = 0  # the session's id of the running Predict
         self._may_close = False  # the user chose Save or Discard: close without asking again
-        self.model_cache = ModelCache()  # each model loaded and warmed up once per app session
-        self._predictors: dict = {}  # per choice of models; cheap, as the models are in the cache
+        self.predictors = LocalPredictors()  # each model loaded and warmed up once per app session
         self.last_error = ""
         self.models = config.installed_models()
         self.viewer = SideBySideView(self.session)
@@ -92,6 +83,8 @@ class MainWindow(QMainWindow):
         self.train_tab = TrainTab(self.settings)
         self.tabs.addTab(self.train_tab, "Train")
         self.tabs.addTab(self.evaluate_tab, "Evaluate")
+        self.measure_tab = MeasureTab(self.session)
+        self.tabs.addTab(self.measure_tab, "Measure")
         dock = QDockWidget("", self)
         dock.setWidget(self.tabs)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
@@ -102,6 +95,8 @@ class MainWindow(QMainWindow):
         self.train_tab.modelTrained.connect(self._on_model_trained)
         self.evaluate_tab.evaluationFailed.connect(self.show_error)
         self.evaluate_tab.robustnessFailed.connect(self.show_error)
+        self.measure_tab.objectChosen.connect(self._on_object_chosen)
+        self.measure_tab.failed.connect(self.show_error)
         self.panel.predictRequested.connect(self._on_predict_requested)
         self.panel.cancelRequested.connect(self._on_cancel_requested)
         self.viewer.cursorMoved.connect(self._on_cursor_moved)
@@ -125,8 +120,9 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "Open f&older of slices...", self._on_open_folder, "Ctrl+Shift+O")
         self._action(file_menu, "Open &sample stack", lambda: self.open_path(config.sample_stack()))
         self.recent_menu = file_menu.addMenu("&Recent files")
-        self._refresh_recent()
+        self.recent = RecentFiles(self.settings, self.recent_menu, self.open_path)
         self._action(file_menu, "&Export...", self._on_export, "Ctrl+E")
+        self._action(file_menu, "Export objects as &CSV...", self.measure_tab.export_csv_dialog)
         self._action(file_menu, "&Voxel size...", self._on_pixel_size)
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
@@ -134,8 +130,9 @@ class MainWindow(QMainWindow):
         self.addToolBar(view)
         self._action(view, "Zoom in", self.viewer.zoom_in, QKeySequence.StandardKey.ZoomIn)
         self._action(view, "Zoom out", self.viewer.zoom_out, QKeySequence.StandardKey.ZoomOut)
-        self._action(view, "Fit", self.viewer.fit, "F")
-        self._action(view, "1:1", self.viewer.one_to_one, "1")
+        # Ctrl+0 / Ctrl+1, not F / 1: those keys belong to the mask editor (fill), as in napari
+        self._action(view, "Fit", self.viewer.fit, "Ctrl+0")
+        self._action(view, "1:1", self.viewer.one_to_one, "Ctrl+1")
         for widget in (self.viewer, self.slider):  # wherever the focus is in the images or the slider
             add_slice_keys(widget, self.session)
         help_menu = self.menuBar().addMenu("&Help")
@@ -150,7 +147,7 @@ class MainWindow(QMainWindow):
             # the default model too: loading one holds Python's lock for a moment;
             # InputError: no model installed yet, nothing to preload
             with contextlib.suppress(InputError):
-                self._predictor(resolve_models({"mito": None}, "fast", self.models), "fast")
+                self.predictors.get(resolve_models({"mito": None}, "fast", self.models), "fast")
             return text
 
         self._backend_job = Job(work)
@@ -197,7 +194,7 @@ class MainWindow(QMainWindow):
 
     def _show_stack(self, volume, path) -> None:
         self.session.open(volume)
-        self._remember(str(path))
+        self.recent.remember(str(path))
 
     def confirm_discard(
         self, action: str, proceed: Callable[[], None], abandon: Callable[[], None] | None = None
@@ -269,24 +266,6 @@ class MainWindow(QMainWindow):
         if path:
             self.open_path(path)
 
-    def _recent_paths(self) -> list[str]:
-        """The remembered paths, newest first; QSettings gives back an untyped value."""
-        value = self.settings.value("recent", []) or []
-        if isinstance(value, str):  # some settings backends give a one-item list back as its item
-            return [value]
-        return [str(p) for p in value] if isinstance(value, (list, tuple)) else []
-
-    def _remember(self, path: str) -> None:
-        recent = [p for p in self._recent_paths() if p != path]
-        self.settings.setValue("recent", [path] + recent[: MAX_RECENT - 1])
-        self._refresh_recent()
-
-    def _refresh_recent(self) -> None:
-        self.recent_menu.clear()
-        for path in self._recent_paths():
-            text = path.replace("&", "&&")  # a literal '&', not a keyboard accelerator
-            self._action(self.recent_menu, text, lambda checked=False, p=path: self.open_path(p))
-
     def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt override)
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
@@ -313,41 +292,30 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ prediction
 
-    def _predictor(self, files: dict, mode: str, keep_long_objects: bool = False):
-        """A local predictor for these model files (call off the GUI thread).
-
-        Its models come from the app's :class:`ModelCache`: loaded and warmed up on first use,
-        so a Predict pressed meanwhile waits for them instead of loading them a second time.
-        """
-        from ..core.predict import predictor_for
-
-        key = (tuple((obj, tuple(map(str, paths))) for obj, paths in files.items()), mode, keep_long_objects)
-        predictor = self._predictors.get(key)
-        if predictor is None:
-            predictor = predictor_for(files, mode, keep_long_objects=keep_long_objects, cache=self.model_cache)
-            self._predictors[key] = predictor
-        return predictor
-
     def _predictor_for(self, key: str):
         """A fast predictor for one object; called by the evaluate tab inside its worker thread."""
-        return self._predictor(resolve_models({key: None}, "fast", self.models), "fast")
+        return self.predictors.get(resolve_models({key: None}, "fast", self.models), "fast")
 
     def _on_predict_requested(self, objects: dict, mode: str) -> None:
         volume = self.session.volume
         if volume is None:
             self.show_error("Open a stack first (File > Open, or drop a file here).")
             return
+        keep_long = self.panel.keep_long.isChecked()
         try:
-            keep_long = self.panel.keep_long.isChecked()
-            work = (
-                self._online_work(list(objects), mode, keep_long)
-                if self.online.is_online()
-                else self._offline_work(objects, mode, keep_long)
-            )
+            if self.online.is_online():
+                url, token = self.online.server()
+                work = online_work(url, token, list(objects), volume, mode, keep_long)
+                records = {key: run_record(mode, url) for key in objects}
+            else:
+                files = resolve_models({k: (str(v) if v else None) for k, v in objects.items()}, mode, self.models)
+                work = offline_work(self.predictors, files, volume, mode, keep_long)
+                records = {key: run_record(mode, THIS_COMPUTER, paths) for key, paths in files.items()}
         except ReportedError as exc:  # the user's files, or the server (unreachable, refused)
             self.show_error(str(exc))
             return
         self._run = self.session.begin_run()  # the results replace only the objects and slices it finishes
+        self._records = records  # kept by the session as each object's first result arrives
         self.predicting = True
         self.job = PredictionJob(work)
         self.job.signals.deviceFound.connect(self.device_label.setText)
@@ -359,39 +327,10 @@ class MainWindow(QMainWindow):
         self.panel.set_running(True)
         start(self.job)
 
-    def _offline_work(self, objects: dict, mode: str, keep_long_objects: bool = False):
-        """The job body for this computer: the chosen (or default) installed models."""
-        files = resolve_models({k: (str(v) if v else None) for k, v in objects.items()}, mode, self.models)
-        volume = self.session.volume
-        assert volume is not None, "_on_predict_requested checks that a stack is open"
-
-        def work(progress, cancel, emit, show_device):
-            predictor = self._predictor(files, mode, keep_long_objects=keep_long_objects)
-            show_device(device_text())  # also after an online run, which showed the server
-            for result in predictor.iter_predict(volume, progress=progress, cancel=cancel):
-                emit(result)
-
-        return work
-
-    def _online_work(self, objects: list, mode: str, keep_long_objects: bool = False):
-        """The job body for online mode: the server's default models for each object."""
-        url, token = self.online.server()
-        volume = self.session.volume
-        assert volume is not None, "_on_predict_requested checks that a stack is open"
-
-        def work(progress, cancel, emit, show_device):
-            from ..remote.client import RemotePredictor
-
-            predictor = RemotePredictor(url, token, objects, mode=mode, keep_long_objects=keep_long_objects)
-            health = predictor.health()
-            show_device(f"online: {url} ({health.backend} on {health.device})")
-            for result in predictor.iter_predict(volume, progress=progress, cancel=cancel):
-                emit(result)
-
-        return work
-
     def _on_prediction_item(self, item: SliceResult) -> None:
-        self.session.set_result(item, self._run)  # ignored when another stack was opened meanwhile
+        if self.session.set_result(item, self._run):  # ignored when another stack was opened meanwhile
+            for key in item.probabilities:  # the record of a run that did not reach an object stays as it was
+                self.session.record_run([key], self._records[key])
 
     def _on_prediction_finished(self, _result) -> None:
         self.predicting = False
@@ -448,27 +387,17 @@ class MainWindow(QMainWindow):
             else "voxel size unknown (File > Voxel size)"
         )
 
+    def _on_object_chosen(self, z: int, y: float, x: float) -> None:
+        """A row of the Measure table: go to the object's slice and centre it."""
+        self.session.set_slice(z)
+        self.viewer.centre_on(x, y)
+
     def _on_cursor_moved(self, x: int, y: int, value: float) -> None:
         self.pixel_label.setText(f"x {x}, y {y}: {value:g}")
 
-    def shortcut_list(self) -> list[tuple[str, str]]:
-        """``(keys, what they do)`` for every menu and toolbar shortcut and the slice keys."""
-        rows = [
-            (action.shortcut().toString(QKeySequence.SequenceFormat.NativeText), action.text().replace("&", ""))
-            for action in self.findChildren(QAction)
-            if not action.shortcut().isEmpty()
-        ]
-        for step, keys in SLICE_KEYS.items():
-            rows.append((" or ".join(keys), "previous slice" if step < 0 else "next slice"))
-        return rows
-
-    def show_shortcuts(self) -> QMessageBox:
-        """Help > Keyboard shortcuts: a message box listing :meth:`shortcut_list`."""
-        text = "\n".join(f"{keys}\t{what}" for keys, what in self.shortcut_list())
-        box = QMessageBox(QMessageBox.Icon.Information, "Keyboard shortcuts", text, QMessageBox.StandardButton.Ok, self)
-        box.open()
-        self.help_box = box
-        return box
+    def show_shortcuts(self) -> None:
+        """Help > Keyboard shortcuts (the box is kept as ``help_box``)."""
+        self.help_box = show_shortcuts(self)
 
     def _close_confirmed(self) -> None:
         self._may_close = True

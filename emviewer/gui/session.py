@@ -43,9 +43,12 @@ class Session(QObject):
         self.masks: dict[str, dict[int, np.ndarray]] = {}
         self.probabilities: dict[str, dict[int, np.ndarray]] = {}
         self.unsaved: set[str] = set()
+        self.edited: dict[str, set[int]] = {}  # object -> slices (0-based) changed by hand
+        self.runs: dict[str, dict] = {}  # object -> how its latest masks were predicted (provenance)
         self._run = 0  # the current prediction run; results of an older one are ignored
         self.visible = dict.fromkeys(OBJECTS, True)
         self.opacity = dict.fromkeys(OBJECTS, 0.45)
+        self.colours: dict[str, tuple[int, int, int]] = {key: kind.colour for key, kind in OBJECTS.items()}
 
     # ------------------------------------------------------------------ volume
 
@@ -55,6 +58,7 @@ class Session(QObject):
             self.volume.close()
         self.volume = volume
         self.masks, self.probabilities, self.unsaved = {}, {}, set()
+        self.edited, self.runs = {}, {}
         self._run += 1  # a run still stopping belongs to the stack that was open before
         self.z = 0
         self.levels = self._stack_levels()
@@ -118,9 +122,42 @@ class Session(QObject):
         for key, probability in result.probabilities.items():
             self.probabilities.setdefault(key, {})[z] = probability
             self.masks.setdefault(key, {})[z] = masks[key]
+            self.edited.get(key, set()).discard(z)  # predicted anew: the hand edits of this slice are gone
             self.unsaved.add(key)
         self.masksChanged.emit(z)
         return True
+
+    def record_run(self, objects: Iterable[str], record: dict) -> None:
+        """How the masks of ``objects`` are being predicted (models, mode, test-time augmentation,
+        threshold), kept for the provenance of exports."""
+        for key in objects:
+            self.runs[key] = record
+
+    def replace_mask(self, key: str, z: int, mask: np.ndarray) -> None:
+        """A hand edit: slice ``z`` (0-based) of object ``key`` becomes ``mask`` (``(Y, X)`` bool, the
+        slice's shape). The slice is marked edited and the object unsaved; its probabilities are
+        kept as predicted (an export lists the edited slices in its provenance)."""
+        if self.volume is None:
+            raise RuntimeError("no stack is open")
+        mask = np.asarray(mask, bool)
+        if mask.shape != self.volume.shape[1:]:
+            raise ValueError(f"mask shape {mask.shape} differs from the slice shape {self.volume.shape[1:]}")
+        self.masks.setdefault(key, {})[z] = mask
+        self.edited.setdefault(key, set()).add(z)
+        self.unsaved.add(key)
+        self.masksChanged.emit(z)
+
+    def mask_or_empty(self, key: str, z: int) -> np.ndarray:
+        """Object ``key``'s mask of slice ``z`` (a copy), or an empty ``(Y, X)`` bool mask."""
+        if self.volume is None:
+            raise RuntimeError("no stack is open")
+        mask = self.masks.get(key, {}).get(z)
+        return np.zeros(self.volume.shape[1:], bool) if mask is None else mask.copy()
+
+    def set_colour(self, key: str, colour: tuple[int, int, int]) -> None:
+        """Overlay colour of object ``key`` as RGB 0-255 (shown and exported)."""
+        self.colours[key] = tuple(int(np.clip(c, 0, 255)) for c in colour)  # type: ignore[assignment]
+        self.displayChanged.emit()
 
     def mark_saved(self, objects: Iterable[str], slices: Iterable[int]) -> None:
         """An export wrote ``objects`` on ``slices`` (0-based): those whose every predicted slice
@@ -133,6 +170,7 @@ class Session(QObject):
     def clear_masks(self) -> None:
         """Forget every mask and probability (nothing is left unsaved)."""
         self.masks, self.probabilities, self.unsaved = {}, {}, set()
+        self.edited, self.runs = {}, {}
         self.masksChanged.emit(-1)
 
     def slice_masks(self, z: int | None = None) -> dict[str, np.ndarray]:

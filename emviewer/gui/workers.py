@@ -70,14 +70,23 @@ class Job(QRunnable):
         try:
             result = self._call_work()
         except Cancelled:
-            self.signals.cancelled.emit()
+            _tell(self.signals.cancelled)
         except ReportedError as exc:  # the user's files, training or the server: one line
-            self.signals.failed.emit(str(exc))
+            _tell(self.signals.failed, str(exc))
         except Exception as exc:  # a bug: keep the app alive and say what happened
             traceback.print_exc()
-            self.signals.failed.emit(f"internal error: {type(exc).__name__}: {exc}")
+            _tell(self.signals.failed, f"internal error: {type(exc).__name__}: {exc}")
         else:
-            self.signals.finished.emit(result)
+            _tell(self.signals.finished, result)
+
+
+def _tell(signal, *args) -> None:
+    """Emit the job's last word, unless Qt already deleted its signals (the app is quitting and
+    no window is left to tell)."""
+    try:
+        signal.emit(*args)
+    except RuntimeError:
+        return
 
 
 class PredictionJob(Job):

@@ -73,11 +73,22 @@ def test_predict_fills_the_overlay_slice_by_slice(window, qtbot, cdeep3m, tmp_pa
     window.session.masksChanged.connect(finished.append)
     with qtbot.waitSignal(window.predictionFinished, timeout=120_000):
         window.panel.predict_button.click()
-    assert [z for z in finished if z >= 0] == [0, 1]  # -1: the old masks were cleared first
+    assert finished == [0, 1]  # each slice as it arrives; nothing else is cleared
     assert set(window.session.masks["mito"]) == {0, 1}
     assert window.session.masks["mito"][0].shape == (256, 256)
     assert window.panel.predict_button.isEnabled() and not window.panel.cancel_button.isEnabled()
     assert "CPU" in window.device_label.text() or "GPU" in window.device_label.text()
+
+
+def test_a_mask_opened_as_the_image_is_refused_at_predict(window, qtbot, cdeep3m, tmp_path):
+    """The image check runs on the app's local path too: a real label slice is not predicted."""
+    path = tmp_path / "mitos_3D.050.png"
+    path.write_bytes((cdeep3m / "validation" / "labels" / path.name).read_bytes())
+    assert window.open_path(path)
+    with qtbot.waitSignal(window.predictionStopped, timeout=120_000) as stopped:
+        window.panel.predict_button.click()
+    assert "binary" in stopped.args[0] and path.name in stopped.args[0]
+    assert window.session.masks == {}
 
 
 def test_keep_long_objects_box_reaches_the_predictor(window, qtbot, cdeep3m, tmp_path):
@@ -90,7 +101,7 @@ def test_keep_long_objects_box_reaches_the_predictor(window, qtbot, cdeep3m, tmp
         window.panel.keep_long.setChecked(keep)
         with qtbot.waitSignal(window.predictionFinished, timeout=120_000):
             window.panel.predict_button.click()
-    used = {key[-1]: p for key, p in window._predictors.items() if key[1] == "fast"}
+    used = {key[-1]: p for key, p in window.predictors.made.items() if key[1] == "fast"}
     assert used[False].length_limits["mito"] > 0  # the tiny mito model's card sets a limit
     assert used[True].length_limits["mito"] is None
 
