@@ -184,7 +184,8 @@ def _job(request: Request, job_id: str) -> Job:
     operation_id="job_status",
 )
 def job_status(request: Request, job_id: str = JobId) -> JobStatus:
-    """State, progress (done of total tiles), message and timings of a job."""
+    """State, progress (done of total tile passes: a tile through one model in one test-time
+    variant), message and timings of a job."""
     return _job(request, job_id).status()
 
 
