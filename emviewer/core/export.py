@@ -17,6 +17,7 @@ from .errors import InputError
 from .objects import OBJECTS
 from .overlay import StackRenderer
 from .progress import CancelToken, Progress, check, report
+from .scale_bar import draw_scale_bar
 from .validate import check_same_shape
 from .volume import LazySlices, Volume, map_slices
 
@@ -46,24 +47,31 @@ def format_of(path: Path) -> str:
         ) from None
 
 
-def parse_slices(text: str | None, n_slices: int) -> list[int]:
-    """``"0-4,9"`` -> ``[0, 1, 2, 3, 4, 9]`` (0-based, inclusive ranges); ``None`` -> all slices."""
+def parse_slices(text: str | None, n_slices: int, first: int = 0) -> list[int]:
+    """``"0-4,9"`` -> ``[0, 1, 2, 3, 4, 9]`` (inclusive ranges); ``None`` -> all slices.
+
+    ``first`` is the number the text gives the stack's first slice: 0 on the command line, 1 in
+    the app (as its slider counts). The result is always 0-based. Raises
+    :class:`~.errors.InputError` for text not like that or a slice outside the stack."""
     if not text:
         return list(range(n_slices))
     chosen: list[int] = []
     try:
         for part in text.split(","):
             first_text, _, last_text = part.strip().partition("-")
-            first, last = int(first_text), int(last_text or first_text)
-            if last < first:
+            low, high = int(first_text), int(last_text or first_text)
+            if high < low:
                 raise ValueError
-            chosen += [z for z in range(first, last + 1) if z not in chosen]
+            chosen += [z for z in range(low, high + 1) if z not in chosen]
     except ValueError:
-        raise InputError(None, f"slices {text!r} are not like '0-4,9' (0-based, ranges low to high)") from None
-    bad = [z for z in chosen if not 0 <= z < n_slices]
+        example = f"{first}-{first + 4},{first + 9}"
+        raise InputError(
+            None, f"slices {text!r} are not like '{example}' ({first}-based, ranges low to high)"
+        ) from None
+    bad = [z for z in chosen if not first <= z < n_slices + first]
     if bad:
-        raise InputError(None, f"slice {bad[0]} is out of range: the stack has slices 0-{n_slices - 1}")
-    return chosen
+        raise InputError(None, f"slice {bad[0]} is out of range: the stack has slices {first}-{n_slices - 1 + first}")
+    return [z - first for z in chosen]
 
 
 def binary_mask_volume(mask: Volume) -> Volume:
@@ -197,6 +205,8 @@ def export(
     opacity: float | Mapping[str, float] = 0.45,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
+    colours: Mapping[str, tuple[int, int, int]] | None = None,
+    scale_bar: bool = True,
 ) -> list[Path]:
     """Write ``volume`` (and masks) to ``out`` in the format its extension names.
 
@@ -213,6 +223,12 @@ def export(
         masks are given, else raw. HDF5 and PDF always hold raw and masks.
     slices
         0-based slice indices to export (default all).
+    colours
+        Object key -> overlay colour, RGB 0-255 (default: each object's standard colour).
+    scale_bar
+        Burn a scale bar into PNG/JPEG overlays and 8-bit raw images, and into the PDF's
+        images, when the volume has a pixel size. Masks, 16-bit PNG, TIFF, RAW and HDF5 hold
+        data and never get one (TIFF, RAW and HDF5 record the pixel size instead).
 
     Returns the files written. Nothing is left behind when it fails or is cancelled.
     """
@@ -258,13 +274,32 @@ def export(
     if fmt == "pdf":
         from .report import write_report
 
-        write_report(out, volume, masks, metrics=metrics, provenance=provenance, progress=progress, cancel=cancel)
+        write_report(
+            out,
+            volume,
+            masks,
+            metrics=metrics,
+            provenance=provenance,
+            progress=progress,
+            cancel=cancel,
+            colours=colours,
+            scale_bar=scale_bar,
+            numbers=[z + 1 for z in indices],
+        )
         return [out]
-    return _export_pixels(out, fmt, volume, masks, content, opacity, progress, cancel)
+    renderer = StackRenderer(volume, masks, opacity, colours=colours)
+    return _export_pixels(out, fmt, renderer, content, scale_bar, progress, cancel)
 
 
-def _export_pixels(out, fmt, volume, masks, content, opacity, progress, cancel) -> list[Path]:
-    renderer = StackRenderer(volume, masks, opacity)
+def _figure(fmt: str, frame: np.ndarray, pixel_size, scale_bar: bool) -> np.ndarray:
+    """A PNG/JPEG frame as shown (8-bit) with a scale bar burnt in; other frames are data, left as they are."""
+    if not scale_bar or fmt not in ("png", "jpeg") or frame.dtype != np.uint8 or not pixel_size:
+        return frame
+    return draw_scale_bar(frame, pixel_size[-1])
+
+
+def _export_pixels(out, fmt, renderer: StackRenderer, content, scale_bar, progress, cancel) -> list[Path]:
+    volume, masks = renderer.volume, renderer.masks
     n = len(volume)
     rgb = content == "overlay"
     mask = next(iter(masks.values()), None)
@@ -274,13 +309,13 @@ def _export_pixels(out, fmt, volume, masks, content, opacity, progress, cancel) 
             check(cancel)
             report(progress, z, n, f"writing slice {z + 1} of {n}")
             if content == "overlay":
-                yield renderer.overlay(z)
+                yield _figure(fmt, renderer.overlay(z), volume.pixel_size, scale_bar)
             elif content == "mask" and mask is not None:  # _check_inputs refused a mask export without masks
                 yield mask.slice(z)
             elif fmt == "jpeg" or (fmt == "png" and volume.dtype not in (np.uint8, np.uint16)):
-                yield renderer.display(z)  # JPEG holds 8 bits, PNG 8 or 16
+                yield _figure(fmt, renderer.display(z), volume.pixel_size, scale_bar)  # JPEG holds 8 bits, PNG 8 or 16
             else:
-                yield volume.slice(z)
+                yield _figure(fmt, volume.slice(z), volume.pixel_size, scale_bar)
         report(progress, n, n, "done")
 
     dtype = np.uint8 if content != "raw" else volume.dtype

@@ -53,6 +53,8 @@ def render_overlay(
         Object key -> ``(Y, X)`` mask, boolean or 0/255; drawn in the given order.
     opacity
         0 (invisible) to 1 (opaque), one value or one per object.
+    colours
+        Object key -> RGB 0-255; objects not in it get their standard colour.
 
     Returns
     -------
@@ -78,13 +80,19 @@ class StackRenderer:
     """Renders slices of a stack for display with one contrast setting for the whole stack.
 
     The contrast comes from percentiles of up to ``sample`` evenly spaced slices, so a
-    lazily read stack is not read in full.
+    lazily read stack is not read in full. ``colours`` (object -> RGB 0-255) overrides the
+    standard object colours, as the app's colour picker does.
     """
 
     def __init__(
-        self, volume: Volume, masks: Mapping[str, Volume], opacity: float | Mapping[str, float] = 0.45, sample: int = 8
+        self,
+        volume: Volume,
+        masks: Mapping[str, Volume],
+        opacity: float | Mapping[str, float] = 0.45,
+        sample: int = 8,
+        colours: Mapping[str, tuple[int, int, int]] | None = None,
     ) -> None:
-        self.volume, self.masks, self.opacity = volume, masks, opacity
+        self.volume, self.masks, self.opacity, self.colours = volume, masks, opacity, colours
         self.levels = display_range(sample_slices(volume, sample))
 
     def display(self, z: int) -> np.ndarray:
@@ -94,4 +102,4 @@ class StackRenderer:
     def overlay(self, z: int, grey: np.ndarray | None = None) -> np.ndarray:
         """Slice ``z`` with its masks as ``(Y, X, 3)`` uint8 RGB (``grey``: its display, if known)."""
         grey = self.display(z) if grey is None else grey
-        return render_overlay(grey, {k: m.slice(z) for k, m in self.masks.items()}, self.opacity)
+        return render_overlay(grey, {k: m.slice(z) for k, m in self.masks.items()}, self.opacity, self.colours)

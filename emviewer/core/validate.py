@@ -228,7 +228,11 @@ def unpaired_warning(names: Sequence[str], kind: str, source=None) -> str:
 
 
 def check_volume_image(volume, sample: int = 3) -> None:
-    """Refuse a stack whose sampled slices are all binary: it is a mask stack, not EM images."""
+    """Refuse a stack whose sampled slices are all binary: it is a mask stack, not EM images.
+
+    A constant stack (one value everywhere, e.g. blank slices) is not a mask and passes: it is
+    predicted as background. Raises :class:`~.errors.ImageContentError` naming the values."""
     slices = sample_slices(volume, sample)
-    if all(len(distinct_values(s, limit=3)) <= 2 for s in slices):
-        check_image(slices[0], volume.source)
+    values = [distinct_values(s, limit=3) for s in slices]
+    if all(len(v) <= 2 for v in values) and any(len(v) == 2 for v in values):
+        check_image(next(s for s, v in zip(slices, values, strict=True) if len(v) == 2), volume.source)

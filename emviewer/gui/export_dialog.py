@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QSettings, Signal
 from PySide6.QtWidgets import (
     QBoxLayout,
     QButtonGroup,
@@ -34,8 +34,9 @@ from ..core.errors import InputError
 from ..core.export import FORMATS as EXTENSION_FORMATS  # extension -> core format key
 from ..core.export import export, format_of, mask_volumes, parse_slices, probability_volumes
 from ..core.objects import OBJECTS
-from ..core.provenance import provenance
 from ..core.volume import Volume
+from .export_record import export_provenance
+from .remembered import last_export_format, last_folder, remember_export_format, remember_folder
 from .session import Session
 from .workers import Job, start
 
@@ -128,6 +129,8 @@ class ExportDialog(QDialog):
     metrics_provider
         Optional callable returning the evaluation dict (``per_image`` and ``mean``, or
         ``None``) for the PDF report's metrics table.
+    settings
+        Where the last export format and folder are remembered (None: nothing is).
     """
 
     exportStarted = Signal(object)  # the Job, just before it is queued
@@ -140,10 +143,12 @@ class ExportDialog(QDialog):
         session: Session,
         metrics_provider: Callable[[], dict | None] | None = None,
         parent: QWidget | None = None,
+        settings: QSettings | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export")
         self.session, self.metrics_provider = session, metrics_provider
+        self.remembered = settings  # (``self.settings`` is the form)
         self.job: Job | None = None
         self.running, self._closing, self.last_error = False, False, ""
         self.error_box: QMessageBox | None = None
@@ -156,6 +161,9 @@ class ExportDialog(QDialog):
         self.cancel_button.clicked.connect(self._on_cancel_clicked)
         session.masksChanged.connect(self._on_masks_changed)
         self._on_masks_changed(-1)
+        remembered = None if settings is None else last_export_format(settings, FORMATS)
+        if remembered is not None:
+            self.format_box.setCurrentIndex(self.format_box.findData(remembered))
         self._on_format_changed()
         self._on_slices_toggled()
 
@@ -170,7 +178,7 @@ class ExportDialog(QDialog):
             self, {"all": "All", "current": "Current", "range": "Range"}
         )
         self.slice_buttons["all"].setChecked(True)
-        self.range_edit = QLineEdit(placeholderText="e.g. 0-4,9 (0-based)")
+        self.range_edit = QLineEdit(placeholderText="e.g. 1-5,10 (as the slider counts)")
         self.path_edit, self.browse_button = QLineEdit(), QPushButton("Browse...")
         self.settings = QWidget()
         form = QFormLayout(self.settings)
@@ -206,8 +214,8 @@ class ExportDialog(QDialog):
         if self.slice_buttons["range"].isChecked():
             text = self.range_edit.text().strip()
             if not text:
-                raise InputError(None, "type the slices to export, like 0-4,9, or choose all slices")
-            return parse_slices(text, n)  # each slice once, ranges low to high
+                raise InputError(None, "type the slices to export, like 1-5,10, or choose all slices")
+            return parse_slices(text, n, first=1)  # numbered as the slider counts; each slice once
         return list(range(n))
 
     def _on_format_changed(self, _index: int = 0) -> None:
@@ -240,9 +248,8 @@ class ExportDialog(QDialog):
 
     def _on_browse_clicked(self) -> None:
         name, ext = FORMATS[self.chosen_format()]
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Export to", self.path_edit.text(), f"{name} (*{ext});;All files (*)"
-        )
+        start_in = self.path_edit.text() or (last_folder(self.remembered) if self.remembered is not None else "")
+        path, _ = QFileDialog.getSaveFileName(self, "Export to", start_in, f"{name} (*{ext});;All files (*)")
         if path:
             self.path_edit.setText(path)
             fmt = EXTENSION_FORMATS.get(Path(path).suffix.lower())
@@ -330,7 +337,7 @@ class ExportDialog(QDialog):
                 f"{' or '.join(CONTENTS[c].lower() for c in ALLOWED[fmt])}, not {content}",
             )
         slices = self.chosen_slices()
-        record = provenance(source=volume.source, content=content, slices=slices)
+        record = export_provenance(self.session, content, slices)
         visible = [key for key in self.session.masks if self.session.visible.get(key, True)]
         if content == "all":
             masks = session_masks_volumes(self.session, slices)
@@ -343,6 +350,7 @@ class ExportDialog(QDialog):
                 "slices": slices,
                 "metrics": metrics,
                 "provenance": record,
+                "colours": dict(self.session.colours),
             }
         if content == "raw":
             return out, {"content": "raw", "slices": slices}
@@ -352,7 +360,8 @@ class ExportDialog(QDialog):
             what = "no visible object has" if content == "overlay" else f"{_label(objects[0] or 'the object')} has"
             raise InputError(None, f"{what} masks on the chosen slices: predict first, or export the raw image")
         opacity = {key: self.session.opacity.get(key, 0.45) for key in masks}
-        return out, {"masks": masks, "content": content, "slices": slices, "opacity": opacity}
+        colours = dict(self.session.colours)
+        return out, {"masks": masks, "content": content, "slices": slices, "opacity": opacity, "colours": colours}
 
     def _set_running(self, running: bool) -> None:
         self.running = running
@@ -370,6 +379,9 @@ class ExportDialog(QDialog):
         self._set_running(False)
         self.progress.setValue(self.progress.maximum())
         self.status.setText(f"wrote {len(paths)} file{'s' if len(paths) != 1 else ''}")
+        if self.remembered is not None and paths:
+            remember_export_format(self.remembered, self.chosen_format())
+            remember_folder(self.remembered, Path(paths[0]).parent)
         self.exportFinished.emit(list(paths))
         self.accept()
 

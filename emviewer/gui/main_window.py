@@ -28,6 +28,7 @@ from ..core.io import ReadOptions, open_volume
 from ..core.io.describe import format_pixel_size
 from ..core.models.registry import resolve_models
 from ..core.predict import SliceResult
+from . import remembered
 from .export_dialog import ExportDialog
 from .file_options import ChannelDialog, PixelSizeDialog
 from .help_menu import show_shortcuts
@@ -38,7 +39,7 @@ from .recent_files import RecentFiles
 from .session import Session
 from .tabs import EvaluateTab, MeasureTab, TrainTab
 from .unsaved import Answer, ask_before_discarding, mark_exported, prepare_save
-from .viewer import ContrastPanel, SideBySideView, SliceSlider
+from .viewer import ContrastPanel, EditToolbar, MaskEditor, SideBySideView, SliceSlider
 from .viewer.slice_slider import add_slice_keys
 from .workers import Job, PredictionJob, start
 
@@ -66,6 +67,7 @@ class MainWindow(QMainWindow):
         self.last_error = ""
         self.models = config.installed_models()
         self.viewer = SideBySideView(self.session)
+        self.editor = MaskEditor(self.session, self.viewer, self)
         self.slider = SliceSlider(self.session)
         self.contrast = ContrastPanel(self.session)
         central = QWidget()
@@ -86,12 +88,16 @@ class MainWindow(QMainWindow):
         self.measure_tab = MeasureTab(self.session)
         self.tabs.addTab(self.measure_tab, "Measure")
         dock = QDockWidget("", self)
+        dock.setObjectName("sidePanel")  # saveState skips a dock without a name
         dock.setWidget(self.tabs)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
         self.resizeDocks([dock], [400], Qt.Orientation.Horizontal)  # the images get the rest of the window
         self._build_menus()
         self._build_status_bar()
+        remembered.restore_window(self, self.settings)
+        remembered.restore_display(self.session, self.settings)
+        self.session.volumeChanged.connect(lambda: remembered.restore_levels(self.session, self.settings))
         self.train_tab.modelTrained.connect(self._on_model_trained)
         self.evaluate_tab.evaluationFailed.connect(self.show_error)
         self.evaluate_tab.robustnessFailed.connect(self.show_error)
@@ -127,6 +133,7 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         view = QToolBar("View")
+        view.setObjectName("viewToolbar")
         self.addToolBar(view)
         self._action(view, "Zoom in", self.viewer.zoom_in, QKeySequence.StandardKey.ZoomIn)
         self._action(view, "Zoom out", self.viewer.zoom_out, QKeySequence.StandardKey.ZoomOut)
@@ -135,6 +142,13 @@ class MainWindow(QMainWindow):
         self._action(view, "1:1", self.viewer.one_to_one, "Ctrl+1")
         for widget in (self.viewer, self.slider):  # wherever the focus is in the images or the slider
             add_slice_keys(widget, self.session)
+        self.edit_toolbar = EditToolbar(self.editor, self)
+        self.edit_toolbar.setObjectName("editToolbar")
+        self.addToolBar(self.edit_toolbar)
+        edit_menu = self.menuBar().addMenu("&Edit")
+        edit_menu.addAction(self.edit_toolbar.undo_action)  # the toolbar's own actions: one Ctrl+Z, not two
+        edit_menu.addAction(self.edit_toolbar.redo_action)
+        self.editor.message.connect(lambda text: self.statusBar().showMessage(text, 5000))
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "&Keyboard shortcuts", self.show_shortcuts, QKeySequence.StandardKey.HelpContents)
 
@@ -255,15 +269,19 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getOpenFileName(
             self,
             "Open image or stack",
-            "",
+            remembered.last_folder(self.settings),
             "Images and stacks (*.tif *.tiff *.png *.jpg *.jpeg *.h5 *.hdf5 *.mrc *.raw *.zip);;All files (*)",
         )
         if path:
+            remembered.remember_folder(self.settings, path)
             self.open_path(path)
 
     def _on_open_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Open a folder of slices or a Zarr store")
+        path = QFileDialog.getExistingDirectory(
+            self, "Open a folder of slices or a Zarr store", remembered.last_folder(self.settings)
+        )
         if path:
+            remembered.remember_folder(self.settings, Path(path).parent)
             self.open_path(path)
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt override)
@@ -279,7 +297,9 @@ class MainWindow(QMainWindow):
         if self.session.volume is None:
             self.show_error("Open a stack first (File > Open, or drop a file here).")
             return None
-        dialog = ExportDialog(self.session, metrics_provider=self.evaluate_tab.last_metrics, parent=self)
+        dialog = ExportDialog(
+            self.session, metrics_provider=self.evaluate_tab.last_metrics, parent=self, settings=self.settings
+        )
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)  # it stays open until a running export stops
         dialog.exportFinished.connect(lambda _paths: mark_exported(self.session, dialog))
         dialog.exportFinished.connect(
@@ -316,6 +336,8 @@ class MainWindow(QMainWindow):
             return
         self._run = self.session.begin_run()  # the results replace only the objects and slices it finishes
         self._records = records  # kept by the session as each object's first result arrives
+        for key in objects:  # what is predicted is shown
+            self.session.set_visible(key, True)
         self.predicting = True
         self.job = PredictionJob(work)
         self.job.signals.deviceFound.connect(self.device_label.setText)
@@ -418,4 +440,6 @@ class MainWindow(QMainWindow):
         if self.job is not None:
             self.job.cancel()
         self.train_tab.stop()
+        remembered.save_window(self, self.settings)
+        remembered.save_display(self.session, self.settings)
         super().closeEvent(event)

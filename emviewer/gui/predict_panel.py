@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QCheckBox,
+    QColorDialog,
     QComboBox,
     QGridLayout,
     QGroupBox,
@@ -15,6 +17,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSlider,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -41,25 +44,54 @@ def card_tooltip(entry: ModelEntry) -> str:
 
 
 class ObjectRow:
-    """One object's controls: show check box, colour swatch, opacity slider, model picker."""
+    """One object's controls: predict check box, colour swatch, show check box, opacity slider,
+    model picker. Predicting and showing are separate: a Predict of nuclei leaves the
+    mitochondria of an earlier run on screen."""
 
     def __init__(self, key: str, session: Session, models: list[ModelEntry]) -> None:
         kind = OBJECTS[key]
         self.key = key
         self.check = QCheckBox(kind.label)
         self.check.setChecked(key == "mito")
-        self.swatch = QLabel()
-        self.swatch.setFixedSize(14, 14)
-        red, green, blue = kind.colour
-        self.swatch.setStyleSheet(f"background-color: rgb({red}, {green}, {blue}); border: 1px solid #444;")
+        self.check.setToolTip(f"predict {kind.label} at the next Predict")
+        self.shown = QCheckBox("show")
+        self.shown.setChecked(session.visible[key])
+        self.shown.setToolTip(f"show the {kind.label} masks on the overlay")
+        self.session = session
+        self.swatch = QToolButton()
+        self.swatch.setFixedSize(18, 18)
+        self.swatch.setAutoRaise(False)
+        self.swatch.setToolTip(f"colour of the {kind.label} overlay (click to change)")
+        self.swatch.clicked.connect(self.choose_colour)
+        self.colour_dialog: QColorDialog | None = None  # the open picker, kept so tests can drive it
+        self.show_colour(session.colours[key])  # PredictPanel repaints it when the session's colours change
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
-        self.opacity.setValue(int(session.opacity[key] * 100))
+        self.opacity.setValue(round(session.opacity[key] * 100))
         self.opacity.setToolTip(f"opacity of the {kind.label} overlay")
         self.model = QComboBox()
         self.set_models(models)
-        self.check.toggled.connect(lambda on: session.set_visible(key, on))
+        self.shown.toggled.connect(lambda on: session.set_visible(key, on))
         self.opacity.valueChanged.connect(lambda v: session.set_opacity(key, v / 100))
+
+    def show_colour(self, colour: tuple[int, int, int]) -> None:
+        """Paint the swatch in ``colour`` (RGB 0-255)."""
+        red, green, blue = colour
+        self.swatch.setStyleSheet(f"background-color: rgb({red}, {green}, {blue}); border: 1px solid #444;")
+
+    def choose_colour(self) -> QColorDialog:
+        """Open the colour picker (not blocking; one per row, made on first use) at the current colour;
+        the colour chosen goes to :meth:`Session.set_colour`."""
+        if self.colour_dialog is None:
+            self.colour_dialog = QColorDialog(self.swatch)
+            self.colour_dialog.setWindowTitle(f"{OBJECTS[self.key].label} overlay colour")
+            self.colour_dialog.colorSelected.connect(self._on_colour_selected)
+        self.colour_dialog.setCurrentColor(QColor(*self.session.colours[self.key]))
+        self.colour_dialog.open()
+        return self.colour_dialog
+
+    def _on_colour_selected(self, colour: QColor) -> None:
+        self.session.set_colour(self.key, (colour.red(), colour.green(), colour.blue()))
 
     def set_models(self, models: list[ModelEntry]) -> None:
         """Fill the picker with this object's models, keeping the current choice if it is still there."""
@@ -92,8 +124,9 @@ class PredictPanel(QWidget):
         for i, row in enumerate(self.rows.values()):
             grid.addWidget(row.check, 2 * i, 0)
             grid.addWidget(row.swatch, 2 * i, 1)
-            grid.addWidget(row.opacity, 2 * i, 2)
-            grid.addWidget(row.model, 2 * i + 1, 0, 1, 3)
+            grid.addWidget(row.shown, 2 * i, 2)
+            grid.addWidget(row.opacity, 2 * i, 3)
+            grid.addWidget(row.model, 2 * i + 1, 0, 1, 4)
         self.mode = QComboBox()
         self.mode.addItem("fast: one model", "fast")
         self.mode.addItem("accurate: ensemble + 16x augmentation", "accurate")
@@ -124,6 +157,16 @@ class PredictPanel(QWidget):
         layout.addStretch(1)
         self.predict_button.clicked.connect(self._on_predict_clicked)
         self.cancel_button.clicked.connect(self._on_cancel_clicked)
+        session.displayChanged.connect(self._show_display)  # e.g. colours restored from the settings
+
+    def _show_display(self) -> None:
+        """Swatches, show boxes and opacity sliders follow the session (changed here or elsewhere)."""
+        for key, row in self.rows.items():
+            row.show_colour(self.session.colours[key])
+            with QSignalBlocker(row.shown):
+                row.shown.setChecked(self.session.visible.get(key, True))
+            with QSignalBlocker(row.opacity):
+                row.opacity.setValue(round(self.session.opacity[key] * 100))
 
     def add_section(self, widget: QWidget) -> None:
         """Put ``widget`` under the object selector (e.g. the offline / online switch)."""

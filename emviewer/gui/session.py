@@ -44,6 +44,7 @@ class Session(QObject):
         self.probabilities: dict[str, dict[int, np.ndarray]] = {}
         self.unsaved: set[str] = set()
         self.edited: dict[str, set[int]] = {}  # object -> slices (0-based) changed by hand
+        self._unedited: dict[tuple[str, int], np.ndarray | None] = {}  # each edited slice's mask before its edits
         self.runs: dict[str, dict] = {}  # object -> how its latest masks were predicted (provenance)
         self._run = 0  # the current prediction run; results of an older one are ignored
         self.visible = dict.fromkeys(OBJECTS, True)
@@ -58,7 +59,7 @@ class Session(QObject):
             self.volume.close()
         self.volume = volume
         self.masks, self.probabilities, self.unsaved = {}, {}, set()
-        self.edited, self.runs = {}, {}
+        self.edited, self.runs, self._unedited = {}, {}, {}
         self._run += 1  # a run still stopping belongs to the stack that was open before
         self.z = 0
         self.levels = self._stack_levels()
@@ -123,6 +124,7 @@ class Session(QObject):
             self.probabilities.setdefault(key, {})[z] = probability
             self.masks.setdefault(key, {})[z] = masks[key]
             self.edited.get(key, set()).discard(z)  # predicted anew: the hand edits of this slice are gone
+            self._unedited.pop((key, z), None)
             self.unsaved.add(key)
         self.masksChanged.emit(z)
         return True
@@ -136,14 +138,28 @@ class Session(QObject):
     def replace_mask(self, key: str, z: int, mask: np.ndarray) -> None:
         """A hand edit: slice ``z`` (0-based) of object ``key`` becomes ``mask`` (``(Y, X)`` bool, the
         slice's shape). The slice is marked edited and the object unsaved; its probabilities are
-        kept as predicted (an export lists the edited slices in its provenance)."""
+        kept as predicted (an export lists the edited slices in its provenance). A mask equal to
+        the one before the slice's first edit (e.g. every stroke undone) is that mask again: the
+        slice is no longer edited, and a slice that had no mask has none again."""
         if self.volume is None:
             raise RuntimeError("no stack is open")
         mask = np.asarray(mask, bool)
         if mask.shape != self.volume.shape[1:]:
             raise ValueError(f"mask shape {mask.shape} differs from the slice shape {self.volume.shape[1:]}")
-        self.masks.setdefault(key, {})[z] = mask
-        self.edited.setdefault(key, set()).add(z)
+        planes, edited = self.masks.setdefault(key, {}), self.edited.setdefault(key, set())
+        if z not in edited:
+            self._unedited[(key, z)] = planes.get(z)
+        before = self._unedited[(key, z)]
+        if (before is None and not mask.any()) or (before is not None and np.array_equal(before, mask)):
+            del self._unedited[(key, z)]
+            edited.discard(z)
+            if before is None:
+                planes.pop(z, None)
+            else:
+                planes[z] = before
+        else:
+            planes[z] = mask
+            edited.add(z)
         self.unsaved.add(key)
         self.masksChanged.emit(z)
 
@@ -170,7 +186,7 @@ class Session(QObject):
     def clear_masks(self) -> None:
         """Forget every mask and probability (nothing is left unsaved)."""
         self.masks, self.probabilities, self.unsaved = {}, {}, set()
-        self.edited, self.runs = {}, {}
+        self.edited, self.runs, self._unedited = {}, {}, {}
         self.masksChanged.emit(-1)
 
     def slice_masks(self, z: int | None = None) -> dict[str, np.ndarray]:

@@ -48,14 +48,15 @@ def ask_before_discarding(parent: QWidget, action: str, objects: Iterable[str], 
 
 
 def slices_text(slices: Iterable[int]) -> str:
-    """0-based slices as the export dialog's range text: ``[0, 1, 2, 5]`` -> ``"0-2,5"``."""
+    """0-based slices as the export dialog's range text, numbered from 1 as the slider counts:
+    ``[0, 1, 2, 5]`` -> ``"1-3,6"``."""
     runs: list[list[int]] = []
     for z in sorted(set(slices)):
         if runs and z == runs[-1][1] + 1:
             runs[-1][1] = z
         else:
             runs.append([z, z])
-    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+    return ",".join(str(a + 1) if a == b else f"{a + 1}-{b + 1}" for a, b in runs)
 
 
 def prepare_save(dialog: ExportDialog, session: Session) -> None:

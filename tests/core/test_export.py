@@ -171,3 +171,40 @@ def test_masks_on_some_chosen_slices_only_are_refused_by_name(real):
     stack = _pick(images)
     with pytest.raises(InputError, match=r"mitochondria: no mask on slices 0 \(.+\), 2 \(.+\); predict the whole"):
         mask_volumes(stack, {"mito": {1: labels[1] > 0}})
+
+
+def _with_pixel_size(volume, pixel_size):
+    return from_array(volume.read(), volume.source, slice_names=list(volume.slice_names), pixel_size=pixel_size)
+
+
+def test_png_overlay_has_a_scale_bar_only_with_a_pixel_size(tmp_path, real):
+    images, labels = _pick(real[0], 1), _pick(real[1], 1)
+    plain = export(tmp_path / "plain.png", images, masks={"mito": labels})[0]
+    calibrated = _with_pixel_size(images, (50.0, 10.0, 10.0))
+    barred = export(tmp_path / "bar.png", calibrated, masks={"mito": labels})[0]
+    a, b = np.asarray(Image.open(plain)), np.asarray(Image.open(barred))
+    changed = np.argwhere(np.any(a != b, axis=-1))
+    assert len(changed) > 500  # 10 µm wide: a 2 µm bar of 200 pixels and its label
+    assert changed[:, 0].min() > 1024 * 3 // 4 and changed[:, 1].max() < 1024 // 3  # lower-left corner only
+    masks = export(tmp_path / "m.png", calibrated, masks={"mito": labels}, content="mask")[0]
+    np.testing.assert_array_equal(np.asarray(Image.open(masks)), np.where(labels.slice(0) > 0, 255, 0))  # data: no bar
+
+
+def test_tiff_carries_the_calibration_and_no_bar(tmp_path, real):
+    images = _with_pixel_size(_pick(real[0], 2), (40.0, 8.0, 8.0))
+    export(tmp_path / "stack.tif", images)
+    with tifffile.TiffFile(tmp_path / "stack.tif") as tif:
+        np.testing.assert_array_equal(tif.asarray(), images.read())
+        page = tif.pages[0]
+        x_res = page.tags["XResolution"].value
+        assert x_res[0] / x_res[1] == pytest.approx(1000 / 8.0)  # pixels per µm
+        assert tif.imagej_metadata["unit"] in ("um", "micron", "µm")
+        assert tif.imagej_metadata["spacing"] == pytest.approx(0.04)
+    assert open_volume(tmp_path / "stack.tif").pixel_size == pytest.approx((40.0, 8.0, 8.0))
+
+
+def test_overlay_takes_the_colours_given(tmp_path, real):
+    images, labels = _pick(real[0], 1), _pick(real[1], 1)
+    path = export(tmp_path / "o.png", images, masks={"mito": labels}, opacity=1.0, colours={"mito": (0, 255, 0)})[0]
+    overlay = np.asarray(Image.open(path))
+    assert np.all(overlay[labels.slice(0) > 0] == (0, 255, 0))

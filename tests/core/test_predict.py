@@ -164,7 +164,7 @@ def test_objects_longer_than_the_cards_limit_are_removed_unless_kept():
     as objects; the card's length limit removes the bar only."""
     import keras
 
-    image = np.zeros((1, 128, 128), np.uint8)
+    image = np.random.default_rng(0).integers(0, 3, (1, 128, 128), dtype=np.uint8)  # not binary: an image
     image[0, 40:44, 4:124] = 255  # 120 px long
     image[0, 90:100, 60:70] = 255  # 10 x 10
     echo = keras.Sequential([keras.Input((None, None, 1)), keras.layers.Identity()])

@@ -243,3 +243,14 @@ def test_two_files_with_the_same_number_are_ambiguous(images, labels, blamed):
 
 def test_pairing_errors_are_input_errors():
     assert issubclass(PairingError, InputError)
+
+
+def test_a_mask_stack_is_refused_as_the_image_but_a_blank_stack_is_not():
+    from emviewer.core.validate import check_volume_image
+    from emviewer.core.volume import from_array
+
+    mask = np.zeros((3, 32, 32), np.uint8)
+    mask[:, 8:16, 8:16] = 255
+    with pytest.raises(ImageContentError, match=r"binary \(values 0, 255\)"):
+        check_volume_image(from_array(mask))
+    check_volume_image(from_array(np.full((3, 32, 32), 7, np.uint8)))  # blank slices: predicted as background

@@ -74,7 +74,7 @@ def test_png_masks_one_file_per_slice_named_after_it(qtbot, dialog, tmp_path, la
 
 
 def test_jpeg_overlay_colours_the_objects(qtbot, dialog, tmp_path, labels):
-    written = run_export(qtbot, dialog, tmp_path / "fig.jpg", "overlay", "1-2")
+    written = run_export(qtbot, dialog, tmp_path / "fig.jpg", "overlay", "2-3")  # numbered as the slider counts
     assert [p.name for p in written] == ["fig_images.051.jpg", "fig_images.052.jpg"]
     overlay = np.asarray(Image.open(written[0])).astype(float)
     assert overlay.shape == (256, 256, 3)
@@ -88,7 +88,7 @@ def test_tiff_raw_keeps_the_pixels(qtbot, dialog, tmp_path, em_stack):
 
 
 def test_raw_writes_bytes_and_a_json_sidecar(qtbot, dialog, tmp_path, labels):
-    written = run_export(qtbot, dialog, tmp_path / "m.raw", "mask", "0,2,0")  # a repeated slice is written once
+    written = run_export(qtbot, dialog, tmp_path / "m.raw", "mask", "1,3,1")  # a repeated slice is written once
     assert written == [tmp_path / "m.raw", tmp_path / "m.raw.json"]
     meta = json.loads(written[1].read_text())
     assert meta["shape"] == [2, 256, 256] and meta["dtype"] == "uint8" and meta["content"] == "mask"
@@ -157,7 +157,7 @@ def test_missing_mask_on_a_slice_is_a_clear_error(qtbot, session, labels, tmp_pa
     assert "mitochondria" in message and "slice 2 (images.052)" in message
     assert dialog.error_box.text() == message and dialog.isVisible()
     assert list(tmp_path.iterdir()) == []
-    run_export(qtbot, dialog, tmp_path / "out.h5", "all", "0-1")  # the slices that have masks export fine
+    run_export(qtbot, dialog, tmp_path / "out.h5", "all", "1-2")  # the slices that have masks export fine
     with h5py.File(tmp_path / "out.h5", "r") as h5:
         assert h5["masks/mito"].shape == (2, 256, 256)
 
@@ -166,8 +166,9 @@ def test_missing_mask_on_a_slice_is_a_clear_error(qtbot, session, labels, tmp_pa
     "path, content, slices, expected",
     [
         ("out.png", "all", None, "PNG export holds"),
-        ("out.png", "raw", "0-7", "slice 3 is out of range"),
-        ("out.png", "raw", "two", "not like '0-4,9'"),
+        ("out.png", "raw", "1-8", "slice 4 is out of range: the stack has slices 1-3"),
+        ("out.png", "raw", "0", "slice 0 is out of range"),
+        ("out.png", "raw", "two", "not like '1-5,10'"),
         ("out.png", "raw", "2-1", "ranges low to high"),
         ("out.docx", "raw", None, "cannot export to .docx"),
     ],
@@ -194,3 +195,42 @@ def test_session_masks_are_lazy_volumes_of_the_stack_shape(predicted, labels):
     mito = volumes["mito"]
     assert mito.shape == (3, 256, 256) and mito.dtype == np.uint8
     np.testing.assert_array_equal(mito.slice(2), labels[2] * 255)
+
+
+RUN = {
+    "mode": "accurate",
+    "tta": 8,
+    "where": "this computer",
+    "models": [{"name": "mito-multiresunet-1fm", "sha256": "5e1f" * 16, "threshold": 0.45}],
+}
+
+
+def test_hdf5_carries_the_runs_and_the_hand_edits(qtbot, dialog, predicted, tmp_path, labels):
+    predicted.record_run(["mito"], RUN)
+    edited = labels[2].astype(bool).copy()
+    edited[:40, :40] = True  # a brush stroke
+    predicted.replace_mask("mito", 2, edited)
+    written = run_export(qtbot, dialog, tmp_path / "out.h5", "all")
+    with h5py.File(written[0], "r") as h5:
+        np.testing.assert_array_equal(h5["masks/mito"][2], edited * 255)  # saved as edited
+        parameters = json.loads(h5.attrs["parameters"])
+        assert "numpy" in json.loads(h5.attrs["software"])
+    assert parameters["predictions"]["mito"] == RUN  # models, mode, tta, threshold, where
+    assert parameters["edited_slices"] == {"mito": [2]}
+
+
+def test_pdf_first_page_names_the_model_and_the_edits(qtbot, dialog, predicted, tmp_path):
+    predicted.record_run(["mito"], RUN)
+    predicted.replace_mask("mito", 0, predicted.mask_or_empty("mito", 0))
+    written = run_export(qtbot, dialog, tmp_path / "report.pdf", "report")
+    summary = " ".join(PdfReader(written[0]).pages[0].extract_text().split())
+    for expected in ("mito-multiresunet-1fm", "5e1f5e1f5e1f", "accurate", "0.45", "edited by hand slices 1"):
+        assert expected in summary
+
+
+def test_overlay_uses_the_session_colours(qtbot, dialog, predicted, tmp_path, labels):
+    predicted.set_colour("mito", (0, 255, 0))
+    predicted.set_opacity("mito", 1.0)
+    written = run_export(qtbot, dialog, tmp_path / "o.png", "overlay", "0")
+    overlay = np.asarray(Image.open(written[0]))
+    assert np.all(overlay[labels[0] > 0] == (0, 255, 0))

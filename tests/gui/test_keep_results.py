@@ -80,6 +80,7 @@ def test_predicting_nuclei_after_mito_keeps_the_mito_masks(window, qtbot, stacks
     assert_same_arrays({"mito": window.session.masks["mito"]}, {"mito": mito})
     assert sorted(window.session.masks["nuclei"]) == [0, 1, 2]
     assert window.session.unsaved == {"mito", "nuclei"}
+    assert set(window.session.slice_masks(0)) == {"mito", "nuclei"}  # both on screen, not only kept
 
 
 def test_a_failed_online_predict_leaves_the_earlier_masks(window, qtbot, stacks):
@@ -162,3 +163,11 @@ def test_opening_a_stack_while_predicting_asks_and_discard_stops_the_run(window,
         window.discard_box.button(Answer.Discard).click()
     assert window.session.volume.source == str(stacks[1])
     assert window.session.masks == {} and window.session.unsaved == set()  # the old run's slices went nowhere
+
+
+def test_the_save_range_counts_as_the_slider_and_reads_back():
+    from emviewer.core.export import parse_slices
+    from emviewer.gui.unsaved import slices_text
+
+    assert slices_text([5, 0, 1, 2]) == "1-3,6"
+    assert parse_slices(slices_text([0, 1, 2, 5]), 6, first=1) == [0, 1, 2, 5]

@@ -90,6 +90,7 @@ def test_table_counts_objects_as_scipy_does(qtbot, lucchi_stack):
     assert 0 < len(expected) < len(kept_sizes(masks, 0))  # the size filter drops something here
     assert tab.proxy.rowCount() == len(expected) == len(result.table)
     assert sum(column(tab, "voxels")) == expected.sum()
+    assert column(tab, "id") == list(range(1, len(expected) + 1))  # shown by id, 1 first
     assert sum(column(tab, "volume_um3")) == pytest.approx(expected.sum() * 0.005**3, rel=1e-4)
     headers = [tab.model.headerData(c, Qt.Orientation.Horizontal) for c in range(tab.model.columnCount())]
     assert headers == list(result.table.columns) and "mean_intensity" in headers

@@ -138,3 +138,23 @@ def test_help_menu_lists_the_shortcuts(window):
     text = window.help_box.text()
     for keys, what in ((", or Left", "previous slice"), (". or Right", "next slice"), ("Ctrl+E", "Export...")):
         assert f"{keys}\t{what}" in text
+
+
+def test_a_restart_brings_back_opacity_colour_contrast_and_size(make_window, settings_file, em_stack, tmp_path):
+    stack = tmp_path / "stack.tif"
+    tifffile.imwrite(stack, em_stack, photometric="minisblack")
+    first = make_window()
+    first.resize(760, 520)  # within the offscreen screen, which a restore keeps the window inside
+    size = first.size()
+    assert first.open_path(stack)
+    first.session.set_opacity("nuclei", 0.8)
+    first.session.set_colour("mito", (10, 200, 30))
+    first.session.set_levels(20.0, 90.0)
+    first.close()
+    first.settings.sync()
+    restart = shutil.copy(settings_file, tmp_path / "restart.ini")  # read from disk, as at the next start
+    again = make_window(restart)
+    assert again.size() == size
+    assert again.session.opacity["nuclei"] == pytest.approx(0.8) and again.session.colours["mito"] == (10, 200, 30)
+    assert again.panel.rows["nuclei"].opacity.value() == 80
+    assert again.open_path(stack) and again.session.levels == pytest.approx((20.0, 90.0))  # same stack: its contrast

@@ -248,3 +248,40 @@ def test_pair_by_order_applies_to_training_and_validation_sets(tab, qtbot, shift
     )
     with pytest.raises(ValueError, match="pair_by"):
         tab.set_fields(pair_by="position")
+
+
+def test_settings_are_readable_at_the_default_window_size(qtbot, monkeypatch, tmp_path, settings):
+    """In the side panel of a 1400x800 main window no field is squeezed or cut off at the right
+    (the forms wrap instead of scrolling sideways), and the settings get most of the height."""
+    from PySide6.QtWidgets import QAbstractSpinBox, QComboBox, QLineEdit, QScrollArea
+
+    from emviewer.gui.main_window import MainWindow
+
+    monkeypatch.setenv("EMVIEWER_USER_DIR", str(tmp_path / "user"))
+    monkeypatch.setenv("EMVIEWER_MODELS_DIR", str(tmp_path / "no-models"))
+    window = MainWindow(settings)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: "loading" not in window.device_label.text(), timeout=60_000)  # its job ends first
+    window.tabs.setCurrentWidget(window.train_tab)
+    tab = window.train_tab
+    tab.advanced.setChecked(True)
+    qtbot.waitExposed(tab)
+    assert (window.width(), window.height()) == (1400, 800)
+    scroll = tab.findChild(QScrollArea)
+    viewport = scroll.viewport()
+    assert scroll.horizontalScrollBar().maximum() == 0
+    assert viewport.height() >= 300  # not a sliver above the curves
+    fields = [
+        widget
+        for kind in (QLineEdit, QAbstractSpinBox, QComboBox)
+        for widget in tab.fields.findChildren(kind)
+        if not isinstance(widget.parent(), QAbstractSpinBox)  # a spin box's own line edit
+    ]
+    assert len(fields) == 6 + 6 + 8  # line edits (folders, foreground, name), combo boxes, spin boxes
+    for widget in fields:
+        assert widget.isVisibleTo(tab)
+        assert widget.width() >= widget.minimumSizeHint().width()
+        right = widget.mapTo(viewport, widget.rect().topRight()).x()
+        assert right < viewport.width(), f"{widget} ends at {right}, past the panel's {viewport.width()} px"
+    assert tab.curves.height() >= 200

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from ...core.overlay import render_overlay, to_uint8
 from ..session import Session
+from .scale_bar import ViewerScaleBar
 
 #: Scale factor of one zoom step.
 ZOOM_STEP = 1.25
@@ -45,6 +46,9 @@ class SideBySideView(QWidget):
         self._session = session
         self._z: int | None = None  # slice whose raw pixels are cached in _raw
         self._raw: np.ndarray | None = None
+        # Set by the mask editor just before it stores a hand edit: the next masksChanged of the
+        # current slice redraws only this (y0, y1, x0, x1) box of the overlay.
+        self.changed_box: tuple[int, int, int, int] | None = None
 
         self.graphics = pg.GraphicsLayoutWidget()
         self.raw_view = self._add_pane(0)
@@ -55,6 +59,7 @@ class SideBySideView(QWidget):
         self.overlay_item = pg.ImageItem(axisOrder="row-major")
         self.raw_view.addItem(self.raw_item)
         self.overlay_view.addItem(self.overlay_item)
+        self.scale_bars = [ViewerScaleBar(view, session) for view in (self.raw_view, self.overlay_view)]
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -100,6 +105,16 @@ class SideBySideView(QWidget):
                 padding=0,
             )
 
+    def centre_on(self, x: float, y: float) -> None:
+        """Move the view so image pixel ``(x, y)`` is at its centre, keeping the zoom."""
+        (x0, x1), (y0, y1) = self.raw_view.viewRange()
+        half_w, half_h = (x1 - x0) / 2, (y1 - y0) / 2
+        self.raw_view.setRange(xRange=(x - half_w, x + half_w), yRange=(y - half_h, y + half_h), padding=0)
+
+    def redraw_overlay(self) -> None:
+        """Draw the right pane again from the session (after the mask editor previewed a stroke on it)."""
+        self._draw_overlay()
+
     def view_range(self) -> tuple[tuple[float, float], tuple[float, float]]:
         """The visible region of the left pane as ``((x0, x1), (y0, y1))`` in image pixels."""
         (x0, x1), (y0, y1) = self.raw_view.viewRange()
@@ -117,7 +132,8 @@ class SideBySideView(QWidget):
             self._redraw()
 
     def _on_masks_changed(self, z: int) -> None:
-        if z in (-1, self._session.z):
+        box, self.changed_box = self.changed_box, None
+        if z in (-1, self._session.z) and not (box is not None and z != -1 and self._draw_box(box)):
             self._draw_overlay()
 
     def _on_display_changed(self) -> None:
@@ -157,6 +173,18 @@ class SideBySideView(QWidget):
         self.raw_item.setImage(raw, autoLevels=False, levels=self._session.levels)
         self._draw_overlay()
 
+    def _draw_box(self, box: tuple[int, int, int, int]) -> bool:
+        """Render only ``box`` of the shown RGB overlay, in place; False when it shows none."""
+        raw, shown, session = self._current_raw(), self.overlay_item.image, self._session
+        if raw is None or shown is None or shown.ndim != 3 or shown.shape[:2] != raw.shape[:2]:
+            return False
+        y0, y1, x0, x1 = box
+        masks = {key: mask[y0:y1, x0:x1] for key, mask in session.slice_masks().items()}
+        grey = to_uint8(raw[y0:y1, x0:x1], *session.levels)
+        shown[y0:y1, x0:x1] = render_overlay(grey, masks, session.opacity, session.colours)
+        self.overlay_item.updateImage()  # pyqtgraph wraps the same buffer: no copy of the slice
+        return True
+
     def _draw_overlay(self) -> None:
         raw = self._current_raw()
         if raw is None:
@@ -166,5 +194,6 @@ class SideBySideView(QWidget):
         if not masks:  # nothing to blend: show the raw slice as it is (half the work of a slice change)
             self.overlay_item.setImage(raw, autoLevels=False, levels=session.levels)
             return
-        rgb = render_overlay(to_uint8(raw, *session.levels), masks, session.opacity)
-        self.overlay_item.setImage(rgb, autoLevels=False, levels=(0, 255))
+        rgb = render_overlay(to_uint8(raw, *session.levels), masks, session.opacity, session.colours)
+        # no levels: pyqtgraph shows uint8 RGB as it is, instead of rescaling every pixel by (0, 255)
+        self.overlay_item.setImage(rgb, autoLevels=False, levels=None)

@@ -10,6 +10,8 @@ from ..session import Session
 
 #: Keys that step through the slices: step -> key names (QKeySequence text).
 SLICE_KEYS = {-1: (",", "Left"), +1: (".", "Right")}
+#: After the slice count when a mask of the slice was changed by hand.
+EDITED_MARK = " (edited)"
 
 
 def add_slice_keys(widget: QWidget, session: Session) -> list[QShortcut]:
@@ -57,7 +59,8 @@ class SliceSlider(QWidget):
     """Horizontal slider + spin box + the slice's name.
 
     The controls' values are 0-based slice indices; the spin box shows them 1-based, as
-    "1 / 5" for the first of five slices.
+    "1 / 5" for the first of five slices, and "1 / 5 (edited)" when a mask of that slice
+    was changed by hand (``session.edited``).
 
     Both controls call :meth:`Session.set_slice`; the session's ``sliceChanged`` moves them
     back with their signals blocked, so there is no feedback loop. The widget is disabled
@@ -74,6 +77,7 @@ class SliceSlider(QWidget):
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._session = session
+        self._last = 0  # index of the last slice
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.spin_box = OneBasedSpinBox()
         self.spin_box.setKeyboardTracking(False)
@@ -90,6 +94,7 @@ class SliceSlider(QWidget):
         self.spin_box.valueChanged.connect(self._on_value_picked)
         session.volumeChanged.connect(self._on_volume_changed)
         session.sliceChanged.connect(self._on_slice_changed)
+        session.masksChanged.connect(self._on_masks_changed)
         self._on_volume_changed()
 
     def _on_value_picked(self, z: int) -> None:
@@ -101,7 +106,10 @@ class SliceSlider(QWidget):
         for control in (self.slider, self.spin_box):
             with QSignalBlocker(control):
                 control.setRange(0, last)
-        self.spin_box.setSuffix(f" / {last + 1}")
+        self._last = last
+        # wide enough for the edited mark, so the slider does not jump when it appears
+        self.spin_box.setSuffix(f" / {last + 1}{EDITED_MARK}")
+        self.spin_box.setMinimumWidth(self.spin_box.sizeHint().width())
         self.setEnabled(last > 0)
         self._on_slice_changed(self._session.z)
 
@@ -109,6 +117,23 @@ class SliceSlider(QWidget):
         for control in (self.slider, self.spin_box):
             with QSignalBlocker(control):
                 control.setValue(z)
+        self._show_count()
         volume = self._session.volume
         names = () if volume is None else volume.slice_names
         self.label.setText(names[z] if 0 <= z < len(names) else "")
+
+    def _on_masks_changed(self, _z: int) -> None:
+        self._show_count()
+
+    def is_edited(self) -> bool:
+        """Whether any object's mask of the current slice was changed by hand."""
+        z = self._session.z
+        return any(z in slices for slices in self._session.edited.values())
+
+    def _show_count(self) -> None:
+        """The counter says "3 / 5", and "3 / 5 (edited)" on a slice changed by hand."""
+        mark = EDITED_MARK if self._session.volume is not None and self.is_edited() else ""
+        suffix = f" / {self._last + 1}{mark}"
+        if suffix != self.spin_box.suffix():
+            with QSignalBlocker(self.spin_box):
+                self.spin_box.setSuffix(suffix)
