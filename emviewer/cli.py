@@ -127,6 +127,21 @@ def _open_masks(spec: str | None, object_key: str) -> dict:
     return {object_key: open_volume(spec)}
 
 
+def _prediction_parameters(mask: str | None) -> dict:
+    """Mode, test-time augmentation, models and server of the ``emviewer predict`` run whose HDF5
+    file is ``mask`` (from its provenance attributes), for the export's provenance; else ``{}``."""
+    from .core.io import split_dataset
+    from .core.io.hdf5 import read_provenance_parameters
+
+    if not mask:
+        return {}
+    parameters = read_provenance_parameters(split_dataset(mask)[0])
+    if parameters.get("command") != "predict":
+        return {}
+    kept = {key: parameters[key] for key in ("mode", "tta", "models", "server") if key in parameters}
+    return kept | {"predicted_by": "emviewer predict"}
+
+
 def cmd_export(args) -> int:
     from .core.errors import InputError
     from .core.evaluate import evaluate
@@ -142,7 +157,10 @@ def cmd_export(args) -> int:
         if not args.mask:
             raise InputError(args.labels, "--labels needs --mask: the masks to score against these labels")
         metrics = evaluate(args.mask, args.labels, args.foreground, args.invert, pair_by=args.pair_by).as_dict()
-    record = provenance(command="export", input=args.input, mask=args.mask, labels=args.labels, object=object_key)
+    predicted = _prediction_parameters(args.mask)  # masks from `emviewer predict --format h5` say how they were made
+    record = provenance(
+        command="export", input=args.input, mask=args.mask, labels=args.labels, object=object_key, **predicted
+    )
     written = export(
         args.output,
         volume,

@@ -43,6 +43,24 @@ def test_pdf_report_states_the_voxel_size(run_cli, em_tif, tmp_path):
     assert "50 x 7 x 7 nm (z, y, x)" in PdfReader(out).pages[0].extract_text()
 
 
+def test_pdf_of_predicted_masks_names_the_model_mode_and_threshold(run_cli, em_tif, tmp_path):
+    """`predict --format h5` records how the masks were made; `export` of those masks carries it to the PDF."""
+    import json
+
+    import h5py
+
+    path, _ = em_tif
+    assert run_cli("predict", str(path), "--object", "mito", "-o", str(tmp_path / "pred"), "--format", "h5")[0] == 0
+    h5 = tmp_path / "pred" / "prediction.h5"
+    with h5py.File(h5, "r") as f:
+        model = json.loads(f.attrs["parameters"])["models"]["mito"][0]
+    out = tmp_path / "report.pdf"
+    assert run_cli("export", str(path), "--mask", f"{h5}:/masks/mito", "-o", str(out))[0] == 0
+    text = PdfReader(out).pages[0].extract_text()
+    for fact in (model["name"], model["sha256"][:12], "fast", f"{model['threshold']:.2f}", "this computer"):
+        assert fact in text, fact
+
+
 def test_info_describes_a_file_and_honours_overrides(run_cli, em_tif):
     path, stack = em_tif
     code, out, _ = run_cli("info", str(path), "--json")

@@ -69,7 +69,7 @@ def _models(params: Mapping, run: Mapping | None, key: str) -> list:
 
 def _where(params: Mapping, run: Mapping | None) -> str:
     where = _get(run, "where") or params.get("server")
-    if where is None and params.get("command") == "predict":
+    if where is None and (params.get("command") == "predict" or params.get("predicted_by")):
         where = "this computer"
     return _text(where)
 

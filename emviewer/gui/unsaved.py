@@ -14,6 +14,7 @@ from pathlib import Path
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from ..core.objects import OBJECTS
+from ..core.report_summary import slice_ranges
 from .export_dialog import ExportDialog
 from .session import Session
 
@@ -49,14 +50,8 @@ def ask_before_discarding(parent: QWidget, action: str, objects: Iterable[str], 
 
 def slices_text(slices: Iterable[int]) -> str:
     """0-based slices as the export dialog's range text, numbered from 1 as the slider counts:
-    ``[0, 1, 2, 5]`` -> ``"1-3,6"``."""
-    runs: list[list[int]] = []
-    for z in sorted(set(slices)):
-        if runs and z == runs[-1][1] + 1:
-            runs[-1][1] = z
-        else:
-            runs.append([z, z])
-    return ",".join(str(a + 1) if a == b else f"{a + 1}-{b + 1}" for a, b in runs)
+    ``[0, 1, 2, 5]`` -> ``"1-3, 6"``."""
+    return slice_ranges(slices, base=1)
 
 
 def prepare_save(dialog: ExportDialog, session: Session) -> None:

@@ -221,7 +221,9 @@ def test_hdf5_carries_the_runs_and_the_hand_edits(qtbot, dialog, predicted, tmp_
 
 def test_pdf_first_page_names_the_model_and_the_edits(qtbot, dialog, predicted, tmp_path):
     predicted.record_run(["mito"], RUN)
-    predicted.replace_mask("mito", 0, predicted.mask_or_empty("mito", 0))
+    edited = predicted.mask_or_empty("mito", 0)
+    edited[:8, :8] = ~edited[:8, :8]  # a hand edit that changes the mask
+    predicted.replace_mask("mito", 0, edited)
     written = run_export(qtbot, dialog, tmp_path / "report.pdf", "report")
     summary = " ".join(PdfReader(written[0]).pages[0].extract_text().split())
     for expected in ("mito-multiresunet-1fm", "5e1f5e1f5e1f", "accurate", "0.45", "edited by hand slices 1"):
@@ -231,6 +233,6 @@ def test_pdf_first_page_names_the_model_and_the_edits(qtbot, dialog, predicted, 
 def test_overlay_uses_the_session_colours(qtbot, dialog, predicted, tmp_path, labels):
     predicted.set_colour("mito", (0, 255, 0))
     predicted.set_opacity("mito", 1.0)
-    written = run_export(qtbot, dialog, tmp_path / "o.png", "overlay", "0")
+    written = run_export(qtbot, dialog, tmp_path / "o.png", "overlay", "1")  # the first slice, as the slider counts
     overlay = np.asarray(Image.open(written[0]))
     assert np.all(overlay[labels[0] > 0] == (0, 255, 0))

@@ -169,5 +169,5 @@ def test_the_save_range_counts_as_the_slider_and_reads_back():
     from emviewer.core.export import parse_slices
     from emviewer.gui.unsaved import slices_text
 
-    assert slices_text([5, 0, 1, 2]) == "1-3,6"
+    assert slices_text([5, 0, 1, 2]) == "1-3, 6"
     assert parse_slices(slices_text([0, 1, 2, 5]), 6, first=1) == [0, 1, 2, 5]

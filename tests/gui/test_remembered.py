@@ -100,7 +100,7 @@ def test_the_export_dialog_opens_at_the_format_last_written(qtbot, session, tmp_
     out = tmp_path / "exports"
     out.mkdir()
     with qtbot.waitSignal(dialog.exportFinished, timeout=30_000):
-        dialog.export_to(out / "masks.tif", "mask", "0")
+        dialog.export_to(out / "masks.tif", "mask", "1")
     settings = restart(settings, tmp_path)
     reopened = ExportDialog(session, settings=settings)
     qtbot.addWidget(reopened)

@@ -20,7 +20,7 @@ import h5py
 import hdf5plugin  # noqa: F401  registers the Blosc, LZ4, Zstd, bitshuffle... filters with HDF5
 import numpy as np
 
-from ..errors import ImageContentError
+from ..errors import ImageContentError, ReportedError
 from ..progress import CancelToken, Progress, check, report
 from ..volume import Volume
 from . import units
@@ -213,6 +213,34 @@ def provenance_attributes(provenance: Mapping | None) -> dict:
     return {
         k: v if isinstance(v, (str, int, float)) else json.dumps(v, default=str) for k, v in (provenance or {}).items()
     }
+
+
+#: Longest provenance text read back from a file (an untrusted file's attribute may be huge).
+MAX_PROVENANCE_BYTES = 1 << 20
+
+
+def read_provenance_parameters(path: Path) -> dict:
+    """The ``parameters`` of the provenance an EMViewer HDF5 file carries in its root attributes
+    (see :func:`provenance_attributes`; e.g. the ``emviewer predict`` record with mode, tta and
+    models), or ``{}`` for a file without one, a malformed one, one over
+    :data:`MAX_PROVENANCE_BYTES` or a file that is not HDF5. Never raises for the file's content."""
+    if not path.is_file() or not h5py.is_hdf5(path):
+        return {}
+    try:
+        h5, handle = open_checked(path)
+    except ReportedError:
+        return {}
+    try:
+        if "parameters" not in h5.attrs or h5.attrs.get_id("parameters").get_storage_size() > MAX_PROVENANCE_BYTES:
+            return {}
+        text = _text(_attr(h5, "parameters")) or "null"  # a variable-length text's size shows only when read
+        value = json.loads(text) if len(text) <= MAX_PROVENANCE_BYTES else None
+        return value if isinstance(value, dict) else {}
+    except (OSError, KeyError, ValueError):  # an unreadable attribute, or not JSON
+        return {}
+    finally:
+        h5.close()
+        handle.close()
 
 
 def write_stack(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QSignalBlocker, Qt
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeySequence
 from PySide6.QtWidgets import QComboBox, QLabel, QSpinBox, QStyle, QToolBar, QToolButton, QWidget
 
 from ...core.objects import OBJECTS
@@ -78,11 +78,11 @@ class EditToolbar(QToolBar):
         self.redo_action.setShortcuts(_redo_keys())
         # Icon-only buttons: the actions' text names the step ("Undo paint mitochondria on slice 2",
         # in the Edit menu and the tooltip) and would change the toolbar's width with every stroke.
-        for action, icon in (
-            (self.undo_action, QStyle.StandardPixmap.SP_ArrowBack),
-            (self.redo_action, QStyle.StandardPixmap.SP_ArrowForward),
+        for action, theme, icon in (
+            (self.undo_action, "edit-undo", QStyle.StandardPixmap.SP_ArrowBack),
+            (self.redo_action, "edit-redo", QStyle.StandardPixmap.SP_ArrowForward),
         ):
-            action.setIcon(self.style().standardIcon(icon))
+            action.setIcon(QIcon.fromTheme(theme, self.style().standardIcon(icon)))
             self.addAction(action)
             button = self.widgetForAction(action)
             if isinstance(button, QToolButton):

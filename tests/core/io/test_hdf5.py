@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import h5py
 import hdf5plugin
@@ -478,3 +479,32 @@ def test_file_handle_resolves_links_inside_the_file_only(tmp_path):
     finally:
         h5.close()
         handle.close()
+
+
+def test_provenance_parameters_read_back_only_when_well_formed(tmp_path):
+    from emviewer.core.io.hdf5 import MAX_PROVENANCE_BYTES, read_provenance_parameters
+
+    def file_with(name: str, value) -> Path:
+        path = tmp_path / name
+        with h5py.File(path, "w") as f:
+            f["raw"] = np.zeros((2, 4, 4), np.uint8)
+            if value is not None:
+                f.attrs["parameters"] = value
+        return path
+
+    assert read_provenance_parameters(file_with("good.h5", '{"command": "predict", "mode": "fast"}')) == {
+        "command": "predict",
+        "mode": "fast",
+    }
+    for name, value in [
+        ("none.h5", None),
+        ("text.h5", "not json"),
+        ("list.h5", "[1, 2]"),
+        ("number.h5", np.arange(3)),
+        ("huge.h5", '{"a": "' + "x" * MAX_PROVENANCE_BYTES + '"}'),
+    ]:
+        assert read_provenance_parameters(file_with(name, value)) == {}, name
+    not_hdf5 = tmp_path / "fake.h5"
+    not_hdf5.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)  # the signature alone
+    assert read_provenance_parameters(not_hdf5) == {}
+    assert read_provenance_parameters(tmp_path / "missing.h5") == {}
