@@ -358,6 +358,7 @@ def cmd_gui(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .cli_adapt import add_adapt_parser
     from .cli_measure import add_measure_parser
     from .cli_models import add_model_exchange_parsers
     from .server.command import add_serve_parser
@@ -530,6 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print one JSON object with keys per_image and mean")
     evaluate.set_defaults(run=cmd_evaluate)
     add_measure_parser(sub)
+    add_adapt_parser(sub)
     add_serve_parser(sub)
     add_model_exchange_parsers(sub)
     return parser

@@ -133,3 +133,37 @@ def run_cli(capsys, monkeypatch) -> Callable[..., tuple[int, str, str]]:
         return code, out, err
 
     return run
+
+
+# ---------------------------------------------------------------------------- adaptation (another microscope)
+
+TINY_SOURCE = {"arch": "deepem3d", "width": 8, "depth": 3, "tile": 128, "batch_size": 4, "precision": "float32"}
+
+
+@pytest.fixture(scope="session")
+def sbem_model(cdeep3m, tmp_path_factory):
+    """A tiny mito model trained briefly on SBEM crops only (CDeep3M training slices 010-015)."""
+    from emviewer.core.train import DataSpec, TrainConfig, train
+
+    root = tmp_path_factory.mktemp("sbem")
+    for kind, stem in (("images", "images"), ("labels", "mitos_3D")):
+        (root / kind).mkdir()
+        for n in range(10, 16):
+            array = np.asarray(Image.open(cdeep3m / "training" / kind / f"{stem}.{n:03d}.png"))
+            Image.fromarray(array[:384, :384]).save(root / kind / f"{stem}.{n:03d}.png")
+    spec = DataSpec([str(root / "images")], [str(root / "labels")])
+    out = tmp_path_factory.mktemp("source") / "sbem-tiny.keras"
+    train(spec, TrainConfig(epochs=3, steps_per_epoch=15, learning_rate=3e-3, **TINY_SOURCE), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def fib_sem(lucchi, tmp_path_factory):
+    """Three 384 x 384 Lucchi++ crops (FIB-SEM, another microscope): slices 000, 040 and 080."""
+    root = tmp_path_factory.mktemp("fibsem")
+    for kind in ("images", "labels"):
+        (root / kind).mkdir()
+        for n in (0, 40, 80):
+            array = np.asarray(Image.open(lucchi / kind / f"train_{n:03d}.png"))
+            Image.fromarray(array[200:584, 300:684]).save(root / kind / f"train_{n:03d}.png")
+    return root / "images", root / "labels"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -17,6 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from . import augment
+from .domain import prediction_warnings
 from .errors import InputWarning
 from .intensity import model_input, tissue_units
 from .intensity_stats import TissueStats, stack_stats
@@ -241,6 +242,7 @@ class LocalPredictor:
         slices: Sequence[int] | None = None,
         progress: Progress | None = None,
         cancel: CancelToken | None = None,
+        on_warning: Callable[[str], None] | None = None,
     ) -> Iterator[SliceResult]:
         """Yield one :class:`SliceResult` per slice, in order.
 
@@ -250,6 +252,10 @@ class LocalPredictor:
         or label stack, not EM images). On ``cancel`` :class:`~.progress.Cancelled` is raised
         within a fraction of a second, without waiting for a running model call; no model call
         starts after it, and no further slice is yielded.
+
+        After the first slice, each object whose models' cards keep a ``training_domain`` and
+        whose slice looks unlike it gets one line (see :mod:`.domain`): passed to ``on_warning``
+        when given, else issued as an :class:`~.errors.InputWarning`.
         """
         slices = list(range(len(volume))) if slices is None else list(slices)
         check_volume_image(volume)  # a mask stack opened as the image: refused on every path (CLI, app, server)
@@ -272,6 +278,7 @@ class LocalPredictor:
         meter = _Meter(n_tiles * len(slices) * self._passes_per_tile(), len(slices), progress, cancel)
         stitchers: dict[str, Stitcher] = {}
         batches = prefetch(self._batches(data, slices, stats), depth=2)
+        checked_domain = False
         try:
             for batch in batches:
                 check(cancel)
@@ -289,6 +296,10 @@ class LocalPredictor:
                         for obj, s in stitchers.items()
                     }
                     _clear_holes(probabilities, batch.holes)
+                    if not checked_domain:  # the first slice only: one slice's FFTs, no model call
+                        checked_domain = True
+                        for line in prediction_warnings(self.models, data, batch.z, stats, probabilities):
+                            _warn(line, on_warning)
                     if box:
                         probabilities = {obj: _paste(p, box, volume.shape[1:]) for obj, p in probabilities.items()}
                     stitchers = {}
@@ -296,6 +307,14 @@ class LocalPredictor:
         finally:
             batches.close()  # stops the reader thread at once on cancel or error
             meter.close()
+
+
+def _warn(line: str, on_warning: Callable[[str], None] | None) -> None:
+    """A line to ``on_warning``, or an :class:`~.errors.InputWarning` without one."""
+    if on_warning is not None:
+        on_warning(line)
+    else:
+        warnings.warn(InputWarning(line), stacklevel=3)
 
 
 def _paste(probability: np.ndarray, box: tuple, shape: tuple) -> np.ndarray:

@@ -29,6 +29,7 @@ from ..core.io.describe import format_pixel_size
 from ..core.models.registry import resolve_models
 from ..core.predict import SliceResult
 from . import remembered
+from .adapt_wiring import wire_adaptation
 from .export_dialog import ExportDialog
 from .file_options import ChannelDialog, PixelSizeDialog
 from .help_menu import show_shortcuts
@@ -82,7 +83,7 @@ class MainWindow(QMainWindow):
         self.evaluate_tab = EvaluateTab(self.session, predictor_factory=self._predictor_for)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.panel, "Segment")
-        self.train_tab = TrainTab(self.settings)
+        self.train_tab = TrainTab(self.settings, session=self.session)
         self.tabs.addTab(self.train_tab, "Train")
         self.tabs.addTab(self.evaluate_tab, "Evaluate")
         self.measure_tab = MeasureTab(self.session)
@@ -99,6 +100,7 @@ class MainWindow(QMainWindow):
         remembered.restore_display(self.session, self.settings)
         self.session.volumeChanged.connect(lambda: remembered.restore_levels(self.session, self.settings))
         self.train_tab.modelTrained.connect(self._on_model_trained)
+        wire_adaptation(self)
         self.evaluate_tab.evaluationFailed.connect(self.show_error)
         self.evaluate_tab.robustnessFailed.connect(self.show_error)
         self.measure_tab.objectChosen.connect(self._on_object_chosen)
@@ -341,6 +343,7 @@ class MainWindow(QMainWindow):
         self.predicting = True
         self.job = PredictionJob(work)
         self.job.signals.deviceFound.connect(self.device_label.setText)
+        self.job.signals.warned.connect(lambda line: self.statusBar().showMessage(line, 30000))
         self.job.signals.progressed.connect(self.panel.show_progress)
         self.job.signals.itemFinished.connect(self._on_prediction_item)
         self.job.signals.finished.connect(self._on_prediction_finished)
@@ -440,6 +443,7 @@ class MainWindow(QMainWindow):
         if self.job is not None:
             self.job.cancel()
         self.train_tab.stop()
+        self.train_tab.adapt.cancel()
         remembered.save_window(self, self.settings)
         remembered.save_display(self.session, self.settings)
         super().closeEvent(event)

@@ -35,12 +35,19 @@ def card_tooltip(entry: ModelEntry) -> str:
     card = entry.card
     lines = [
         f"{entry.name} ({'bundled' if entry.bundled else 'your model'})",
+        f"trained on {card.trained_on or 'data its card does not name'}",
         f"{card.architecture or '?'}, {card.context}-slice context",
         f"validation F1 {card.figure('f1'):.3f}, IoU {card.figure('iou'):.3f}",
         f"threshold {card.threshold:.2f}",
         str(entry.path),
     ]
     return "\n".join(lines)
+
+
+def picker_text(entry: ModelEntry) -> str:
+    """A model as the picker lists it: its name and what it was trained on, when its card says."""
+    trained_on = entry.card.trained_on
+    return f"{entry.name} - {trained_on}" if trained_on else entry.name
 
 
 class ObjectRow:
@@ -70,7 +77,14 @@ class ObjectRow:
         self.opacity.setValue(round(session.opacity[key] * 100))
         self.opacity.setToolTip(f"opacity of the {kind.label} overlay")
         self.model = QComboBox()
+        # long "name - trained on" texts show in full in the list, not by widening the panel
+        self.model.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model.setMinimumContentsLength(16)
+        self.model.view().setMinimumWidth(420)
         self.set_models(models)
+        self.adapt = QToolButton()
+        self.adapt.setText("Adapt...")
+        self.adapt.setToolTip(f"Adapt this {kind.label} model to your corrected slices (in the Train tab)")
         self.shown.toggled.connect(lambda on: session.set_visible(key, on))
         self.opacity.valueChanged.connect(lambda v: session.set_opacity(key, v / 100))
 
@@ -100,7 +114,7 @@ class ObjectRow:
         self.model.addItem(AUTOMATIC, None)
         for entry in models:
             if entry.card.object == self.key:
-                self.model.addItem(entry.name, str(entry.path))
+                self.model.addItem(picker_text(entry), str(entry.path))
                 self.model.setItemData(self.model.count() - 1, card_tooltip(entry), Qt.ItemDataRole.ToolTipRole)
         self.model.setCurrentIndex(max(0, self.model.findData(current)))
 
@@ -110,10 +124,12 @@ class ObjectRow:
 
 
 class PredictPanel(QWidget):
-    """Emits ``predictRequested`` with ``{object: model path or None}`` and the mode."""
+    """Emits ``predictRequested`` with ``{object: model path or None}`` and the mode, and
+    ``adaptRequested`` with an object key when its "Adapt..." button is pressed."""
 
     predictRequested = Signal(dict, str)
     cancelRequested = Signal()
+    adaptRequested = Signal(str)
 
     def __init__(self, session: Session, models: list[ModelEntry], parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -127,6 +143,8 @@ class PredictPanel(QWidget):
             grid.addWidget(row.shown, 2 * i, 2)
             grid.addWidget(row.opacity, 2 * i, 3)
             grid.addWidget(row.model, 2 * i + 1, 0, 1, 4)
+            grid.addWidget(row.adapt, 2 * i + 1, 4)
+            row.adapt.clicked.connect(lambda checked=False, key=row.key: self.adaptRequested.emit(key))
         self.mode = QComboBox()
         self.mode.addItem("fast: one model", "fast")
         self.mode.addItem("accurate: ensemble + 16x augmentation", "accurate")

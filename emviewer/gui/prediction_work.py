@@ -44,10 +44,10 @@ class LocalPredictors:
 def offline_work(predictors: LocalPredictors, files: dict, volume: Volume, mode: str, keep_long_objects: bool):
     """The job body for this computer (see :class:`~.workers.PredictionJob`)."""
 
-    def work(progress, cancel, emit, show_device):
+    def work(progress, cancel, emit, show_device, warn):
         predictor = predictors.get(files, mode, keep_long_objects=keep_long_objects)
         show_device(device_text())  # also after an online run, which showed the server
-        for result in predictor.iter_predict(volume, progress=progress, cancel=cancel):
+        for result in predictor.iter_predict(volume, progress=progress, cancel=cancel, on_warning=warn):
             emit(result)
 
     return work
@@ -56,7 +56,7 @@ def offline_work(predictors: LocalPredictors, files: dict, volume: Volume, mode:
 def online_work(url: str, token: str, objects: list, volume: Volume, mode: str, keep_long_objects: bool):
     """The job body for online mode: the server's default models for each object."""
 
-    def work(progress, cancel, emit, show_device):
+    def work(progress, cancel, emit, show_device, warn):  # the server checks its own models' domains
         from ..remote.client import RemotePredictor
 
         predictor = RemotePredictor(url, token, objects, mode=mode, keep_long_objects=keep_long_objects)

@@ -24,6 +24,7 @@ class JobSignals(QObject):
     progressed = Signal(int, int, str, float)  # done, total, message, seconds left (-1 unknown)
     itemFinished = Signal(object)  # one result of a streaming job (e.g. a predicted slice)
     deviceFound = Signal(str)  # where a prediction job computes (this computer's device, or a server)
+    warned = Signal(str)  # one line about the input, e.g. unlike the model's training data
     finished = Signal(object)  # the job's return value
     failed = Signal(str)  # a one-line message for a dialog
     cancelled = Signal()
@@ -91,12 +92,14 @@ def _tell(signal, *args) -> None:
 
 class PredictionJob(Job):
     """A :class:`Job` that also says where it computes: runs
-    ``work(progress, cancel, emit_item, show_device)``; ``show_device(text)`` emits ``deviceFound``,
-    so the stream of items holds results only."""
+    ``work(progress, cancel, emit_item, show_device, warn)``; ``show_device(text)`` emits ``deviceFound``
+    and ``warn(line)`` emits ``warned``, so the stream of items holds results only."""
 
     def _call_work(self) -> Any:
         signals = self.signals
-        return self.work(self._progress, self.token, signals.itemFinished.emit, signals.deviceFound.emit)
+        return self.work(
+            self._progress, self.token, signals.itemFinished.emit, signals.deviceFound.emit, signals.warned.emit
+        )
 
 
 #: Jobs still running: kept alive here so their signals outlive a closed window.

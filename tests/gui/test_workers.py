@@ -47,7 +47,7 @@ def test_cancel_becomes_the_cancelled_signal(qtbot):
 
 
 def test_a_prediction_job_says_its_device_on_its_own_signal(qtbot):
-    def work(progress, cancel, emit, show_device):
+    def work(progress, cancel, emit, show_device, warn):
         show_device("Keras 3 (tensorflow) on CPU")
         for i in range(2):
             emit(i)

@@ -81,6 +81,10 @@ class ModelCard(_Part):
     epochs: int | None = Field(None, ge=0)
     best_epoch: int | None = Field(None, ge=0)
     sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    training_domain: dict | None = Field(
+        None, description="statistics of the training slices as the model saw them (see core.domain)"
+    )
+    trained_on: str | None = Field(None, description="the training data in one line, e.g. 'HeLa SBF-SEM, 10 nm'")
 
     @field_validator("context")
     @classmethod

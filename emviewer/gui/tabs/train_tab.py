@@ -28,7 +28,9 @@ from ...core.errors import InputError
 from ...core.models.card import ModelCard
 from ...core.objects import colour_of
 from ...core.train import DataSpec, TrainConfig, checkpoint_dir, config_from_state, load_state, train
+from ..session import Session
 from ..workers import Job, start
+from .adapt_panel import AdaptPanel
 from .train_widgets import StatusLabel, TrainFields, TrainingCurvesView, format_duration
 
 #: Settings a checkpoint keeps; Resume restores them so the run goes on as it started.
@@ -56,7 +58,8 @@ class TrainTab(QWidget):
     ``steps_per_epoch``, ``width``, ``depth``, ``tile``, ``batch_size``, ``learning_rate``,
     ``hard_mining``, ``precision``), ``start_from`` (an installed model's name or file to
     fine-tune, or ``None`` for a new network) and press the button. ``settings`` keeps the
-    last folders (the app's settings by default).
+    last folders (the app's settings by default). ``adapt`` (above the fields) adapts a model to
+    the corrected slices of ``session`` (or labelled folders).
     """
 
     modelTrained = Signal(str)  # the new .keras file
@@ -65,7 +68,9 @@ class TrainTab(QWidget):
     epochFinished = Signal(dict)  # a history row, after it is drawn
     dataWarned = Signal(str)  # e.g. slices without a partner, skipped; shown under the status
 
-    def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, settings: QSettings | None = None, parent: QWidget | None = None, session: Session | None = None
+    ) -> None:
         super().__init__(parent)
         self.settings = settings if settings is not None else QSettings("EMViewer", "EMViewer")  # last folders
         self.job: Job | None = None
@@ -83,7 +88,15 @@ class TrainTab(QWidget):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # the forms wrap instead
-        scroll.setWidget(fields)
+        self.adapt = AdaptPanel(session)  # the quick path: a model adapted to the user's corrections
+        forms = QWidget()
+        forms_layout = QVBoxLayout(forms)
+        forms_layout.setContentsMargins(0, 0, 0, 0)
+        forms_layout.addWidget(self.adapt)
+        forms_layout.addWidget(fields)
+        scroll.setWidget(forms)
+        self.adapt.modelAdapted.connect(self._refresh_start_models)
+        self.adapt.modelDeleted.connect(self._refresh_start_models)
         running = QWidget()
         run_layout = QVBoxLayout(running)
         run_layout.setContentsMargins(0, 0, 0, 0)
@@ -305,10 +318,16 @@ class TrainTab(QWidget):
         out, self._stopped_out = self._out, None
         self._set_running(False, f"done: {out} (best epoch {card.best_epoch}, validation F1 {card.figure('f1'):.3f})")
         self.fields.refresh_default_name()
-        chosen = self.start_from.currentData()
-        self.fields.refresh_start_models()  # the new model can be fine-tuned next
-        self.fields.choose_start_model(chosen)
+        self._refresh_start_models()  # the new model can be fine-tuned (or adapted) next
+        self.adapt.refresh_models()
         self.modelTrained.emit(str(out))
+
+    def _refresh_start_models(self) -> None:
+        """The installed models anew in "Start from", the chosen one kept while it exists."""
+        chosen = self.start_from.currentData()
+        self.fields.refresh_start_models()
+        if chosen is None or self.start_from.findData(chosen) >= 0:
+            self.fields.choose_start_model(chosen)
 
     def _on_failed(self, message: str) -> None:
         self._set_running(False, "")

@@ -1,0 +1,108 @@
+"""Leave one domain out: a mito model that knows only SBEM adapts to FIB-SEM from two slices.
+
+The source model is trained on ``cdeep3m_mito/training`` only (SBEM mouse brain); the
+command that made it is in ``models/TRAINING.md``. It is adapted with ``emviewer adapt``'s
+core on two labelled Lucchi++ slices (000 and 080; FIB-SEM mouse hippocampus, 5 nm), then
+both models are scored on Lucchi++ 140-164 in fast mode (mean per-slice F1 and IoU, as
+``emviewer evaluate`` does). Prints the CPU, both scores and the wall time of the adaptation.
+
+    python benchmarks/adapt.py --source ~/emv-train/issue21/mito-cdeep3m-only-1fm.keras [--minutes 10]
+        [--trainable all] [--test-slices N] [--json FILE]
+
+Target (issue 21): IoU >= 0.80 after, within 10 minutes on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+from emviewer.core.adapt import adapt
+from emviewer.core.dataset import load_labelled
+from emviewer.core.fine_tune import TRAINABLE, FineTuneSettings
+from emviewer.core.metrics import mean_scores, score
+from emviewer.core.models.registry import read_card
+from emviewer.core.predict import predictor_for
+from emviewer.core.volume import from_array
+
+LUCCHI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lucchi_pp_train"
+ADAPT_SLICES = (0, 80)
+TEST_SLICES = range(140, 165)
+
+
+def cpu_name() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def linked_slices(numbers, folder: Path) -> tuple[str, str]:
+    """Image and label folders holding only the Lucchi++ slices ``numbers`` (symbolic links)."""
+    for kind in ("images", "labels"):
+        (folder / kind).mkdir(parents=True)
+        for n in numbers:
+            (folder / kind / f"train_{n:03d}.png").symlink_to(LUCCHI / kind / f"train_{n:03d}.png")
+    return str(folder / "images"), str(folder / "labels")
+
+
+def fast_scores(model: Path, images: str, labels: str) -> dict:
+    """Mean per-slice F1 and IoU of one model in fast mode (masks as ``emviewer predict`` makes them)."""
+    stack = load_labelled(images, labels)
+    predictor = predictor_for({"mito": [model]}, "fast")
+    volume = from_array(stack.images, stack.source, slice_names=stack.names)
+    per_slice = [score(r.masks()["mito"], stack.masks[r.index]) for r in predictor.iter_predict(volume)]
+    mean = mean_scores(per_slice)
+    return {"f1": round(mean.f1, 4), "iou": round(mean.iou, 4), "slices": len(per_slice)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", type=Path, required=True, help="the cdeep3m-only mito model (.keras with card)")
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--trainable", choices=TRAINABLE, default="all")
+    parser.add_argument("--test-slices", type=int, default=len(TEST_SLICES), help="score only the first N of 140-164")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        adapt_images, adapt_labels = linked_slices(ADAPT_SLICES, root / "adapt")
+        test_images, test_labels = linked_slices(list(TEST_SLICES)[: args.test_slices], root / "test")
+        stack = load_labelled(adapt_images, adapt_labels, reference=read_card(args.source).reference)
+        started = time.perf_counter()
+        result = adapt(
+            stack, args.source, root / "adapted.keras", args.minutes * 60, FineTuneSettings(trainable=args.trainable)
+        )
+        wall = time.perf_counter() - started
+        before = fast_scores(args.source, test_images, test_labels)
+        after = fast_scores(result.model_path, test_images, test_labels) if result.model_path else None
+    figures = {
+        "cpu": cpu_name(),
+        "source": args.source.name,
+        "time_limit_min": args.minutes,
+        "trainable": args.trainable,
+        "adapt_wall_s": round(wall, 1),
+        "steps": list(result.steps),
+        "held_out_080": {"before": result.before.f1, "after": result.after.f1},
+        "lucchi_140_164_before": before,
+        "lucchi_140_164_after": after,
+    }
+    print(f"CPU: {figures['cpu']}; adaptation {wall / 60:.1f} min ({result.steps[0]} + {result.steps[1]} steps)")
+    print(f"held-back slice 080: F1 {result.before.f1:.3f} -> {result.after.f1:.3f}")
+    where = f"Lucchi++ {TEST_SLICES.start}-{TEST_SLICES.stop - 1}"
+    print(f"{where} before: F1 {before['f1']:.3f}, IoU {before['iou']:.3f}")
+    if after:
+        print(f"{where} after:  F1 {after['f1']:.3f}, IoU {after['iou']:.3f}")
+    else:
+        print("the adapted model was not better on the held-back slice: nothing written, nothing to score")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()

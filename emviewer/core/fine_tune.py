@@ -1,0 +1,135 @@
+"""Fine-tuning against the clock: a few hundred steps on a handful of labelled slices.
+
+Adaptation (:mod:`.adapt`) gives training a time, not a number of epochs, so the learning
+rate follows the time used: a short linear warm-up over the first steps (Adam's moment
+estimates are poor at first and the pretrained weights must not be thrown around), then a
+cosine decay that reaches its floor when the time is up. Which layers learn is a choice
+(:data:`TRAINABLE`), measured in ``models/TRAINING.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .dataset import Augmentation, LabelledStack, random_batch
+from .errors import TrainingError
+from .progress import CancelToken, check
+
+#: What learns: every layer; the decoder (everything from the first up-sampling on: the encoder
+#: keeps what it learnt about EM texture); or only the normalisation layers (their scales,
+#: offsets and running statistics, a few thousand numbers that follow the new contrast).
+TRAINABLE = ("all", "decoder", "normalisation")
+#: Momentum of the normalisation layers' running statistics while adapting. Training from scratch
+#: keeps 0.99 (the statistics of about the last 100 steps); in a run of a few hundred steps they
+#: would stay half the old microscope's, and the model, which predicts with them, would see the
+#: new images at the wrong contrast (measured: F1 on a held-back slice fell to 0).
+ADAPT_MOMENTUM = 0.9
+
+
+@dataclass(frozen=True)
+class FineTuneSettings:
+    """How adaptation trains; defaults measured on 2 CPU cores (``models/TRAINING.md``).
+
+    ``tile`` (px) and ``batch_size`` set the crops of one step, ``learning_rate`` the peak of
+    Adam's learning rate, reached after ``warmup_steps``; ``floor`` is the decay's end as a
+    share of the peak. ``max_steps`` ends a phase early (the schedule then follows the steps).
+    """
+
+    trainable: str = "all"
+    tile: int = 256
+    batch_size: int = 4
+    learning_rate: float = 5e-4
+    warmup_steps: int = 8
+    floor: float = 0.05
+    max_steps: int | None = None  # per phase, besides the time (repeatable runs, e.g. tests)
+    seed: int = 0
+    augmentation: Augmentation = field(default_factory=Augmentation)
+
+    def __post_init__(self) -> None:
+        if self.trainable not in TRAINABLE:
+            raise ValueError(f"trainable must be one of {', '.join(TRAINABLE)}, not {self.trainable!r}")
+
+
+def learning_rate(settings: FineTuneSettings, step: int, time_share: float, peak: float | None = None) -> float:
+    """Learning rate for ``step`` (0-based) once ``time_share`` (0..1) of the time is used."""
+    top = settings.learning_rate if peak is None else peak
+    if step < settings.warmup_steps:
+        return top * (step + 1) / settings.warmup_steps
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, time_share)))
+    return top * (settings.floor + (1 - settings.floor) * cosine)
+
+
+def set_trainable(model, which: str) -> int:
+    """Freeze all but ``which`` (one of :data:`TRAINABLE`) layers of a U-shaped Keras model;
+    returns the number of trainable weights (numbers, not arrays)."""
+    import keras
+
+    decoder = False
+    for layer in model.layers:
+        decoder = decoder or isinstance(layer, keras.layers.UpSampling2D | keras.layers.Conv2DTranspose)
+        if which == "all":
+            layer.trainable = True
+        elif which == "decoder":
+            layer.trainable = decoder
+        else:
+            layer.trainable = isinstance(layer, keras.layers.BatchNormalization)
+    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
+
+
+def compile_for_fine_tuning(model, settings: FineTuneSettings) -> int:
+    """Freeze what does not learn and compile with Adam (the learning rate is set each step);
+    returns the number of trainable weights."""
+    import keras
+
+    from .models.losses import bce_dice_loss
+
+    trainable = set_trainable(model, settings.trainable)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = ADAPT_MOMENTUM
+    model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate), loss=bce_dice_loss)
+    return trainable
+
+
+def fine_tune(
+    model,
+    stacks: Sequence[LabelledStack],
+    settings: FineTuneSettings,
+    seconds: float,
+    *,
+    phase: int = 0,
+    peak: float | None = None,
+    on_step: Callable[[int, float, float], None] | None = None,
+    cancel: CancelToken | None = None,
+) -> int:
+    """Train a compiled model (see :func:`compile_for_fine_tuning`) on random augmented crops of
+    ``stacks`` for about ``seconds``: no step starts that would end past the time, but at least
+    one step runs. Returns the number of steps.
+
+    ``on_step(step, seconds used, mean loss)`` follows each step. Crops come from a generator
+    seeded by ``(seed, phase, step)``, so a run is repeatable. Raises
+    :class:`~.errors.TrainingError` when the loss is not a number, and
+    :class:`~.progress.Cancelled` on ``cancel``.
+    """
+    context = int(model.inputs[0].shape[-1])
+    start, losses, step = time.perf_counter(), [], 0
+    while True:
+        used = time.perf_counter() - start
+        if step and (used + used / step > seconds or step == settings.max_steps):
+            return step
+        check(cancel)
+        share = max(used / max(seconds, 1e-9), step / settings.max_steps if settings.max_steps else 0.0)
+        model.optimizer.learning_rate.assign(learning_rate(settings, step, share, peak))
+        rng = np.random.default_rng([settings.seed, phase, step])
+        x, y = random_batch(stacks, settings.batch_size, settings.tile, context, rng, settings.augmentation)
+        losses.append(float(model.train_on_batch(x, y)))
+        if not np.isfinite(losses[-1]):
+            raise TrainingError(None, f"adaptation diverged (the loss is not a number) at step {step + 1}")
+        step += 1
+        if on_step is not None:
+            on_step(step, time.perf_counter() - start, float(np.mean(losses[-10:])))
