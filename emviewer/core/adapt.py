@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -190,7 +190,9 @@ def adapt(
     check(cancel)
     report(progress, 0, int(time_limit_s), f"scoring the source model on {', '.join(held.names)}")
     scoring = time.perf_counter()
-    before = held_out_scores(model, held, threshold, source.card.max_object_length_px)
+    # before and after are cleaned with the same length limit, so they compare the weights alone
+    max_length = adapted_length_limit(source.card, stack)
+    before = held_out_scores(model, held, threshold, max_length)
     scoring = time.perf_counter() - scoring  # the "after" scoring takes as long: kept free in the time
     compile_for_fine_tuning(model, settings)
 
@@ -214,7 +216,6 @@ def adapt(
         cancel=cancel,
         on_step=ticker("check", spent, len(train_part)),
     )
-    max_length = adapted_length_limit(source.card, stack)
     report(
         progress,
         min(int(time.perf_counter() - start), int(time_limit_s)),
@@ -247,8 +248,6 @@ def adapt(
 
 
 def _finished(result: AdaptResult, seconds: float, steps, path: Path | None = None, card=None) -> AdaptResult:
-    from dataclasses import replace
-
     return replace(result, seconds=round(seconds, 1), steps=tuple(steps), model_path=path, card=card)
 
 

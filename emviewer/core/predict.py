@@ -299,7 +299,7 @@ class LocalPredictor:
                     if not checked_domain:  # the first slice only: one slice's FFTs, no model call
                         checked_domain = True
                         for line in prediction_warnings(self.models, data, batch.z, stats, probabilities):
-                            _warn(line, on_warning)
+                            pass_warning(line, on_warning)
                     if box:
                         probabilities = {obj: _paste(p, box, volume.shape[1:]) for obj, p in probabilities.items()}
                     stitchers = {}
@@ -309,7 +309,7 @@ class LocalPredictor:
             meter.close()
 
 
-def _warn(line: str, on_warning: Callable[[str], None] | None) -> None:
+def pass_warning(line: str, on_warning: Callable[[str], None] | None) -> None:
     """A line to ``on_warning``, or an :class:`~.errors.InputWarning` without one."""
     if on_warning is not None:
         on_warning(line)

@@ -62,7 +62,7 @@ def online_work(url: str, token: str, objects: list, volume: Volume, mode: str, 
         predictor = RemotePredictor(url, token, objects, mode=mode, keep_long_objects=keep_long_objects)
         health = predictor.health()
         show_device(f"online: {url} ({health.backend} on {health.device})")
-        for result in predictor.iter_predict(volume, progress=progress, cancel=cancel):
+        for result in predictor.iter_predict(volume, progress=progress, cancel=cancel, on_warning=warn):
             emit(result)
 
     return work

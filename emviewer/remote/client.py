@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from ..core.errors import InputError, ReportedError
-from ..core.predict import SliceResult
+from ..core.predict import SliceResult, pass_warning
 from ..core.progress import Cancelled, CancelToken, Progress, check, report
 from ..core.volume import Volume
 from .schemas import (
@@ -171,8 +171,20 @@ class RemotePredictor:
             check(cancel)
             pause = min(pause * 2, 10.0)
 
-    def _wait(self, job: JobStatus, progress: Progress | None, cancel: CancelToken | None) -> JobStatus:
-        while job.state in (JobState.queued, JobState.running):
+    def _wait(
+        self,
+        job: JobStatus,
+        progress: Progress | None,
+        cancel: CancelToken | None,
+        on_warning: Callable[[str], None] | None = None,
+    ) -> JobStatus:
+        told = 0
+        while True:
+            for line in job.warnings[told:]:  # as soon as the server has them: the first slice's check
+                pass_warning(f"server: {line}", on_warning)
+            told = len(job.warnings)
+            if job.state not in (JobState.queued, JobState.running):
+                break
             if cancel is not None and cancel.cancelled:
                 self._cancel(job.id)
                 check(cancel)
@@ -212,8 +224,13 @@ class RemotePredictor:
         slices: Sequence[int] | None = None,
         progress: Progress | None = None,
         cancel: CancelToken | None = None,
+        on_warning: Callable[[str], None] | None = None,
     ) -> Iterator[SliceResult]:
-        """Upload the whole stack (context slices and intensity levels as locally), predict ``slices``."""
+        """Upload the whole stack (context slices and intensity levels as locally), predict ``slices``.
+
+        The server's lines about the input (e.g. that it looks unlike a model's training data)
+        go to ``on_warning``, prefixed ``server:``, else are issued as
+        :class:`~emviewer.core.errors.InputWarning`."""
         import h5py
 
         from ..core.io.tiff import write_tiff
@@ -224,7 +241,7 @@ class RemotePredictor:
             write_tiff(stack, volume.iter_slices(), volume.shape, volume.dtype)
             check(cancel)
             job = self._submit(stack, slices if slices != list(range(len(volume))) else None, progress, cancel)
-            job = self._wait(job, progress, cancel)
+            job = self._wait(job, progress, cancel, on_warning)
             result = self._download(job, Path(tmp))
             with h5py.File(result, "r") as h5:
                 for i, z in enumerate(slices):

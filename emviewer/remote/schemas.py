@@ -81,6 +81,9 @@ class JobStatus(BaseModel):
     queued_seconds: float | None = None
     running_seconds: float | None = None
     expires: float | None = Field(None, description="when a finished job and its result are deleted")
+    warnings: list[str] = Field(
+        default_factory=list, description="one line each about the input, e.g. unlike a model's training data"
+    )
 
 
 class ModelInfo(BaseModel):

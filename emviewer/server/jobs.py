@@ -28,6 +28,9 @@ from ..remote.schemas import FINISHED_STATES, JobParameters, JobState, JobStatus
 
 log = logging.getLogger("emviewer.server")
 
+#: Lines about the input kept per job (a job warns at most once per object).
+MAX_WARNINGS = 8
+
 #: Runs one job: (job, progress callback, cancel token) -> path of the result file.
 Runner = Callable[["Job", Callable[[int, int, str], None], CancelToken], Path]
 
@@ -60,6 +63,12 @@ class Job:
     expires: float | None = None
     result: Path | None = None
     cancel: CancelToken = field(default_factory=CancelToken)
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, line: str) -> None:
+        """Keep a line about the input for the client (the first few; prediction gives one per object)."""
+        if len(self.warnings) < MAX_WARNINGS:
+            self.warnings.append(line)
 
     def status(self) -> JobStatus:
         now = time.time()
@@ -77,6 +86,7 @@ class Job:
             queued_seconds=round(queued_until - self.created, 3),
             running_seconds=round((self.finished or now) - self.started, 3) if self.started else None,
             expires=self.expires,
+            warnings=list(self.warnings),
         )
 
 

@@ -139,6 +139,6 @@ def run_job(job: Job, progress: Callable[[int, int, str], None], cancel: CancelT
     writer = PredictionWriter(
         job.folder / "result", p.objects, "h5", probabilities=True, provenance=record, pixel_size=volume.pixel_size
     )
-    results = predictor.iter_predict(volume, slices=p.slices, progress=progress, cancel=cancel)
+    results = predictor.iter_predict(volume, slices=p.slices, progress=progress, cancel=cancel, on_warning=job.warn)
     with public_errors(job.folder):
         return write_predictions(results, writer)[0]

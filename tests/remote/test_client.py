@@ -7,6 +7,7 @@ import threading
 import numpy as np
 import pytest
 from live_server import live_server
+from PIL import Image
 
 from emviewer.core.models.loading import load_model
 from emviewer.core.predict import LocalPredictor, predict_all
@@ -134,3 +135,23 @@ def test_server_that_goes_away_mid_job_gives_an_error_not_a_hang(model_folder, s
         with pytest.raises(RemoteError, match="cannot reach the server"):
             list(predictor.iter_predict(open_volume(slow_tiff), progress=progress))
         stopping.join(timeout=30)
+
+
+def test_the_servers_out_of_domain_line_reaches_the_client(isbi, tmp_path):
+    """A bundled mito model served, an ssTEM slice sent: its line comes back, named as the server's."""
+    from emviewer import config
+    from emviewer.core.models.registry import models_for
+
+    folder = tmp_path / "models"
+    (folder / "mito").mkdir(parents=True)
+    fast = models_for("mito", "fast", config.installed_models())[0]
+    for path in (fast, fast.with_suffix(".json")):
+        (folder / "mito" / path.name).symlink_to(path)
+    image = np.asarray(Image.open(isbi / "image" / "3.png"))[:256, :256]
+    lines: list[str] = []
+    with live_server(folder, tmp_path) as live:
+        predictor = RemotePredictor(live.url, live.token, ["mito"], poll_interval=0.05)
+        results = list(predictor.iter_predict(from_array(image), on_warning=lines.append))
+    assert len(results) == 1 and len(lines) == 1
+    assert lines[0].startswith(f"server: {fast.stem}: this image looks unlike its training data")
+    assert "adapt" in lines[0]
