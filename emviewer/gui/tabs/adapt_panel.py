@@ -33,6 +33,7 @@ from ...core.fine_tune import FineTuneSettings
 from ...core.models.registry import models_for, read_card
 from ...core.objects import OBJECTS
 from ...core.progress import carries_estimate
+from ..predict_panel import picker_text
 from ..session import Session
 from ..workers import Job, start
 from .adapt_slices import SliceSource
@@ -169,7 +170,7 @@ class AdaptPanel(QGroupBox):
         self.source_model.blockSignals(True)
         self.source_model.clear()
         for entry in entries:
-            self.source_model.addItem(entry.name, str(entry.path))
+            self.source_model.addItem(picker_text(entry), str(entry.path))  # says what it was trained on
         default = str(models_for(key, "fast", entries)[0]) if entries else None
         index = self.source_model.findData(current)
         self.source_model.setCurrentIndex(index if index >= 0 else max(0, self.source_model.findData(default)))
