@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .dataset import LabelledStack, holdout_split
+from .domain_measure import measured_domain
 from .errors import InputError
 from .fine_tune import FineTuneSettings, compile_for_fine_tuning, fine_tune
 from .io.atomic import atomic_path
@@ -255,20 +256,6 @@ def _figures(scores: Scores) -> dict:
     return {k: round(v, 4) for k, v in scores.as_dict().items() if k in ("f1", "iou", "precision", "recall")}
 
 
-def _domain(model, stack: LabelledStack, threshold: float, description: str) -> dict:
-    """The card's ``training_domain``: the adapted model's inputs and calibrated probabilities on
-    every labelled slice (see :mod:`.domain`), so its out-of-domain check knows the new data."""
-    from .domain import training_domain
-    from .predict import calibrate
-
-    inputs, probabilities = [], []
-    for labelled, index, probability in labelled_predictions(model, 1, [stack]):
-        inputs.append(labelled.model_input(index, 1)[..., 0])
-        probabilities.append(calibrate(probability, threshold))
-    pixel = stack.pixel_size[-1] if stack.pixel_size else None
-    return training_domain(inputs, probabilities, pixel, description)
-
-
 def _write(
     model, out: Path, source: LoadedModel, source_path: Path, stack: LabelledStack, result: AdaptResult, max_length
 ) -> ModelCard:
@@ -295,7 +282,7 @@ def _write(
         "normalisation": getattr(parent, "normalisation", None),
         "max_object_length_px": max_length,
         "trained_on": trained_on,
-        "training_domain": _domain(model, stack, result.threshold, trained_on),
+        "training_domain": measured_domain(model, 1, [stack], result.threshold, trained_on),
         "training_data": {"images": [f"{stack.source} ({', '.join(stack.names)})"], "labels": [stack.label_source]},
         "initialised_from": {"name": source.name, "sha256": parent.sha256 or sha256_of(source_path)},
         "adaptation": {

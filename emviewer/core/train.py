@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .dataset import Augmentation, LabelledStack, holdout_split, load_labelled, random_batch
+from .domain_measure import measured_domain, trained_on
 from .errors import InputError, TrainingError
 from .intensity import DEFAULT_REFERENCE
 from .io import ReadOptions
@@ -277,8 +278,10 @@ def _card(
     accurate: dict,
     max_length: float | None,
     pixel_size: tuple | None,
+    domain: dict,
 ) -> ModelCard:
-    """The card of a trained model, validated (so the card written is one that reads back)."""
+    """The card of a trained model, validated (so the card written is one that reads back);
+    ``domain`` is its :func:`~.domain_measure.measured_domain`."""
     best = state["best"]
     card = {
         "name": out.stem,
@@ -316,6 +319,8 @@ def _card(
         "max_object_length_px": max_length,
         "initialised_from": state.get("initialised_from"),
         "pixel_size_nm": list(pixel_size) if pixel_size else None,  # of the first training images
+        "trained_on": domain["description"],
+        "training_domain": domain,  # for the out-of-domain line at Predict
         "precision": precision,
         "training_time_s": round(state["seconds"], 1),
         "hardware": hardware_description(),
@@ -419,14 +424,13 @@ def train(
         keras.mixed_precision.set_global_policy(previous_policy)
     best = _save_for_prediction(folder / "best.keras", out)
     check(cancel)
-    report(
-        progress,
-        config.epochs * config.steps_per_epoch,
-        config.epochs * config.steps_per_epoch,
-        "tuning the accurate-mode threshold (16x augmentation)",
-    )
+    total = config.epochs * config.steps_per_epoch
+    report(progress, total, total, "tuning the accurate-mode threshold (16x augmentation)")
     accurate = validate(best, config.context, val_sets, tta=16, max_length=max_length)
-    card = _card(config, spec, state, out, precision, accurate, max_length, train_sets[0].pixel_size)
+    report(progress, total, total, "measuring the training data for the out-of-domain check")
+    threshold = state["best"]["threshold"]
+    domain = measured_domain(best, config.context, [*train_sets, *val_sets], threshold, trained_on(train_sets))
+    card = _card(config, spec, state, out, precision, accurate, max_length, train_sets[0].pixel_size, domain)
     with atomic_path(out.with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps(card.to_json(), indent=2))
     return card

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from emviewer.core.dataset import load_labelled
 from emviewer.core.length_filter import length_limit
@@ -43,8 +44,6 @@ TINY = {
 @pytest.fixture(scope="module")
 def crops(cdeep3m, tmp_path_factory):
     """Training crops of slices 010-017, validation crops of 018-019, a held-out test crop of 029."""
-    from PIL import Image
-
     root = tmp_path_factory.mktemp("crops")
 
     def crop(numbers, folder, box):
@@ -90,6 +89,22 @@ def test_tiny_model_beats_trivial_baselines(crops, tiny):
     assert 0 < card["validation_tta16"]["f1"] <= 1 and model.threshold_for(16) == card["thresholds"]["16"]
     # mitochondria have a bounded size: the card limits object length by the training labels
     assert card["max_object_length_px"] == length_limit(load_labelled(*crops["train"]).masks) > 0
+
+
+def test_the_card_knows_its_training_data_for_the_out_of_domain_line(crops, tiny, isbi):
+    card, out = tiny
+    assert card["trained_on"] == "train/images"  # the crops' folder; no pixel size in PNGs
+    sources = card["training_domain"]["sources"]
+    assert [s["name"] for s in sources] == ["train/images", "val/images"] and sources[0]["slices"] == 8
+    model = load_model(out)
+    own = load_labelled(*crops["test"]).images
+    other = np.asarray(Image.open(isbi / "image" / "3.png"))
+    lines = {}
+    for name, image in (("own", own), ("isbi", other[None])):
+        lines[name] = []
+        for _ in LocalPredictor({"mito": [model]}).iter_predict(from_array(image), on_warning=lines[name].append):
+            pass
+    assert lines["own"] == [] and len(lines["isbi"]) == 1 and "train/images" in lines["isbi"][0]
 
 
 def _train_command(crops, out, epochs, resume=False):
