@@ -7,7 +7,7 @@ both models are scored on Lucchi++ 140-164 in fast mode (mean per-slice F1 and I
 ``emviewer evaluate`` does). Prints the CPU, both scores and the wall time of the adaptation.
 
     python benchmarks/adapt.py --source ~/emv-train/issue21/mito-cdeep3m-only-1fm.keras [--minutes 10]
-        [--trainable all] [--test-slices N] [--json FILE]
+        [--trainable all] [--tile 256] [--lr 5e-4] [--test-slices N] [--json FILE]
 
 Target (issue 21): IoU >= 0.80 after, within 10 minutes on 2 CPU cores.
 """
@@ -66,6 +66,9 @@ def main() -> None:
     parser.add_argument("--source", type=Path, required=True, help="the cdeep3m-only mito model (.keras with card)")
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--trainable", choices=TRAINABLE, default="all")
+    defaults = FineTuneSettings()
+    parser.add_argument("--tile", type=int, default=defaults.tile, help="crop side, px (a multiple of 16)")
+    parser.add_argument("--lr", type=float, default=defaults.learning_rate, help="peak learning rate")
     parser.add_argument("--test-slices", type=int, default=len(TEST_SLICES), help="score only the first N of 140-164")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
@@ -73,11 +76,10 @@ def main() -> None:
         root = Path(tmp)
         adapt_images, adapt_labels = linked_slices(ADAPT_SLICES, root / "adapt")
         test_images, test_labels = linked_slices(list(TEST_SLICES)[: args.test_slices], root / "test")
+        settings = FineTuneSettings(trainable=args.trainable, tile=args.tile, learning_rate=args.lr)
         stack = load_labelled(adapt_images, adapt_labels, reference=read_card(args.source).reference)
         started = time.perf_counter()
-        result = adapt(
-            stack, args.source, root / "adapted.keras", args.minutes * 60, FineTuneSettings(trainable=args.trainable)
-        )
+        result = adapt(stack, args.source, root / "adapted.keras", args.minutes * 60, settings)
         wall = time.perf_counter() - started
         before = fast_scores(args.source, test_images, test_labels)
         after = fast_scores(result.model_path, test_images, test_labels) if result.model_path else None
@@ -86,13 +88,16 @@ def main() -> None:
         "source": args.source.name,
         "time_limit_min": args.minutes,
         "trainable": args.trainable,
+        "tile": args.tile,
+        "learning_rate": args.lr,
         "adapt_wall_s": round(wall, 1),
         "steps": list(result.steps),
         "held_out_080": {"before": result.before.f1, "after": result.after.f1},
         "lucchi_140_164_before": before,
         "lucchi_140_164_after": after,
     }
-    print(f"CPU: {figures['cpu']}; adaptation {wall / 60:.1f} min ({result.steps[0]} + {result.steps[1]} steps)")
+    print(f"CPU: {figures['cpu']}; trainable {args.trainable}, tile {args.tile}, peak lr {args.lr:g}")
+    print(f"adaptation {wall / 60:.1f} min ({result.steps[0]} + {result.steps[1]} steps)")
     print(f"held-back slice 080: F1 {result.before.f1:.3f} -> {result.after.f1:.3f}")
     where = f"Lucchi++ {TEST_SLICES.start}-{TEST_SLICES.stop - 1}"
     print(f"{where} before: F1 {before['f1']:.3f}, IoU {before['iou']:.3f}")
