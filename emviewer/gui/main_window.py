@@ -343,6 +343,7 @@ class MainWindow(QMainWindow):
         self.predicting = True
         self.job = PredictionJob(work)
         self.job.signals.deviceFound.connect(self.device_label.setText)
+        self.job.signals.warned.connect(self.panel.show_domain_warning)
         self.job.signals.warned.connect(lambda line: self.statusBar().showMessage(line, 30000))
         self.job.signals.progressed.connect(self.panel.show_progress)
         self.job.signals.itemFinished.connect(self._on_prediction_item)

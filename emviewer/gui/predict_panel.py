@@ -161,6 +161,11 @@ class PredictPanel(QWidget):
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
         self.eta = QLabel("")
+        # stays until the next Predict: the status bar's line is easily missed on a long run
+        self.domain_note = QLabel("")
+        self.domain_note.setWordWrap(True)
+        self.domain_note.setStyleSheet("QLabel { background: #fff4ce; color: #4a3800; padding: 4px; }")
+        self.domain_note.setVisible(False)
         buttons = QHBoxLayout()
         buttons.addWidget(self.predict_button)
         buttons.addWidget(self.cancel_button)
@@ -172,6 +177,7 @@ class PredictPanel(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.eta)
+        layout.addWidget(self.domain_note)
         layout.addStretch(1)
         self.predict_button.clicked.connect(self._on_predict_clicked)
         self.cancel_button.clicked.connect(self._on_cancel_clicked)
@@ -219,6 +225,15 @@ class PredictPanel(QWidget):
         if running:
             self.progress.setValue(0)
             self.eta.setText("starting (loading models)...")
+            self.domain_note.clear()
+            self.domain_note.setVisible(False)
+
+    def show_domain_warning(self, line: str) -> None:
+        """Keep a line about the input (e.g. unlike a model's training data) under the progress,
+        one per object, until the next Predict; the object's Adapt... button is the way out."""
+        lines = [text for text in self.domain_note.text().split("\n") if text]
+        self.domain_note.setText("\n".join([*lines, f"Warning: {line}"]))
+        self.domain_note.setVisible(True)
 
     def show_failed(self) -> None:
         """A failed run: the bar is emptied (no 100 % beside "failed", e.g. after an upload)."""

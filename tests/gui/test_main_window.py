@@ -78,6 +78,19 @@ def test_predict_fills_the_overlay_slice_by_slice(window, qtbot, cdeep3m, tmp_pa
     assert window.session.masks["mito"][0].shape == (256, 256)
     assert window.panel.predict_button.isEnabled() and not window.panel.cancel_button.isEnabled()
     assert "CPU" in window.device_label.text() or "GPU" in window.device_label.text()
+    assert window.panel.domain_note.isHidden()  # the model's own kind of image
+
+
+def test_an_image_from_another_microscope_keeps_a_warning_until_the_next_predict(window, qtbot, isbi, tmp_path):
+    path = tmp_path / "isbi-3.png"
+    Image.fromarray(np.asarray(Image.open(isbi / "image" / "3.png"))[:256, :256]).save(path)
+    window.open_path(path)
+    with qtbot.waitSignal(window.predictionFinished, timeout=120_000):
+        window.panel.predict_button.click()
+    note = window.panel.domain_note
+    assert not note.isHidden() and note.text().startswith("Warning: tiny: this image looks unlike its training data")
+    window.panel.set_running(True)  # a new run starts clean
+    assert note.isHidden() and note.text() == ""
 
 
 def test_a_mask_opened_as_the_image_is_refused_at_predict(window, qtbot, cdeep3m, tmp_path):
