@@ -21,9 +21,19 @@ from .progress import CancelToken
 MAX_SLICES_PER_SET = 8
 
 
+#: Folder names that say nothing about the data: the folder above them names it too.
+GENERIC_NAMES = {"images", "image", "imgs", "img", "raw", "data", "train", "training", "validation", "val"}
+
+
 def data_name(stack: LabelledStack) -> str:
-    """A labelled set's short name: the last two parts of its image path, e.g. ``"lab/images"``."""
-    return "/".join(Path(stack.source).parts[-2:]) or str(stack.source)
+    """A labelled set's short name: its image folder or file with the folders above it that are
+    generic, e.g. ``"cdeep3m_mito/training/images"``, ``"tem_stack.tif"``."""
+    path = Path(stack.source)
+    parts = path.parts[1:] if path.anchor else path.parts
+    keep = 1
+    while keep < len(parts) and parts[-keep].lower() in GENERIC_NAMES:
+        keep += 1
+    return "/".join(parts[-keep:]) or str(stack.source)
 
 
 def trained_on(stacks: Sequence[LabelledStack]) -> str:
