@@ -92,13 +92,19 @@ def main() -> None:
         "learning_rate": args.lr,
         "adapt_wall_s": round(wall, 1),
         "steps": list(result.steps),
-        "held_out_080": {"before": result.before.f1, "after": result.after.f1},
+        "held_out_080": {
+            "f1": [result.before.f1, result.after.f1],
+            "thresholds": [result.threshold, result.adapted_threshold],
+        },
         "lucchi_140_164_before": before,
         "lucchi_140_164_after": after,
     }
     print(f"CPU: {figures['cpu']}; trainable {args.trainable}, tile {args.tile}, peak lr {args.lr:g}")
     print(f"adaptation {wall / 60:.1f} min ({result.steps[0]} + {result.steps[1]} steps)")
-    print(f"held-back slice 080: F1 {result.before.f1:.3f} -> {result.after.f1:.3f}")
+    print(
+        f"held-back slice 080: F1 {result.before.f1:.3f} -> {result.after.f1:.3f}"
+        f" (threshold {result.threshold:.2f} -> {result.adapted_threshold:.2f})"
+    )
     where = f"Lucchi++ {TEST_SLICES.start}-{TEST_SLICES.stop - 1}"
     print(f"{where} before: F1 {before['f1']:.3f}, IoU {before['iou']:.3f}")
     if after:

@@ -44,9 +44,9 @@ def cmd_adapt(args) -> int:
     result = adapt(stack, source, out, args.time_limit * 60, settings, progress=_progress_bar("adapt"))
     before, after = result.before, result.after
     print(
-        f"held-back slice(s) {', '.join(result.held_out)} at threshold {result.threshold:.2f}: "
-        f"F1 {before.f1:.3f} -> {after.f1:.3f}, IoU {before.iou:.3f} -> {after.iou:.3f} "
-        f"({result.steps[0]} + {result.steps[1]} steps, {result.seconds / 60:.1f} min)"
+        f"held-back slice(s) {', '.join(result.held_out)}: F1 {before.f1:.3f} -> {after.f1:.3f}, "
+        f"IoU {before.iou:.3f} -> {after.iou:.3f} (threshold {result.threshold:.2f} -> {result.adapted_threshold:.2f}; "
+        f"{result.steps[0]} + {result.steps[1]} steps, {result.seconds / 60:.1f} min)"
     )
     if result.model_path is None:
         print(f"not better than {source.stem}: no model written; label more slices or give more time")

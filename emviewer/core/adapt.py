@@ -55,14 +55,17 @@ SAVE_S = 5.0
 @dataclass(frozen=True)
 class AdaptResult:
     """What an adaptation did: mean per-slice scores on the held-back slices before (the source
-    model) and after the check phase, both at ``threshold``; ``model_path`` is the new model,
-    ``None`` when it was not better (nothing is written then)."""
+    model, at its card's ``threshold``) and after the check phase (at ``adapted_threshold``,
+    chosen on the slices it trained on: fine-tuning moves a model's probabilities, so the
+    source's threshold would judge it unfairly); ``model_path`` is the new model, ``None`` when
+    it was not better (nothing is written then)."""
 
     before: Scores
     after: Scores
     held_out: list[str]
     trained_on: list[str]
     threshold: float
+    adapted_threshold: float
     seconds: float
     steps: tuple[int, int]
     model_path: Path | None = None
@@ -119,6 +122,14 @@ def held_out_scores(model, stack: LabelledStack, threshold: float, max_length: f
             mask &= ~long_objects(mask, max_length)
         per_slice.append(score(mask, labelled.masks[index]))
     return mean_scores(per_slice)
+
+
+def tuned_threshold(model, stack: LabelledStack, max_length: float | None) -> float:
+    """The threshold with the best mean per-slice F1 of a one-slice model on ``stack`` (objects
+    longer than ``max_length`` px removed), as training chooses a card's threshold."""
+    from .train import validate
+
+    return float(validate(model, 1, [stack], max_length=max_length)["threshold"])
 
 
 def adapted_length_limit(source: ModelCard, stack: LabelledStack) -> float | None:
@@ -194,7 +205,7 @@ def adapt(
     # before and after are cleaned with the same length limit, so they compare the weights alone
     max_length = adapted_length_limit(source.card, stack)
     before = held_out_scores(model, held, threshold, max_length)
-    scoring = time.perf_counter() - scoring  # the "after" scoring takes as long: kept free in the time
+    per_slice = (time.perf_counter() - scoring) / len(held)  # each later prediction of a slice: kept free
     compile_for_fine_tuning(model, settings)
 
     def ticker(phase: str, offset: float, slices: int):
@@ -207,7 +218,7 @@ def adapt(
         return on_step
 
     spent = time.perf_counter() - start
-    check_time = max(1.0, (time_limit_s - spent - scoring - SAVE_S) * CHECK_SHARE)
+    check_time = max(1.0, (time_limit_s - spent - per_slice * len(stack) - SAVE_S) * CHECK_SHARE)
     first = fine_tune(
         model,
         [train_part],
@@ -223,8 +234,11 @@ def adapt(
         int(time_limit_s),
         "scoring the adapted model",
     )
-    after = held_out_scores(model, held, threshold, max_length)
-    result = AdaptResult(before, after, held.names, train_part.names, threshold, 0.0, (first, 0), settings=settings)
+    tuned = tuned_threshold(model, train_part, max_length)  # the held-back slices are not looked at
+    after = held_out_scores(model, held, tuned, max_length)
+    result = AdaptResult(
+        before, after, held.names, train_part.names, threshold, tuned, 0.0, (first, 0), settings=settings
+    )
     if not result.better:
         seconds = time.perf_counter() - start
         report(progress, int(time_limit_s), int(time_limit_s), "not better than the source: no model written")
@@ -234,16 +248,17 @@ def adapt(
         model,
         [stack],
         settings,
-        max(1.0, time_limit_s - spent - SAVE_S - scoring * len(stack) / len(held)),  # the card's domain
+        max(1.0, time_limit_s - spent - SAVE_S - 2 * per_slice * len(stack)),  # threshold and the card's domain
         phase=2,
         peak=settings.learning_rate / 2,  # a second, gentler cycle from the checked weights
         cancel=cancel,
         on_step=ticker("final", spent, len(stack)),
     )
     check(cancel)
+    final_threshold = tuned_threshold(model, stack, max_length)  # on every slice, as the model now knows them
     seconds = time.perf_counter() - start
     result = _finished(result, seconds, (first, second))
-    card = _write(model, out, source, Path(source_path), stack, result, max_length)
+    card = _write(model, out, source, Path(source_path), stack, result, max_length, final_threshold)
     report(progress, int(time_limit_s), int(time_limit_s), f"wrote {out.name}")
     return _finished(result, seconds, (first, second), out, card)
 
@@ -257,9 +272,17 @@ def _figures(scores: Scores) -> dict:
 
 
 def _write(
-    model, out: Path, source: LoadedModel, source_path: Path, stack: LabelledStack, result: AdaptResult, max_length
+    model,
+    out: Path,
+    source: LoadedModel,
+    source_path: Path,
+    stack: LabelledStack,
+    result: AdaptResult,
+    max_length: float | None,
+    threshold: float,
 ) -> ModelCard:
-    """Save the adapted network (without optimizer state) and its card, model first."""
+    """Save the adapted network (without optimizer state) and its card (``threshold``: the
+    model's, chosen on all the slices), model first."""
     from .models import build_model
     from .train import hardware_description
 
@@ -277,12 +300,12 @@ def _write(
         "width": parent.width,
         "depth": parent.depth,
         "tile": settings.tile,
-        "threshold": result.threshold,
+        "threshold": threshold,
         "input_reference": list(parent.reference),
         "normalisation": getattr(parent, "normalisation", None),
         "max_object_length_px": max_length,
         "trained_on": trained_on,
-        "training_domain": measured_domain(model, 1, [stack], result.threshold, trained_on),
+        "training_domain": measured_domain(model, 1, [stack], threshold, trained_on),
         "training_data": {"images": [f"{stack.source} ({', '.join(stack.names)})"], "labels": [stack.label_source]},
         "initialised_from": {"name": source.name, "sha256": parent.sha256 or sha256_of(source_path)},
         "adaptation": {
@@ -293,7 +316,7 @@ def _write(
             "trained_first_on": result.trained_on,
             "before": _figures(result.before),
             "after": _figures(result.after),
-            "scored_at_threshold": result.threshold,
+            "scored_at_thresholds": {"before": result.threshold, "after": result.adapted_threshold},
             "steps": list(result.steps),
             "trainable": settings.trainable,
             "tile": settings.tile,
