@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .dataset import LabelledStack, holdout_split
-from .domain_measure import measured_domain
+from .domain_measure import data_name, measured_domain
 from .errors import InputError
 from .fine_tune import FineTuneSettings, compile_for_fine_tuning, fine_tune
 from .io.atomic import atomic_path
@@ -291,7 +291,7 @@ def _write(
     bare.set_weights(model.get_weights())
     save_model_atomically(bare, out)
     settings = result.settings
-    trained_on = f"{parent.trained_on or parent.name}, adapted to {stack.source}"
+    trained_on = f"{parent.trained_on or parent.name}, adapted to {data_name(stack)}"
     card = {
         "name": out.stem,
         "object": parent.object,

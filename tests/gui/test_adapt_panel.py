@@ -93,8 +93,8 @@ def test_adapting_corrected_slices_scores_before_and_after_and_writes_only_a_bet
     result = finished.args[0]
     assert result.held_out == ["slice 2"] and result.trained_on == ["slice 1"]
     line = panel.result_label.text()
-    assert line.startswith(f"Held-back slice 2: F1 {result.before.f1:.2f} -> {result.after.f1:.2f}, ")
-    assert f"IoU {result.before.iou:.2f} -> {result.after.iou:.2f}" in line
+    assert line.startswith(f"Held-back slice 2: F1 {result.before.f1:.3f} -> {result.after.f1:.3f}, ")
+    assert f"IoU {result.before.iou:.3f} -> {result.after.iou:.3f}" in line
     assert sha256(source) == source_hash  # the source is read, never written
     assert panel.adapt_button.isEnabled()
     # The tiny source never saw FIB-SEM: adapting to it must help (else nothing is written, checked below).

@@ -44,12 +44,13 @@ DEFAULT_MINUTES = 10.0
 
 
 def result_line(result: AdaptResult) -> str:
-    """``Held-back slice 80: F1 0.41 -> 0.83, IoU 0.26 -> 0.71 (9.8 min)``."""
+    """``Held-back train_080: F1 0.806 -> 0.867, IoU 0.675 -> 0.765 (9.8 min)``: three decimals,
+    so a small gain that made the model "better" is visible."""
     took = f"{result.seconds:.0f} s" if result.seconds < 60 else f"{result.seconds / 60:.1f} min"
     before, after = result.before, result.after
     return (
-        f"Held-back {', '.join(result.held_out)}: F1 {before.f1:.2f} -> {after.f1:.2f}, "
-        f"IoU {before.iou:.2f} -> {after.iou:.2f} ({took})"
+        f"Held-back {', '.join(result.held_out)}: F1 {before.f1:.3f} -> {after.f1:.3f}, "
+        f"IoU {before.iou:.3f} -> {after.iou:.3f} ({took})"
     )
 
 
