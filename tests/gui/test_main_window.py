@@ -56,9 +56,10 @@ def test_opens_real_stack_and_shows_its_size(window, cdeep3m):
     assert "1024 x 1024 px, 10 slices" in window.size_label.text()
 
 
-def test_model_picker_lists_the_trained_model_with_its_figures(window):
+def test_model_picker_lists_the_trained_model_with_its_figures(window, user_models):
     combo = window.panel.rows["mito"].model
-    assert combo.itemText(1) == "tiny"
+    trained_on = f"{user_models.name}/data/images"  # the card says what the model was trained on
+    assert combo.itemText(1) == f"tiny - {trained_on}"
     assert "validation F1" in combo.itemData(1, 3)  # Qt.ToolTipRole
 
 
@@ -198,7 +199,8 @@ def test_a_model_trained_in_the_app_joins_the_picker(window, user_models, qtbot)
     try:
         window.train_tab.modelTrained.emit(str(new))
         combo = window.panel.rows["mito"].model
-        assert [combo.itemText(i) for i in range(combo.count())] == ["automatic", "tiny", "tiny_copy"]
+        names = [combo.itemText(i).split(" - ")[0] for i in range(combo.count())]
+        assert names == ["automatic", "tiny", "tiny_copy"]
     finally:
         new.unlink()
         new.with_suffix(".json").unlink()
