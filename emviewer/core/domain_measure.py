@@ -40,7 +40,7 @@ def trained_on(stacks: Sequence[LabelledStack]) -> str:
     """One line for a card's ``trained_on``: the sets' short names and the pixel size when known,
     e.g. ``"cdeep3m_mito/training, 10 nm"``."""
     names = ", ".join(dict.fromkeys(data_name(s) for s in stacks))
-    pixel = next((s.pixel_size[-1] for s in stacks if s.pixel_size), None)
+    pixel = _pixel_size(stacks)
     return f"{names}, {pixel:g} nm" if pixel else names
 
 
@@ -67,8 +67,13 @@ def measured_domain(
         inputs.append(labelled.model_input(index, context)[..., context // 2])
         probabilities.append(calibrate(probability, threshold))
         groups.append(data_name(labelled))
-    pixel = next((s.pixel_size[-1] for s in stacks if s.pixel_size), None)
+    pixel = _pixel_size(stacks)
     return training_domain(inputs, probabilities, pixel, description, groups)
+
+
+def _pixel_size(stacks: Sequence[LabelledStack]) -> float | None:
+    """The first set's pixel size (x, nm) that is known, or None."""
+    return next((s.pixel_size[-1] for s in stacks if s.pixel_size), None)
 
 
 def _spread(count: int) -> list[int]:
