@@ -39,7 +39,7 @@ from .prediction_work import THIS_COMPUTER, LocalPredictors, device_text, offlin
 from .recent_files import RecentFiles
 from .session import Session
 from .tabs import EvaluateTab, MeasureTab, TrainTab
-from .unsaved import Answer, ask_before_discarding, mark_exported, prepare_save
+from .unsaved import Answer, ask_about_corrections, ask_before_discarding, mark_exported, prepare_save
 from .viewer import ContrastPanel, EditToolbar, MaskEditor, SideBySideView, SliceSlider
 from .viewer.slice_slider import add_slice_keys
 from .workers import Job, PredictionJob, start
@@ -319,9 +319,31 @@ class MainWindow(QMainWindow):
         return self.predictors.get(resolve_models({key: None}, "fast", self.models), "fast")
 
     def _on_predict_requested(self, objects: dict, mode: str) -> None:
-        volume = self.session.volume
-        if volume is None:
+        if self.session.volume is None:
             self.show_error("Open a stack first (File > Open, or drop a file here).")
+            return
+        corrected = self.session.corrected_slices(objects)
+        if not corrected:
+            self._predict(objects, mode, keep=())
+            return
+        # a Predict would silently undo the user's corrections (e.g. the slices they adapted a model with)
+        box = ask_about_corrections(self, corrected)
+        keep = [(key, z) for key, slices in corrected.items() for z in slices]
+
+        def answered(button) -> None:
+            if button is box.keep_button:
+                self._predict(objects, mode, keep)
+            elif button is box.replace_button:
+                self._predict(objects, mode, keep=())
+
+        box.buttonClicked.connect(answered)
+        self.corrections_box = box
+
+    def _predict(self, objects: dict, mode: str, keep) -> None:
+        """Start Predict of ``objects`` on the open stack, leaving the masks of ``keep`` ((object,
+        slice) pairs) as they are."""
+        volume = self.session.volume
+        if volume is None:  # closed while the question was open
             return
         keep_long = self.panel.keep_long.isChecked()
         try:
@@ -336,7 +358,7 @@ class MainWindow(QMainWindow):
         except ReportedError as exc:  # the user's files, or the server (unreachable, refused)
             self.show_error(str(exc))
             return
-        self._run = self.session.begin_run()  # the results replace only the objects and slices it finishes
+        self._run = self.session.begin_run(keep)  # the results replace only the objects and slices it finishes
         self._records = records  # kept by the session as each object's first result arrives
         for key in objects:  # what is predicted is shown
             self.session.set_visible(key, True)

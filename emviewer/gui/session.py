@@ -47,6 +47,7 @@ class Session(QObject):
         self._unedited: dict[tuple[str, int], np.ndarray | None] = {}  # each edited slice's mask before its edits
         self.runs: dict[str, dict] = {}  # object -> how its latest masks were predicted (provenance)
         self._run = 0  # the current prediction run; results of an older one are ignored
+        self._kept: set[tuple[str, int]] = set()  # (object, slice) whose masks the current run leaves as they are
         self.visible = dict.fromkeys(OBJECTS, True)
         self.opacity = dict.fromkeys(OBJECTS, 0.45)
         self.colours: dict[str, tuple[int, int, int]] = {key: kind.colour for key, kind in OBJECTS.items()}
@@ -61,6 +62,7 @@ class Session(QObject):
         self.masks, self.probabilities, self.unsaved = {}, {}, set()
         self.edited, self.runs, self._unedited = {}, {}, {}
         self._run += 1  # a run still stopping belongs to the stack that was open before
+        self._kept = set()
         self.z = 0
         self.levels = self._stack_levels()
         self.volumeChanged.emit()
@@ -104,16 +106,26 @@ class Session(QObject):
 
     # ------------------------------------------------------------------ objects
 
-    def begin_run(self) -> int:
-        """Start a prediction run on the open stack; pass the returned id to :meth:`set_result`."""
+    def begin_run(self, keep: Iterable[tuple[str, int]] = ()) -> int:
+        """Start a prediction run on the open stack; pass the returned id to :meth:`set_result`.
+
+        ``keep``: ``(object, slice)`` pairs (0-based slices, e.g. :meth:`corrected_slices`) whose
+        masks this run's results leave as they are; their probabilities are still replaced."""
         self._run += 1
+        self._kept = set(keep)
         return self._run
+
+    def corrected_slices(self, objects: Iterable[str]) -> dict[str, list[int]]:
+        """The slices (0-based, sorted) of each of ``objects`` whose mask was changed by hand;
+        objects with none are left out."""
+        return {key: sorted(self.edited[key]) for key in objects if self.edited.get(key)}
 
     def set_result(self, result: SliceResult, run: int | None = None) -> bool:
         """Store one finished slice: its masks as the core decided them (:meth:`SliceResult.masks`),
         and its probabilities (``(Y, X)`` float32 in [0, 1]) for export.
 
-        Only the objects in ``result`` and its slice are replaced. A result of a run other than the
+        Only the objects in ``result`` and its slice are replaced, and of a run started with
+        ``keep`` not the masks kept (their hand edits stay). A result of a run other than the
         latest :meth:`begin_run` (``run`` given: e.g. one still stopping when another stack was
         opened) is ignored; returns whether the result was stored.
         """
@@ -122,10 +134,12 @@ class Session(QObject):
         z, masks = result.index, result.masks()
         for key, probability in result.probabilities.items():
             self.probabilities.setdefault(key, {})[z] = probability
+            self.unsaved.add(key)
+            if run is not None and (key, z) in self._kept:
+                continue
             self.masks.setdefault(key, {})[z] = masks[key]
             self.edited.get(key, set()).discard(z)  # predicted anew: the hand edits of this slice are gone
             self._unedited.pop((key, z), None)
-            self.unsaved.add(key)
         self.masksChanged.emit(z)
         return True
 

@@ -1,9 +1,11 @@
-"""Asking before results are discarded: the Save / Discard / Cancel question and what Save uses.
+"""Asking before results are discarded: the Save / Discard / Cancel question and what Save uses,
+and the question before a Predict would replace masks corrected by hand.
 
 Opening another stack, closing the window or quitting with unsaved results (or while a Predict
-runs) asks first. The question is a window-modal message box that does not block (``open()``,
-not ``exec()``), so the caller goes on when it is answered; Save opens the export dialog set to
-an HDF5 file of every mask and probability.
+runs) asks first; so does a Predict of an object with corrected slices. The questions are
+window-modal message boxes that do not block (``open()``, not ``exec()``), so the caller goes on
+when one is answered; Save opens the export dialog set to an HDF5 file of every mask and
+probability.
 """
 
 from __future__ import annotations
@@ -43,6 +45,29 @@ def ask_before_discarding(parent: QWidget, action: str, objects: Iterable[str], 
         buttons = Answer.Discard | Answer.Cancel
     box = QMessageBox(QMessageBox.Icon.Warning, "EMViewer", "\n\n".join(lines), buttons, parent)
     box.setDefaultButton(Answer.Save if labels else Answer.Cancel)
+    box.setEscapeButton(Answer.Cancel)
+    box.open()
+    return box
+
+
+def ask_about_corrections(parent: QWidget, corrected: dict[str, list[int]]) -> QMessageBox:
+    """Ask whether a Predict keeps the masks corrected by hand (the default) or replaces them.
+
+    ``corrected``: object key -> its corrected slices (0-based). Returns the open box; its buttons
+    are ``box.keep_button``, ``box.replace_button`` and Cancel (``Answer.Cancel``).
+    """
+    parts = [
+        f"{OBJECTS[key].label if key in OBJECTS else key} on slice{'s' if len(z) > 1 else ''} {slices_text(z)}"
+        for key, z in corrected.items()
+    ]
+    text = (
+        f"You corrected masks by hand: {'; '.join(parts)}.\n\n"
+        "Keep your corrections on those slices (the other slices are predicted), or replace them with the new prediction?"
+    )
+    box = QMessageBox(QMessageBox.Icon.Question, "EMViewer", text, Answer.Cancel, parent)
+    box.keep_button = box.addButton("Keep my corrections", QMessageBox.ButtonRole.AcceptRole)  # type: ignore[attr-defined]
+    box.replace_button = box.addButton("Replace them", QMessageBox.ButtonRole.DestructiveRole)  # type: ignore[attr-defined]
+    box.setDefaultButton(box.keep_button)  # type: ignore[attr-defined]
     box.setEscapeButton(Answer.Cancel)
     box.open()
     return box

@@ -82,6 +82,39 @@ def test_predict_fills_the_overlay_slice_by_slice(window, qtbot, cdeep3m, tmp_pa
     assert window.panel.domain_note.isHidden()  # the model's own kind of image
 
 
+def _two_slices(cdeep3m, folder):
+    folder.mkdir()
+    for n in (50, 51):
+        array = np.asarray(Image.open(cdeep3m / "validation" / "images" / f"images.0{n}.png"))[:256, :256]
+        Image.fromarray(array).save(folder / f"images.0{n}.png")
+    return folder
+
+
+@pytest.mark.parametrize("answer", ["keep", "replace"])
+def test_predict_asks_before_replacing_corrected_masks(window, qtbot, cdeep3m, tmp_path, answer):
+    window.open_path(_two_slices(cdeep3m, tmp_path / "stack"))
+    with qtbot.waitSignal(window.predictionFinished, timeout=120_000):
+        window.panel.predict_button.click()
+    session = window.session
+    corrected = ~session.masks["mito"][1]  # a correction no model would make
+    session.replace_mask("mito", 1, corrected)
+    window.panel.predict_button.click()
+    box = window.corrections_box
+    assert box.isVisible() and not window.predicting and "mitochondria on slice 2." in box.text()
+    with qtbot.waitSignal(window.predictionFinished, timeout=120_000):
+        (box.keep_button if answer == "keep" else box.replace_button).click()
+    kept = np.array_equal(session.masks["mito"][1], corrected)
+    assert kept == (answer == "keep") and (session.edited["mito"] == {1}) == kept
+    window.panel.predict_button.click()
+    if answer == "keep":  # still corrected: asked again; Cancel starts nothing
+        window.corrections_box.button(window.corrections_box.StandardButton.Cancel).click()
+        assert not window.predicting and np.array_equal(session.masks["mito"][1], corrected)
+    else:  # nothing corrected any more: no question
+        assert window.predicting
+        with qtbot.waitSignal(window.predictionFinished, timeout=120_000):
+            pass
+
+
 def test_an_image_from_another_microscope_keeps_a_warning_until_the_next_predict(window, qtbot, isbi, tmp_path):
     path = tmp_path / "isbi-3.png"
     Image.fromarray(np.asarray(Image.open(isbi / "image" / "3.png"))[:256, :256]).save(path)

@@ -60,3 +60,20 @@ def test_an_export_of_every_predicted_slice_saves_the_object(session):
     assert session.unsaved == {"nuclei"}
     session.set_result(_result(2, mito=probability))
     assert session.unsaved == {"mito", "nuclei"}
+
+
+def test_a_run_started_with_kept_slices_leaves_their_masks(session):
+    """Corrected by hand and kept: a later Predict replaces the probability, not the mask or its mark."""
+    session.set_result(_result(0, mito=np.full((256, 256), 0.9, np.float32)))
+    session.set_result(_result(1, mito=np.full((256, 256), 0.9, np.float32)))
+    corrected = np.zeros((256, 256), bool)
+    session.replace_mask("mito", 0, corrected)
+    assert session.corrected_slices(["mito", "nuclei"]) == {"mito": [0]}
+    run = session.begin_run(keep=[("mito", 0)])
+    again = np.full((256, 256), 0.8, np.float32)
+    session.set_result(_result(0, mito=again), run)
+    session.set_result(_result(1, mito=np.zeros((256, 256), np.float32)), run)
+    assert session.masks["mito"][0] is corrected and session.edited["mito"] == {0}
+    assert session.probabilities["mito"][0] is again and not session.masks["mito"][1].any()
+    session.set_result(_result(0, mito=again), session.begin_run())  # not kept: predicted anew
+    assert session.masks["mito"][0].all() and session.corrected_slices(["mito"]) == {}
