@@ -260,18 +260,34 @@ def _predictor(args):
 
 
 def cmd_predict(args) -> int:
+    from .core.errors import InputError
     from .core.io import open_volume
     from .core.prediction_output import PredictionWriter, write_predictions
     from .core.provenance import provenance
 
+    fmt = args.format or ("zarr" if args.output.rstrip("/\\").lower().endswith(".zarr") else "png")
+    if args.resume and fmt != "zarr":
+        raise InputError(args.output, "--resume continues an OME-Zarr prediction: give -o OUT.zarr")
     volume = open_volume(args.input, read_options(args))
     predictor, how = _predictor(args)
     record = provenance(command="predict", input=args.input, mode=args.mode, **how)
-    writer = PredictionWriter(
-        Path(args.output), args.object, args.format, args.save_probabilities, record, volume.pixel_size
-    )
+    if fmt == "zarr":
+        from .core.prediction_zarr import PredictionStore
+
+        store = PredictionStore(
+            Path(args.output), args.object, volume.shape, args.save_probabilities, record, volume.pixel_size,
+            resume=args.resume,
+        )  # fmt: skip
+        todo = [z for z in range(len(volume)) if z not in store.done]
+        if store.done:
+            print(f"resuming {args.output}: {len(store.done)} of {len(volume)} slices already written")
+        results = predictor.iter_predict(volume, slices=todo, progress=_progress_bar("predict"))
+        write_predictions(results, store)
+        print(f"wrote {args.output} ({len(store.done)} of {len(volume)} slices)")
+        return 0
+    writer = PredictionWriter(Path(args.output), args.object, fmt, args.save_probabilities, record, volume.pixel_size)
     results = predictor.iter_predict(volume, progress=_progress_bar("predict"))
-    written = write_predictions(results, writer, raw=volume if args.format == "h5" else None)
+    written = write_predictions(results, writer, raw=volume if fmt == "h5" else None)
     print(f"wrote {len(written)} file(s) to {args.output}")
     return 0
 
@@ -417,7 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = sub.add_parser("predict", help="segment a stack with the installed (or given) models")
     predict.add_argument("input", help="PNG/TIFF/JPEG folder, TIFF stack, file.h5[:/dataset], Zarr, MRC or image")
-    predict.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the masks")
+    predict.add_argument(
+        "-o", "--output", required=True, metavar="OUTDIR", help="folder for the masks, or OUT.zarr (OME-Zarr)"
+    )
     predict.add_argument(
         "--object", type=object_keys, required=True, help="mito, nuclei or membrane, or a comma list of them"
     )
@@ -437,9 +455,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument(
         "--format",
-        choices=("png", "tif", "h5"),
-        default="png",
-        help="png: one mask per slice (default); tif: one stack per object; h5: one file",
+        choices=("png", "tif", "h5", "zarr"),
+        help="png: one mask per slice (default); tif: one stack per object; h5: one file;"
+        " zarr: an OME-Zarr store with a pyramid per object (the default for -o OUT.zarr)",
+    )
+    predict.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a stopped OME-Zarr prediction: predict only the slices not yet written",
     )
     predict.add_argument(
         "--save-probabilities",

@@ -10,6 +10,8 @@ import pytest
 import tifffile
 from PIL import Image
 
+from emviewer.core.io import open_volume
+
 
 @pytest.fixture(scope="module")
 def workspace(cdeep3m, tmp_path_factory):
@@ -181,3 +183,54 @@ def test_trained_model_is_the_default_for_its_object(trained, env, tmp_path, run
         )
         assert code == 0, err
         assert (tmp_path / mode / "images.050.png").exists()
+
+
+def test_predict_to_ome_zarr_equals_the_png_masks(trained, env, tmp_path, run_cli):
+    code, out, err = run_cli(
+        "predict", env / "val" / "images", "-o", tmp_path / "pred.zarr", "--object", "mito", "--model", trained
+    )
+    assert code == 0, err
+    assert "2 of 2 slices" in out
+    assert (
+        run_cli("predict", env / "val" / "images", "-o", tmp_path / "png", "--object", "mito", "--model", trained)[0]
+        == 0
+    )
+    masks = open_volume(f"{tmp_path / 'pred.zarr'}:mito/0")
+    for z, name in enumerate(("images.050", "images.051")):
+        np.testing.assert_array_equal(masks.slice(z), np.asarray(Image.open(tmp_path / "png" / f"{name}.png")))
+    code, _, err = run_cli(
+        "predict", env / "val" / "images", "-o", tmp_path / "png", "--object", "mito", "--model", trained, "--resume"
+    )
+    assert code == 2 and "--resume continues an OME-Zarr prediction" in err
+
+
+def test_a_killed_ome_zarr_prediction_resumes_to_the_same_store(trained, env, tmp_path, run_cli):
+    """A real kill (SIGKILL) after a random number of slices, then --resume: the store equals an unbroken run's."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    planes = [np.asarray(Image.open(p)) for p in sorted((env / "val" / "images").glob("*.png"))]
+    stack = tmp_path / "stack.tif"
+    tifffile.imwrite(stack, np.stack([np.roll(planes[z % 2], 7 * z, axis=1) for z in range(24)]))
+    args = ["predict", stack, "--object", "mito", "--model", trained, "--save-probabilities", "-o"]
+    killed, whole = tmp_path / "killed.zarr", tmp_path / "whole.zarr"
+    cmd = [sys.executable, "-m", "emviewer", *map(str, args), str(killed)]
+    process = subprocess.Popen(cmd, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    after = int(np.random.default_rng().integers(1, 12))  # slices written before the kill
+    done = killed / ".emviewer" / "done"
+    while process.poll() is None and not (done.is_dir() and len(os.listdir(done)) >= after):
+        time.sleep(0.01)
+    assert process.poll() is None, f"the run ended before the kill: {process.stderr.read()[-500:]}"
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert 0 < len(os.listdir(done)) < 24
+    code, out, err = run_cli(*args, killed, "--resume")
+    assert code == 0, err
+    assert "resuming" in out and "24 of 24 slices" in out
+    assert run_cli(*args, whole)[0] == 0
+    for name in ("mito", "mito_probabilities"):  # level 0 of each image (256 x 256: no other level)
+        a, b = open_volume(f"{killed}:{name}"), open_volume(f"{whole}:{name}")
+        np.testing.assert_array_equal(np.asarray(a.data[:]), np.asarray(b.data[:]))

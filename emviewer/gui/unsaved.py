@@ -62,7 +62,8 @@ def ask_about_corrections(parent: QWidget, corrected: dict[str, list[int]]) -> Q
     ]
     text = (
         f"You corrected masks by hand: {'; '.join(parts)}.\n\n"
-        "Keep your corrections on those slices (the other slices are predicted), or replace them with the new prediction?"
+        "Keep your corrections on those slices (the other slices are predicted),"
+        " or replace them with the new prediction?"
     )
     box = QMessageBox(QMessageBox.Icon.Question, "EMViewer", text, Answer.Cancel, parent)
     box.keep_button = box.addButton("Keep my corrections", QMessageBox.ButtonRole.AcceptRole)  # type: ignore[attr-defined]

@@ -177,7 +177,10 @@ def _atomic_folder(target: Path) -> Iterator[Path]:
         raise
 
 
-def _multiscale(name: str, pixel_size) -> dict:
+def multiscales_metadata(name: str, pixel_size, levels: int = 1) -> list[dict]:
+    """The ``multiscales`` attribute of a ``(Z, Y, X)`` image with ``levels`` resolution levels
+    at paths ``0``, ``1``...: level ``k`` has ``2**k`` times the pixel size in Y and X.
+    ``pixel_size`` ``(z, y, x)`` in nm; an unknown size is scale 1 without a unit."""
     sizes = tuple(pixel_size) if pixel_size is not None else (None, None, None)
     axes = []
     for letter, size in zip("zyx", sizes, strict=True):
@@ -185,16 +188,17 @@ def _multiscale(name: str, pixel_size) -> dict:
         if size is not None:  # no unit for an unknown size: "1 nanometer" would be read as a calibration
             axis["unit"] = "nanometer"
         axes.append(axis)
-    scale = [float(s) if s is not None else 1.0 for s in sizes]
-    return {
-        "version": NGFF_VERSION,
-        "name": name,
-        "axes": axes,
-        "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}],
-    }
+    z, y, x = (float(s) if s is not None else 1.0 for s in sizes)
+    datasets = [
+        {"path": str(k), "coordinateTransformations": [{"type": "scale", "scale": [z, y * 2**k, x * 2**k]}]}
+        for k in range(levels)
+    ]
+    return [{"version": NGFF_VERSION, "name": name, "axes": axes, "datasets": datasets}]
 
 
-def _create_array(group, shape: tuple, dtype):
+def create_level_array(group, path: str, shape: tuple, dtype):
+    """A new ``(Z, Y, X)`` array ``path`` in a Zarr v2 ``group``: chunks of one slice by at most
+    :data:`CHUNK_YX` squared, Blosc-Zstd, ``/`` chunk keys, fill value 0."""
     import numcodecs
     import zarr
 
@@ -202,15 +206,16 @@ def _create_array(group, shape: tuple, dtype):
     compressor = numcodecs.Blosc(cname="zstd", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
     if int(zarr.__version__.split(".")[0]) >= 3:
         return group.create_array(
-            "0", shape=shape, dtype=dtype, chunks=chunks, compressors=compressor, fill_value=0,
+            path, shape=shape, dtype=dtype, chunks=chunks, compressors=compressor, fill_value=0,
             chunk_key_encoding={"name": "v2", "separator": "/"},
         )  # fmt: skip
     return group.create_dataset(
-        "0", shape=shape, dtype=dtype, chunks=chunks, compressor=compressor, fill_value=0, dimension_separator="/"
+        path, shape=shape, dtype=dtype, chunks=chunks, compressor=compressor, fill_value=0, dimension_separator="/"
     )
 
 
-def _open_group(path: Path, *parts: str):
+def open_group_for_writing(path: Path, *parts: str):
+    """A new, empty Zarr v2 group at ``path/parts...`` (an existing one there is emptied)."""
     import zarr
 
     folder = path.joinpath(*parts)
@@ -222,7 +227,7 @@ def _open_group(path: Path, *parts: str):
 def _write_image(
     group, name: str, slices: Iterable[np.ndarray], shape: tuple, dtype, pixel_size, target: Path, progress, cancel
 ) -> None:
-    array = _create_array(group, shape, dtype)
+    array = create_level_array(group, "0", shape, dtype)
     count = 0
     for z, plane in enumerate(slices):
         check(cancel)
@@ -236,7 +241,7 @@ def _write_image(
         report(progress, count, shape[0], f"writing {name}")
     if count != shape[0]:
         raise ShapeMismatchError(target, f"{name} got {count} slices; expected {shape[0]}")
-    group.attrs["multiscales"] = [_multiscale(name, pixel_size)]
+    group.attrs["multiscales"] = multiscales_metadata(name, pixel_size)
 
 
 def _extra_slices(value) -> tuple[Iterable[np.ndarray], tuple, np.dtype]:
@@ -297,13 +302,13 @@ def write_ome_zarr(
         if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", key) or key in ("0", "labels"):
             raise ValueError(f"extra array name {key!r} must be a plain name other than '0' and 'labels'")
     with _atomic_folder(target) as tmp:
-        _write_image(_open_group(tmp), name, slices, shape, dtype, pixel_size, target, progress, cancel)
+        _write_image(open_group_for_writing(tmp), name, slices, shape, dtype, pixel_size, target, progress, cancel)
         labels = [k for k, (_, _, dt) in extras.items() if dt.kind in "iu"]
         if labels:  # the labels group first: opening a group for writing empties its folder
-            _open_group(tmp, "labels").attrs["labels"] = labels
+            open_group_for_writing(tmp, "labels").attrs["labels"] = labels
         for key, (stack, extra_shape, extra_dtype) in extras.items():
             parts = ("labels", key) if key in labels else (key,)
-            group = _open_group(tmp, *parts)
+            group = open_group_for_writing(tmp, *parts)
             _write_image(group, key, stack, extra_shape, extra_dtype, pixel_size, target, progress, cancel)
             if key in labels:
                 group.attrs["image-label"] = {"version": NGFF_VERSION, "source": {"image": "../../"}}
