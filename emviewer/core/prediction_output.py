@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -245,9 +246,18 @@ class PredictionWriter:
             staged.__exit__(_Abandoned, _Abandoned(), None)
 
 
-def write_predictions(
-    results: Iterable[SliceResult], writer: PredictionWriter, raw: Volume | None = None
-) -> list[Path]:
+class PredictionSink(Protocol):
+    """Where a prediction stream goes: :class:`PredictionWriter`, or an OME-Zarr
+    :class:`~.prediction_zarr.PredictionStore`."""
+
+    def add(self, result: SliceResult) -> None: ...
+
+    def finish(self, raw: Volume | None = None) -> list[Path]: ...
+
+    def abort(self) -> None: ...
+
+
+def write_predictions(results: Iterable[SliceResult], writer: PredictionSink, raw: Volume | None = None) -> list[Path]:
     """Feed a prediction stream to ``writer`` and finish it; returns every file written.
 
     When the stream raises (e.g. :class:`~.progress.Cancelled`), the writer is aborted (no

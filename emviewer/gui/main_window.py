@@ -39,7 +39,7 @@ from .prediction_work import THIS_COMPUTER, LocalPredictors, device_text, offlin
 from .recent_files import RecentFiles
 from .session import Session
 from .tabs import EvaluateTab, MeasureTab, TrainTab
-from .unsaved import Answer, ask_about_corrections, ask_before_discarding, mark_exported, prepare_save
+from .unsaved import Answer, CorrectionsDialog, ask_before_discarding, mark_exported, prepare_save
 from .viewer import ContrastPanel, EditToolbar, MaskEditor, SideBySideView, SliceSlider
 from .viewer.slice_slider import add_slice_keys
 from .workers import Job, PredictionJob, start
@@ -327,7 +327,7 @@ class MainWindow(QMainWindow):
             self._predict(objects, mode, keep=())
             return
         # a Predict would silently undo the user's corrections (e.g. the slices they adapted a model with)
-        box = ask_about_corrections(self, corrected)
+        box = CorrectionsDialog(self, corrected)
         keep = [(key, z) for key, slices in corrected.items() for z in slices]
 
         def answered(button) -> None:
@@ -337,6 +337,7 @@ class MainWindow(QMainWindow):
                 self._predict(objects, mode, keep=())
 
         box.buttonClicked.connect(answered)
+        box.open()
         self.corrections_box = box
 
     def _predict(self, objects: dict, mode: str, keep) -> None:

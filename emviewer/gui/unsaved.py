@@ -50,28 +50,28 @@ def ask_before_discarding(parent: QWidget, action: str, objects: Iterable[str], 
     return box
 
 
-def ask_about_corrections(parent: QWidget, corrected: dict[str, list[int]]) -> QMessageBox:
-    """Ask whether a Predict keeps the masks corrected by hand (the default) or replaces them.
+class CorrectionsDialog(QMessageBox):
+    """Asks whether a Predict keeps the masks corrected by hand (the default) or replaces them.
 
-    ``corrected``: object key -> its corrected slices (0-based). Returns the open box; its buttons
-    are ``box.keep_button``, ``box.replace_button`` and Cancel (``Answer.Cancel``).
+    ``corrected``: object key -> its corrected slices (0-based). Buttons: :attr:`keep_button`,
+    :attr:`replace_button` and Cancel (``Answer.Cancel``). Shown with ``open()``.
     """
-    parts = [
-        f"{OBJECTS[key].label if key in OBJECTS else key} on slice{'s' if len(z) > 1 else ''} {slices_text(z)}"
-        for key, z in corrected.items()
-    ]
-    text = (
-        f"You corrected masks by hand: {'; '.join(parts)}.\n\n"
-        "Keep your corrections on those slices (the other slices are predicted),"
-        " or replace them with the new prediction?"
-    )
-    box = QMessageBox(QMessageBox.Icon.Question, "EMViewer", text, Answer.Cancel, parent)
-    box.keep_button = box.addButton("Keep my corrections", QMessageBox.ButtonRole.AcceptRole)  # type: ignore[attr-defined]
-    box.replace_button = box.addButton("Replace them", QMessageBox.ButtonRole.DestructiveRole)  # type: ignore[attr-defined]
-    box.setDefaultButton(box.keep_button)  # type: ignore[attr-defined]
-    box.setEscapeButton(Answer.Cancel)
-    box.open()
-    return box
+
+    def __init__(self, parent: QWidget, corrected: dict[str, list[int]]) -> None:
+        parts = [
+            f"{OBJECTS[key].label if key in OBJECTS else key} on slice{'s' if len(z) > 1 else ''} {slices_text(z)}"
+            for key, z in corrected.items()
+        ]
+        text = (
+            f"You corrected masks by hand: {'; '.join(parts)}.\n\n"
+            "Keep your corrections on those slices (the other slices are predicted),"
+            " or replace them with the new prediction?"
+        )
+        super().__init__(QMessageBox.Icon.Question, "EMViewer", text, Answer.Cancel, parent)
+        self.keep_button = self.addButton("Keep my corrections", QMessageBox.ButtonRole.AcceptRole)
+        self.replace_button = self.addButton("Replace them", QMessageBox.ButtonRole.DestructiveRole)
+        self.setDefaultButton(self.keep_button)
+        self.setEscapeButton(Answer.Cancel)
 
 
 def slices_text(slices: Iterable[int]) -> str:
