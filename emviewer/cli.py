@@ -233,7 +233,8 @@ def cmd_models(args) -> int:
 
 
 def _predictor(args):
-    """The local predictor with installed models, or the server's with ``--server``."""
+    """The local predictor with installed models, or the server's with ``--server``; with
+    what to record of it, and each object's model files (None online)."""
     if args.server:
         from .core.errors import InputError
         from .remote.client import RemotePredictor
@@ -246,17 +247,17 @@ def _predictor(args):
             )
         names = {obj: args.model.split(",") for obj in args.object} if args.model else {}
         remote = RemotePredictor(args.server, token, args.object, names, args.mode, args.tta, args.keep_long_objects)
-        return remote, {"server": args.server, "models": names or "server defaults"}
+        return remote, {"server": args.server, "models": names or "server defaults"}, None
     from .core.models.registry import resolve_models
     from .core.predict import models_record, predictor_for
 
     files = resolve_models(dict.fromkeys(args.object, args.model), args.mode, _registry())
     predictor = predictor_for(files, args.mode, args.tta, args.keep_long_objects)
-    return predictor, {
-        "tta": predictor.tta,
-        "keep_long_objects": args.keep_long_objects,
-        "models": models_record(predictor.models),
-    }
+    return (
+        predictor,
+        {"tta": predictor.tta, "keep_long_objects": args.keep_long_objects, "models": models_record(predictor.models)},
+        files,
+    )
 
 
 def cmd_predict(args) -> int:
@@ -269,22 +270,14 @@ def cmd_predict(args) -> int:
     if args.resume and fmt != "zarr":
         raise InputError(args.output, "--resume continues an OME-Zarr prediction: give -o OUT.zarr")
     volume = open_volume(args.input, read_options(args))
-    predictor, how = _predictor(args)
+    predictor, how, files = _predictor(args)
     record = provenance(command="predict", input=args.input, mode=args.mode, **how)
     if fmt == "zarr":
-        from .core.prediction_zarr import PredictionStore
+        from .cli_predict_zarr import predict_to_store
 
-        store = PredictionStore(
-            Path(args.output), args.object, volume.shape, args.save_probabilities, record, volume.pixel_size,
-            resume=args.resume,
-        )  # fmt: skip
-        todo = [z for z in range(len(volume)) if z not in store.done]
-        if store.done:
-            print(f"resuming {args.output}: {len(store.done)} of {len(volume)} slices already written")
-        results = predictor.iter_predict(volume, slices=todo, progress=_progress_bar("predict"))
-        write_predictions(results, store)
-        print(f"wrote {args.output} ({len(store.done)} of {len(volume)} slices)")
-        return 0
+        return predict_to_store(args, volume, predictor, record, files, _progress_bar("predict"))
+    if args.cluster or args.scheduler:
+        raise InputError(args.output, "--cluster and --scheduler write an OME-Zarr store: give -o OUT.zarr")
     writer = PredictionWriter(Path(args.output), args.object, fmt, args.save_probabilities, record, volume.pixel_size)
     results = predictor.iter_predict(volume, progress=_progress_bar("predict"))
     written = write_predictions(results, writer, raw=volume if fmt == "h5" else None)
@@ -463,6 +456,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume",
         action="store_true",
         help="continue a stopped OME-Zarr prediction: predict only the slices not yet written",
+    )
+    spread = predict.add_mutually_exclusive_group()
+    spread.add_argument(
+        "--cluster", metavar="local:N", help="OME-Zarr output: predict on N local worker processes (dask.distributed)"
+    )
+    spread.add_argument(
+        "--scheduler", metavar="tcp://HOST:PORT", help="OME-Zarr output: predict on a running dask.distributed cluster"
     )
     predict.add_argument(
         "--save-probabilities",

@@ -234,3 +234,20 @@ def test_a_killed_ome_zarr_prediction_resumes_to_the_same_store(trained, env, tm
     for name in ("mito", "mito_probabilities"):  # level 0 of each image (256 x 256: no other level)
         a, b = open_volume(f"{killed}:{name}"), open_volume(f"{whole}:{name}")
         np.testing.assert_array_equal(np.asarray(a.data[:]), np.asarray(b.data[:]))
+
+
+def test_a_two_worker_local_cluster_gives_the_single_process_masks(trained, env, tmp_path, run_cli):
+    planes = [np.asarray(Image.open(p)) for p in sorted((env / "val" / "images").glob("*.png"))]
+    stack = tmp_path / "stack.tif"
+    tifffile.imwrite(stack, np.stack([np.roll(planes[z % 2], 11 * z, axis=0) for z in range(6)]))
+    args = ["predict", stack, "--object", "mito", "--model", trained, "--save-probabilities", "-o"]
+    code, out, err = run_cli(*args, tmp_path / "cluster.zarr", "--cluster", "local:2")
+    assert code == 0, err
+    assert "6 of 6 slices" in out
+    assert run_cli(*args, tmp_path / "single.zarr")[0] == 0
+    one, two = (open_volume(f"{tmp_path / name}:mito") for name in ("single.zarr", "cluster.zarr"))
+    differ = np.count_nonzero(np.asarray(one.data[:]) != np.asarray(two.data[:]))
+    assert differ <= 1e-4 * np.prod(one.shape)  # TensorFlow's thread count may change the last bits
+    p1, p2 = (open_volume(f"{tmp_path / n}:mito_probabilities") for n in ("single.zarr", "cluster.zarr"))
+    np.testing.assert_allclose(np.asarray(p1.data[:]), np.asarray(p2.data[:]), atol=1e-4)
+    assert run_cli(*args, tmp_path / "x.zarr", "--cluster", "remote:2")[0] == 2

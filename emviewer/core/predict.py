@@ -243,6 +243,7 @@ class LocalPredictor:
         progress: Progress | None = None,
         cancel: CancelToken | None = None,
         on_warning: Callable[[str], None] | None = None,
+        stats: TissueStats | None = None,
     ) -> Iterator[SliceResult]:
         """Yield one :class:`SliceResult` per slice, in order.
 
@@ -256,20 +257,13 @@ class LocalPredictor:
         After the first slice, each object whose models' cards keep a ``training_domain`` and
         whose slice looks unlike it gets one line (see :mod:`.domain`): passed to ``on_warning``
         when given, else issued as an :class:`~.errors.InputWarning`.
+
+        ``stats``: the stack's intensities (:func:`~.intensity_stats.stack_stats`) when already
+        measured, e.g. once for every worker of a cluster, so all see the same contrast.
         """
         slices = list(range(len(volume))) if slices is None else list(slices)
-        check_volume_image(volume)  # a mask stack opened as the image: refused on every path (CLI, app, server)
-        # The time is estimated from the first model call on: until then, "estimating".
-        report(progress, 0, len(slices), f"measuring the stack's intensities; {ESTIMATING}")
-        stats = stack_stats(volume)
-        if stats.nonfinite_fraction:
-            warnings.warn(
-                InputWarning(
-                    f"{volume.source}: {stats.nonfinite_fraction:.2%} of the sampled pixels are NaN or infinite; "
-                    "they are left out of the contrast and predicted as background"
-                ),
-                stacklevel=2,
-            )
+        if stats is None:
+            stats = measured_stack(volume, progress, len(slices))
         # Only the data are predicted, as if the constant border (alignment, padding) were not
         # there: the model never sees a black frame it was not trained on.
         box = stats.box if stats.box and stats.box != (0, volume.shape[1], 0, volume.shape[2]) else None
@@ -307,6 +301,28 @@ class LocalPredictor:
         finally:
             batches.close()  # stops the reader thread at once on cancel or error
             meter.close()
+
+
+def measured_stack(volume: Volume, progress: Progress | None = None, slices: int = 0) -> TissueStats:
+    """Check that ``volume`` holds EM images and measure its intensities, once per run.
+
+    Raises :class:`~.errors.ImageContentError` when the sampled slices are all binary (a mask
+    stack opened as the image: refused on every path, CLI, app, server, cluster). Warns
+    (:class:`~.errors.InputWarning`) when some sampled pixels are NaN or infinite.
+    ``progress`` gets ``(0, slices, message)``: the time is estimated from the first model call.
+    """
+    check_volume_image(volume)
+    report(progress, 0, slices, f"measuring the stack's intensities; {ESTIMATING}")
+    stats = stack_stats(volume)
+    if stats.nonfinite_fraction:
+        warnings.warn(
+            InputWarning(
+                f"{volume.source}: {stats.nonfinite_fraction:.2%} of the sampled pixels are NaN or infinite; "
+                "they are left out of the contrast and predicted as background"
+            ),
+            stacklevel=3,
+        )
+    return stats
 
 
 def pass_warning(line: str, on_warning: Callable[[str], None] | None) -> None:

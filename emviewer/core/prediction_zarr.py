@@ -119,6 +119,18 @@ class PredictionStore:
         self.written: list[Path] = []
         self._open_arrays: list[tuple[str, list]] | None = None  # opened at the first slice
 
+    @classmethod
+    def reopen(cls, path: str | Path) -> PredictionStore:
+        """The store at ``path`` as its own record describes it (e.g. on a cluster's worker,
+        after the client made or checked it). Raises :class:`InputError` as ``resume`` does."""
+        path = Path(path)
+        try:
+            record = json.loads((path / ".zattrs").read_text())[RECORD_KEY]
+            shape, objects, probabilities = record["shape"], record["objects"], bool(record["probabilities"])
+        except (OSError, ValueError, KeyError, TypeError):
+            raise InputError(path, "is not an EMViewer prediction store") from None
+        return cls(path, objects, shape, probabilities, record, resume=True)
+
     # ------------------------------------------------------------------ opening
 
     def _existing_record(self) -> dict | None:
