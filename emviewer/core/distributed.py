@@ -59,6 +59,12 @@ def _predictor(job: BlockJob):
     return _PREDICTORS[key]
 
 
+def warm(job: BlockJob) -> None:
+    """On a worker: load the job's models now (e.g. ``client.run(warm, job)`` on every worker),
+    so timing the blocks leaves out model loading."""
+    _predictor(job)
+
+
 def predict_block(job: BlockJob, slices: Sequence[int]) -> tuple[list[int], list[str]]:
     """On a worker: predict ``slices`` (0-based) and write each into the store as it finishes.
 
@@ -81,9 +87,10 @@ def blocks(slices: Sequence[int], workers: int) -> list[list[int]]:
     return [list(slices[i : i + size]) for i in range(0, len(slices), size)]
 
 
-def connect(cluster: str | None = None, scheduler: str | None = None):
+def connect(cluster: str | None = None, scheduler: str | None = None, threads: int | None = None):
     """A dask.distributed ``Client``: a new local cluster for ``cluster="local:N"`` (N worker
-    processes), or the existing cluster at ``scheduler`` (``tcp://HOST:PORT``).
+    processes, each with ``threads`` threads for TensorFlow, by default cores / N), or the
+    existing cluster at ``scheduler`` (``tcp://HOST:PORT``).
 
     Raises :class:`InputError` for a malformed ``cluster`` or an unreachable scheduler.
     """
@@ -98,8 +105,8 @@ def connect(cluster: str | None = None, scheduler: str | None = None):
     if kind != "local" or not count.isdigit() or int(count) < 1:
         raise InputError(cluster, "--cluster takes local:N, N worker processes (e.g. local:2)")
     workers = int(count)
-    threads = str(max(1, (os.cpu_count() or 1) // workers))
-    env = {"OMP_NUM_THREADS": threads, "TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": "1"}
+    each = str(threads or max(1, (os.cpu_count() or 1) // workers))
+    env = {"OMP_NUM_THREADS": each, "TF_NUM_INTRAOP_THREADS": each, "TF_NUM_INTEROP_THREADS": "1"}
     local = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, env=env, dashboard_address=None)
     return Client(local)
 
