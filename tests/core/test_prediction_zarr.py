@@ -117,3 +117,15 @@ def test_resume_refuses_an_array_changed_since(tmp_path):
     (path / "mito" / "1" / ".zarray").write_text(json.dumps(meta))
     with pytest.raises(InputError, match="cannot be resumed"):
         _store(path, resume=True)
+
+
+def test_any_pyramid_level_opens_as_a_stack_with_its_pixel_size(tmp_path):
+    store = _store(tmp_path / "out.zarr")
+    store.add(_result(0))
+    half = open_volume(f"{tmp_path / 'out.zarr'}:mito/level=1")
+    assert half.shape == (3, 1050, 750) and half.pixel_size == (40.0, 16.0, 16.0)
+    np.testing.assert_array_equal(half.slice(0), downsample(np.where(_probability(0) >= 0.5, 255, 0), "mask"))
+    with pytest.raises(InputError, match="has no level 3 \\(it has 3 levels\\)"):
+        open_volume(f"{tmp_path / 'out.zarr'}:mito_probabilities/level=3")
+    with pytest.raises(InputError, match="several images"):
+        open_volume(f"{tmp_path / 'out.zarr'}:level=1")

@@ -65,8 +65,9 @@ def multiscales(attrs: dict | None) -> list | None:
     return found if isinstance(found, list) and found and isinstance(found[0], dict) else None
 
 
-def ngff_level(attrs: dict, source, dataset_path: str | None = None) -> NgffLevel | None:
-    """Describe level ``dataset_path`` (default: level 0) of the image whose attributes are ``attrs``.
+def ngff_level(attrs: dict, source, dataset_path: str | None = None, index: int | None = None) -> NgffLevel | None:
+    """Describe level ``dataset_path``, or the ``index``-th level (0 = full resolution), by
+    default level 0, of the image whose attributes are ``attrs``.
 
     Returns ``None`` when the attributes hold no multiscales or no such level. Raises
     :class:`InputError` (via :func:`node_key`) when a dataset path steps outside the group.
@@ -77,6 +78,10 @@ def ngff_level(attrs: dict, source, dataset_path: str | None = None) -> NgffLeve
     image = found[0]
     datasets = [d for d in image.get("datasets") or [] if isinstance(d, dict) and isinstance(d.get("path"), str)]
     paths = [node_key(d["path"], source, "OME-Zarr dataset path") for d in datasets]
+    if index is not None:
+        dataset_path = paths[index] if 0 <= index < len(paths) else None
+        if dataset_path is None:
+            return None
     wanted = paths[0] if dataset_path is None and paths else dataset_path
     if wanted not in paths:
         return None

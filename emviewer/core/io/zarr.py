@@ -12,6 +12,7 @@ else the store's only image array. Axis names come from ``--axes``, then OME-Zar
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,9 +117,28 @@ def _level_of(files: StoreFiles, key: str) -> NgffLevel | None:
     return ngff_level(_node(files, parent).attrs, files.path, leaf) if key else None
 
 
+def _pyramid_level(files: StoreFiles, name: str | None, index: int) -> tuple[str, _Node, NgffLevel | None]:
+    """Level ``index`` (0 = full resolution) of the OME-Zarr image ``name`` (default: the store's only image)."""
+    key, _, level = _target(files, name)
+    parent = key.rpartition("/")[0]
+    chosen = ngff_level(_node(files, parent).attrs, files.path, index=index) if level is not None else None
+    if chosen is None:
+        count = len((multiscales(_node(files, parent).attrs) or [{}])[0].get("datasets") or [])
+        raise InputError(files.path, f"the image {parent or '/'} has no level {index} (it has {count or 'no'} levels)")
+    array_key = join_key(parent, chosen.path)
+    node = _node(files, array_key)
+    if node.kind != "array":
+        raise UnreadableFileError(files.path, f"OME-Zarr level {array_key!r} is not an array")
+    return array_key, node, chosen
+
+
 def _target(files: StoreFiles, name: str | None) -> tuple[str, _Node, NgffLevel | None]:
-    """The array to read: its key, its metadata node and its OME-Zarr level (if any)."""
+    """The array to read: its key, its metadata node and its OME-Zarr level (if any).
+    ``name`` may end in ``level=N`` (``level=2``, ``mito/level=2``): that pyramid level."""
     path = files.path
+    pyramid = re.fullmatch(r"(?:(.*)/)?level=(\d{1,3})", name or "")
+    if pyramid:
+        return _pyramid_level(files, pyramid.group(1), int(pyramid.group(2)))
     key = node_key(name, path) if name else ""
     node = _node(files, key)
     if node.kind == "array":
