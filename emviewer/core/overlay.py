@@ -95,11 +95,15 @@ class StackRenderer:
         self.volume, self.masks, self.opacity, self.colours = volume, masks, opacity, colours
         self.levels = display_range(sample_slices(volume, sample))
 
-    def display(self, z: int) -> np.ndarray:
-        """Slice ``z`` as ``(Y, X)`` uint8."""
-        return to_uint8(self.volume.slice(z), *self.levels)
+    def display(self, z: int, step: int = 1) -> np.ndarray:
+        """Slice ``z`` as ``(Y, X)`` uint8; with ``step`` > 1 every ``step``-th pixel of each row
+        and column (``(ceil(Y / step), ceil(X / step))``: a page of a huge slice is rendered
+        at the page's size, so only the slice as read is ever full size)."""
+        return to_uint8(self.volume.slice(z)[::step, ::step], *self.levels)
 
-    def overlay(self, z: int, grey: np.ndarray | None = None) -> np.ndarray:
-        """Slice ``z`` with its masks as ``(Y, X, 3)`` uint8 RGB (``grey``: its display, if known)."""
-        grey = self.display(z) if grey is None else grey
-        return render_overlay(grey, {k: m.slice(z) for k, m in self.masks.items()}, self.opacity, self.colours)
+    def overlay(self, z: int, grey: np.ndarray | None = None, step: int = 1) -> np.ndarray:
+        """Slice ``z`` with its masks as ``(Y, X, 3)`` uint8 RGB (``grey``: its display at the same
+        ``step``, if known)."""
+        grey = self.display(z, step) if grey is None else grey
+        masks = {k: m.slice(z)[::step, ::step] for k, m in self.masks.items()}
+        return render_overlay(grey, masks, self.opacity, self.colours)

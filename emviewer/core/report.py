@@ -206,9 +206,14 @@ def _jpeg(image: np.ndarray) -> ImageReader:
     return ImageReader(buffer)
 
 
+def _page_pixels(width_pt: float) -> int:
+    """Pixels across ``width_pt`` points at :data:`IMAGE_DPI`."""
+    return max(int(width_pt / 72 * IMAGE_DPI), 1)
+
+
 def _fit(image: np.ndarray, width_pt: float) -> tuple[np.ndarray, float]:
     """``image`` shrunk to :data:`IMAGE_DPI` at ``width_pt`` points wide (never enlarged); the shrink factor."""
-    target = max(int(width_pt / 72 * IMAGE_DPI), 1)
+    target = _page_pixels(width_pt)
     height, width = image.shape[:2]
     if width <= target * 1.1:
         return image, 1.0
@@ -235,17 +240,20 @@ class _SlicePage(Flowable):
     def draw(self) -> None:
         self.done(self.z)
         renderer, canvas = self.renderer, self.canv
-        grey = renderer.display(self.z)
-        overlay = renderer.overlay(self.z, grey)
-        rows, cols = grey.shape
+        rows, cols = renderer.volume.shape[1:]
         scale = min((self.width - self.GAP) / 2 / cols, (self.height - self.CAPTION) / rows)
         w, h = cols * scale, rows * scale
+        # a slice far larger than the page is thinned to twice the page's pixels before anything
+        # else (then smoothly shrunk by _fit): a 20000 x 15000 slice never exists as RGB
+        step = max(1, cols // (2 * _page_pixels(w)))
+        grey = renderer.display(self.z, step)
+        overlay = renderer.overlay(self.z, grey, step)
         left = (self.width - 2 * w - self.GAP) / 2
         top = self.height - (self.height - self.CAPTION - h) / 2 - self.CAPTION  # centred on the page
         pixel = renderer.volume.pixel_size[-1] if renderer.volume.pixel_size and self.scale_bar else None
         for i, image in enumerate((grey, overlay)):
             image, factor = _fit(image, w)
-            image = draw_scale_bar(image, pixel * factor if pixel else None)
+            image = draw_scale_bar(image, pixel * step * factor if pixel else None)
             canvas.drawImage(_jpeg(image), left + i * (w + self.GAP), top - h, w, h)
         self._caption(left, top + self.CAPTION - 6 * mm)
 

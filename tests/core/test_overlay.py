@@ -31,3 +31,16 @@ def test_constant_image_does_not_divide_by_zero():
     low, high = display_range([np.full((5, 5), 7.0)])
     assert high > low
     assert np.all(to_uint8(np.full((5, 5), 7.0), low, high) == 0)
+
+
+def test_a_thinned_display_is_every_step_th_pixel_of_the_full_one():
+    from emviewer.core.overlay import StackRenderer
+    from emviewer.core.volume import from_array
+
+    rng = np.random.default_rng(3)
+    stack = rng.integers(0, 255, (2, 101, 77), dtype=np.uint8)
+    masks = {"mito": from_array((stack > 128).astype(np.uint8) * 255, "masks")}
+    renderer = StackRenderer(from_array(stack, "stack"), masks)
+    full, thin = renderer.overlay(1), renderer.overlay(1, step=4)
+    assert thin.shape == (26, 20, 3)
+    np.testing.assert_array_equal(thin, full[::4, ::4])
