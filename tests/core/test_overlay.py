@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from emviewer.core.overlay import display_range, render_overlay, to_uint8
+from emviewer.core.overlay import StackRenderer, display_range, render_overlay, to_uint8
+from emviewer.core.volume import from_array
 
 
 def test_overlay_colours_only_the_mask():
@@ -34,9 +35,6 @@ def test_constant_image_does_not_divide_by_zero():
 
 
 def test_a_thinned_display_is_every_step_th_pixel_of_the_full_one():
-    from emviewer.core.overlay import StackRenderer
-    from emviewer.core.volume import from_array
-
     rng = np.random.default_rng(3)
     stack = rng.integers(0, 255, (2, 101, 77), dtype=np.uint8)
     masks = {"mito": from_array((stack > 128).astype(np.uint8) * 255, "masks")}
