@@ -5,6 +5,7 @@ The store is :mod:`emviewer.core.prediction_zarr`; the cluster, :mod:`emviewer.c
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 
@@ -26,12 +27,19 @@ def predict_to_store(args, volume, predictor, record: dict, files, progress) -> 
     todo = [z for z in range(len(volume)) if z not in store.done]
     if store.done:
         print(f"resuming {args.output}: {len(store.done)} of {len(volume)} slices already written")
-    if distributed:
-        _on_cluster(args, volume, files, todo, progress)
-        store = PredictionStore.reopen(store.path)  # the workers' done markers
-        store.finish()
-    else:
-        write_predictions(predictor.iter_predict(volume, slices=todo, progress=progress), store)
+    try:
+        if distributed:
+            _on_cluster(args, volume, files, todo, progress)
+            store.done = store.marked_done()  # the workers' slices
+            store.finish()
+        elif todo:
+            write_predictions(predictor.iter_predict(volume, slices=todo, progress=progress), store)
+        else:
+            store.finish()
+    except BaseException:
+        done = len(store.marked_done())
+        print(f"stopped: {done} of {len(volume)} slices are in {args.output}; --resume continues", file=sys.stderr)
+        raise
     print(f"wrote {args.output} ({len(store.done)} of {len(volume)} slices)")
     return 0
 

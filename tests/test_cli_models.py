@@ -230,6 +230,8 @@ def test_a_killed_ome_zarr_prediction_resumes_to_the_same_store(trained, env, tm
     code, out, err = run_cli(*args, killed, "--resume")
     assert code == 0, err
     assert "resuming" in out and "24 of 24 slices" in out
+    code, out, _ = run_cli(*args, killed, "--resume")  # nothing left to do: nothing predicted
+    assert code == 0 and "24 of 24 slices already written" in out
     assert run_cli(*args, whole)[0] == 0
     for name in ("mito", "mito_probabilities"):  # level 0 of each image (256 x 256: no other level)
         a, b = open_volume(f"{killed}:{name}"), open_volume(f"{whole}:{name}")

@@ -115,7 +115,7 @@ class PredictionStore:
             self._reopen()
         else:
             self._create(pixel_size)
-        self.done = {int(p.name) for p in (self.path / DONE_FOLDER).iterdir() if p.name.isdigit()}
+        self.done = self.marked_done()
         self.written: list[Path] = []
         self._open_arrays: list[tuple[str, list]] | None = None  # opened at the first slice
 
@@ -130,6 +130,10 @@ class PredictionStore:
         except (OSError, ValueError, KeyError, TypeError):
             raise InputError(path, "is not an EMViewer prediction store") from None
         return cls(path, objects, shape, probabilities, record, resume=True)
+
+    def marked_done(self) -> set[int]:
+        """The slices (0-based) whose done marker exists now (written by this process or any other)."""
+        return {int(p.name) for p in (self.path / DONE_FOLDER).iterdir() if p.name.isdigit()}
 
     # ------------------------------------------------------------------ opening
 
