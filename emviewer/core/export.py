@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import InputError
 from .objects import OBJECTS
-from .overlay import StackRenderer
+from .overlay import StackRenderer, mask_image
 from .progress import CancelToken, Progress, check, report
 from .scale_bar import draw_scale_bar
 from .validate import check_same_shape
@@ -76,7 +76,7 @@ def parse_slices(text: str | None, n_slices: int, first: int = 0) -> list[int]:
 
 def binary_mask_volume(mask: Volume) -> Volume:
     """A saved mask stack (any two values) as uint8 0/255, read lazily."""
-    return map_slices(mask, lambda s: np.where(s > 0, 255, 0).astype(np.uint8), np.uint8)
+    return map_slices(mask, lambda s: mask_image(s > 0), np.uint8)
 
 
 class _PlaneStack(LazySlices):
@@ -158,9 +158,7 @@ def mask_volumes(
     InputError
         An object has masks on some of the exported slices but not all (the message names them).
     """
-    return _plane_volumes(
-        volume, masks, slices, objects, "mask", np.uint8, lambda m: np.where(m, 255, 0).astype(np.uint8)
-    )
+    return _plane_volumes(volume, masks, slices, objects, "mask", np.uint8, mask_image)
 
 
 def probability_volumes(

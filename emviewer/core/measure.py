@@ -131,7 +131,7 @@ def label_objects(mask: np.ndarray, per_slice: bool = False, min_size: int = 0) 
     return new_ids[labels], int(keep.sum())
 
 
-def _usable_pixel_size(pixel_size: PixelSize | None, dims: int) -> tuple[float, float, float] | None:
+def usable_pixel_size(pixel_size: PixelSize | None, dims: int) -> tuple[float, float, float] | None:
     """``(z, y, x)`` nm when the sizes can be in µm (``z`` may be unknown, then 1, in 2D), else None."""
     if pixel_size is None:
         return None
@@ -206,7 +206,7 @@ def measure_objects(
     if per_slice is None:
         per_slice = mask.shape[0] == 1
     dims = 2 if per_slice else 3
-    spacing = _usable_pixel_size(pixel_size, dims)
+    spacing = usable_pixel_size(pixel_size, dims)
     labels, n = label_objects(mask, per_slice, min_size)
     check(cancel)
     axes = [1, 2] if dims == 2 else [0, 1, 2]

@@ -32,6 +32,12 @@ def to_uint8(image: np.ndarray, low: float, high: float) -> np.ndarray:
     return _scale(image, low, high)
 
 
+def mask_image(mask: np.ndarray) -> np.ndarray:
+    """Mask (boolean, or any values: non-zero is object) -> uint8 0/255, with no temporary wider
+    than a byte per pixel (``np.where(mask, 255, 0)`` makes int64 first: 8 bytes per pixel)."""
+    return (np.asarray(mask) != 0).view(np.uint8) * np.uint8(255)
+
+
 def _scale(values: np.ndarray, low: float, high: float) -> np.ndarray:
     scaled = (np.asarray(values, np.float32) - low) * (255.0 / (high - low))
     return np.nan_to_num(np.clip(scaled + 0.5, 0, 255), nan=0.0).astype(np.uint8)  # NaN shows black

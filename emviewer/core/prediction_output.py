@@ -19,15 +19,11 @@ import numpy.typing as npt
 
 from .io.atomic import atomic_paths
 from .io.slices import write_slices
+from .overlay import mask_image
 from .predict import SliceResult
 from .volume import Volume
 
 FORMATS = ("png", "tif", "h5")
-
-
-def mask_image(mask: np.ndarray) -> np.ndarray:
-    """Boolean mask -> uint8 0/255."""
-    return np.where(mask, 255, 0).astype(np.uint8)
 
 
 def probability_image(probability: np.ndarray) -> np.ndarray:

@@ -27,8 +27,8 @@ import numpy as np
 
 from .errors import InputError
 from .io.ome_zarr import CHUNK_YX, create_level_array, multiscales_metadata, open_group_for_writing
+from .overlay import mask_image
 from .predict import SliceResult
-from .prediction_output import mask_image
 
 #: The root attribute holding the run's record.
 RECORD_KEY = "emviewer"

@@ -16,17 +16,18 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from .measure import measure_objects
+from .component_sizes import component_sizes
+from .measure import usable_pixel_size
 from .volume import Volume
 
 NOT_RECORDED = "not recorded"
-#: Above this many voxels an object's mask stack is not labelled for the report (memory).
-MEASURE_LIMIT = 400_000_000
+#: Rows of one slice labelled at a time for the report (one 20000-pixel-wide band: about 160 MB).
+BAND_ROWS = 2048
 
 
 def parameters_of(provenance: Mapping | None) -> Mapping:
@@ -130,38 +131,50 @@ def object_run(provenance: Mapping | None, key: str) -> ObjectRun:
 
 @dataclass
 class ObjectCounts:
-    """What the masks of one object hold (from :func:`~emviewer.core.measure.measure_objects`)."""
+    """What the masks of one object hold: the number of objects (3D connected components, full
+    connectivity; 2D for one slice), the share of object voxels and each object's size."""
 
-    count: int | None
+    count: int
     fraction: float
     fraction_name: str  # "area fraction" (2D) or "volume fraction" (3D)
     sizes: np.ndarray
     size_name: str  # e.g. "volume (µm³)"
 
     def rows(self) -> list[tuple[str, str]]:
-        rows = [("objects", "not counted (stack too large)" if self.count is None else str(self.count))]
-        rows.append((self.fraction_name, f"{100 * self.fraction:.2f} %"))
+        rows = [("objects", str(self.count)), (self.fraction_name, f"{100 * self.fraction:.2f} %")]
         if len(self.sizes):
             rows.append((f"median {self.size_name}", f"{np.median(self.sizes):.3g}"))
         return rows
 
 
+def _pieces(mask: Volume) -> Iterator[np.ndarray]:
+    """A mask stack a slice at a time, or one slice a band of rows at a time (labelling a
+    whole 20000 x 15000 slice would take several GB)."""
+    if mask.shape[0] > 1:
+        yield from (plane[None] for plane in mask.iter_slices())
+        return
+    plane = mask.slice(0)
+    yield from (plane[y : y + BAND_ROWS] for y in range(0, plane.shape[0], BAND_ROWS))
+
+
 def object_counts(mask: Volume, pixel_size: Sequence | None) -> ObjectCounts:
-    """Count and size the objects of one ``(Z, Y, X)`` 0/255 mask stack (3D components; 2D for one slice)."""
-    size = int(np.prod(mask.shape))
-    fraction_name = "area fraction" if mask.shape[0] == 1 else "volume fraction"
-    if size > MEASURE_LIMIT:  # only the fraction, a slice at a time
-        inside = sum(int(np.count_nonzero(plane)) for plane in mask.iter_slices())
-        return ObjectCounts(None, inside / size, fraction_name, np.zeros(0), "size")
-    data = mask.read() > 0
-    fraction = float(data.mean()) if data.size else 0.0
+    """Count and size the objects of one ``(Z, Y, X)`` 0/255 mask stack, labelled a piece at a
+    time (:func:`~.component_sizes.component_sizes`): the memory of one slice, whatever the stack.
+    Sizes are in µm³ (µm² for one slice) when ``pixel_size`` (z, y, x nm) allows, else in voxels."""
+    dims = 2 if mask.shape[0] == 1 else 3
+    voxels = component_sizes(_pieces(mask))
+    fraction = float(voxels.sum()) / max(1, int(np.prod(mask.shape)))
     with warnings.catch_warnings():  # an unknown z spacing gives sizes in voxels, which the unit says
         warnings.simplefilter("ignore")
-        table = measure_objects(data, pixel_size=tuple(pixel_size) if pixel_size else None)
-    what = "volume" if table.dims == 3 else "area"
-    return ObjectCounts(
-        len(table), fraction, fraction_name, table.columns[table.size_column], f"{what} ({table.size_unit})"
-    )
+        spacing = usable_pixel_size(tuple(pixel_size) if pixel_size else None, dims)
+    what = "volume" if dims == 3 else "area"
+    if spacing is None:
+        return ObjectCounts(
+            len(voxels), fraction, f"{what} fraction", voxels, f"{what} (voxels)" if dims == 3 else "area (pixels)"
+        )
+    scale = float(np.prod(np.asarray(spacing)[-dims:] / 1000.0))  # nm -> µm
+    unit = "µm³" if dims == 3 else "µm²"
+    return ObjectCounts(len(voxels), fraction, f"{what} fraction", voxels * scale, f"{what} ({unit})")
 
 
 def flat_items(provenance: Mapping | None, skip: Sequence[str] = ()) -> list[tuple[str, str]]:

@@ -21,8 +21,9 @@ from PIL import Image
 from emviewer.core.io import open_volume
 from emviewer.core.io.hdf5 import write_hdf5
 from emviewer.core.io.tiff import write_tiff
+from emviewer.core.overlay import mask_image
 from emviewer.core.predict import SliceResult
-from emviewer.core.prediction_output import PredictionWriter, mask_image, write_predictions
+from emviewer.core.prediction_output import PredictionWriter, write_predictions
 from emviewer.core.progress import Cancelled
 from emviewer.core.volume import from_array
 

@@ -94,11 +94,13 @@ def test_slice_ranges_are_numbered_from_one():
     assert slice_ranges([4, 0, 1, 2]) == "1-3, 5" and slice_ranges([3], base=0) == "3"
 
 
-def test_a_stack_too_large_to_label_gives_its_fraction_only(monkeypatch, stack):
+def test_objects_are_counted_a_slice_at_a_time_as_when_labelled_whole(stack):
     from emviewer.core import report_summary
+    from emviewer.core.measure import measure_objects
 
     volume, masks = stack
-    monkeypatch.setattr(report_summary, "MEASURE_LIMIT", 1000)
     counts = report_summary.object_counts(masks, PIXEL)
-    assert counts.count is None and counts.fraction == pytest.approx((masks.read() > 0).mean())
-    assert counts.rows()[0] == ("objects", "not counted (stack too large)")
+    table = measure_objects(masks.read() > 0, pixel_size=PIXEL)
+    assert counts.count == len(table) and counts.fraction == pytest.approx((masks.read() > 0).mean())
+    np.testing.assert_allclose(sorted(counts.sizes), sorted(table.columns["volume_um3"]))
+    assert counts.rows()[0] == ("objects", str(len(table)))
