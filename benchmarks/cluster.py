@@ -30,7 +30,7 @@ from emviewer.core.models.registry import resolve_models
 from emviewer.core.predict import measured_stack, models_record, predictor_for
 from emviewer.core.prediction_zarr import PredictionStore
 
-TEST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cdeep3m_mito" / "testset" / "images"
+TEST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cdeep3m_mito" / "testset"
 SEED_PIXELS = 16000 * 10000 * 400
 
 

@@ -14,6 +14,7 @@ time and ``cores / N`` threads for TensorFlow, so the machine's cores are not ov
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -107,7 +108,12 @@ def connect(cluster: str | None = None, scheduler: str | None = None, threads: i
     workers = int(count)
     each = str(threads or max(1, (os.cpu_count() or 1) // workers))
     env = {"OMP_NUM_THREADS": each, "TF_NUM_INTRAOP_THREADS": each, "TF_NUM_INTEROP_THREADS": "1"}
-    local = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, env=env, dashboard_address=None)
+    # the cluster's own INFO lines (workers starting and closing) would bury the progress bar
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+    local = LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, env=env, dashboard_address=None,
+        silence_logs=logging.WARNING,
+    )  # fmt: skip
     return Client(local)
 
 
