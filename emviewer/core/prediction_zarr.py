@@ -124,10 +124,10 @@ class PredictionStore:
         """The store at ``path`` as its own record describes it (e.g. on a cluster's worker,
         after the client made or checked it). Raises :class:`InputError` as ``resume`` does."""
         path = Path(path)
+        record = _read_record(path) if path.exists() else None
         try:
-            record = json.loads((path / ".zattrs").read_text())[RECORD_KEY]
-            shape, objects, probabilities = record["shape"], record["objects"], bool(record["probabilities"])
-        except (OSError, ValueError, KeyError, TypeError):
+            shape, objects, probabilities = record["shape"], record["objects"], bool(record["probabilities"])  # type: ignore[index]
+        except (KeyError, TypeError):
             raise InputError(path, "is not an EMViewer prediction store") from None
         return cls(path, objects, shape, probabilities, record, resume=True)
 
@@ -140,18 +140,7 @@ class PredictionStore:
     def _existing_record(self) -> dict | None:
         """The record of an EMViewer prediction store at ``path``, None when the path is absent;
         raises :class:`InputError` for anything else there."""
-        if not self.path.exists():
-            return None
-        attrs = self.path / ".zattrs"
-        try:
-            record = json.loads(attrs.read_text())[RECORD_KEY]
-            if not isinstance(record, dict) or "objects" not in record:
-                raise ValueError
-        except (OSError, ValueError, KeyError, TypeError):
-            raise InputError(
-                self.path, "exists and is not an EMViewer prediction store; refusing to write into it"
-            ) from None
-        return record
+        return _read_record(self.path) if self.path.exists() else None
 
     def _create(self, pixel_size) -> None:
         existing = self._existing_record()
@@ -247,3 +236,15 @@ def _check_array(folder: Path, shape: tuple[int, int, int]) -> None:
         same = False
     if not same:
         raise InputError(folder, "is not the array an EMViewer prediction of this input writes; it cannot be resumed")
+
+
+def _read_record(path: Path) -> dict:
+    """The run record in the root attributes of the store at ``path``; :class:`InputError` when
+    there is none (not one of our stores)."""
+    try:
+        record = json.loads((path / ".zattrs").read_text())[RECORD_KEY]
+        if not isinstance(record, dict) or "objects" not in record:
+            raise ValueError
+    except (OSError, ValueError, KeyError, TypeError):
+        raise InputError(path, "exists and is not an EMViewer prediction store; refusing to write into it") from None
+    return record
