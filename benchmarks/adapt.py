@@ -7,7 +7,11 @@ both models are scored on Lucchi++ 140-164 in fast mode (mean per-slice F1 and I
 ``emviewer evaluate`` does). Prints the CPU, both scores and the wall time of the adaptation.
 
     python benchmarks/adapt.py --source ~/emv-train/issue21/mito-cdeep3m-only-1fm.keras [--minutes 10]
-        [--trainable all] [--tile 256] [--lr 5e-4] [--test-slices N] [--json FILE]
+        [--zoom auto] [--trainable all] [--tile 256] [--lr 5e-4] [--test-slices N] [--json FILE]
+
+``--zoom auto`` matches the Lucchi++ mitochondria's width to the source's (:mod:`emviewer.core.zoom`);
+a source card written before cards recorded ``object_width_px`` gets it measured here from the
+card's training labels, as ``emviewer train`` now records it.
 
 Target (issue 21): IoU >= 0.80 after, within 10 minutes on 2 CPU cores.
 """
@@ -28,6 +32,7 @@ from emviewer.core.metrics import mean_scores, score
 from emviewer.core.models.registry import read_card
 from emviewer.core.predict import predictor_for
 from emviewer.core.volume import from_array
+from emviewer.core.zoom import matched_zoom, object_width
 
 LUCCHI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lucchi_pp_train"
 ADAPT_SLICES = (0, 80)
@@ -61,10 +66,29 @@ def fast_scores(model: Path, images: str, labels: str) -> dict:
     return {"f1": round(mean.f1, 4), "iou": round(mean.iou, 4), "slices": len(per_slice)}
 
 
+def source_width(source: Path) -> float | None:
+    """The source card's ``object_width_px``, else measured on its training labels (if readable)."""
+    card = read_card(source)
+    if card.object_width_px or card.training_data is None:
+        return card.object_width_px
+    widths = []
+    for labels in card.training_data.labels:
+        stack = load_labelled(labels.replace("/labels", "/images"), labels)
+        widths.append(object_width(stack.masks))
+    return max(w for w in widths if w) if any(widths) else None
+
+
+def chosen_zoom(text: str, source: Path, adapt_stack) -> float:
+    if text != "auto":
+        return float(text)
+    return matched_zoom(source_width(source), object_width(adapt_stack.masks))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, required=True, help="the cdeep3m-only mito model (.keras with card)")
     parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--zoom", default="auto", help="auto (matched object widths) or a zoom, e.g. 1 or 0.5")
     parser.add_argument("--trainable", choices=TRAINABLE, default="all")
     defaults = FineTuneSettings()
     parser.add_argument("--tile", type=int, default=defaults.tile, help="crop side, px (a multiple of 16)")
@@ -78,8 +102,9 @@ def main() -> None:
         test_images, test_labels = linked_slices(list(TEST_SLICES)[: args.test_slices], root / "test")
         settings = FineTuneSettings(trainable=args.trainable, tile=args.tile, learning_rate=args.lr)
         stack = load_labelled(adapt_images, adapt_labels, reference=read_card(args.source).reference)
+        zoom = chosen_zoom(args.zoom, args.source, stack)
         started = time.perf_counter()
-        result = adapt(stack, args.source, root / "adapted.keras", args.minutes * 60, settings)
+        result = adapt(stack, args.source, root / "adapted.keras", args.minutes * 60, settings, zoom=zoom)
         wall = time.perf_counter() - started
         before = fast_scores(args.source, test_images, test_labels)
         after = fast_scores(result.model_path, test_images, test_labels) if result.model_path else None
@@ -87,6 +112,8 @@ def main() -> None:
         "cpu": cpu_name(),
         "source": args.source.name,
         "time_limit_min": args.minutes,
+        "zoom": result.zoom,
+        "object_widths_px": list(result.widths),
         "trainable": args.trainable,
         "tile": args.tile,
         "learning_rate": args.lr,
@@ -99,7 +126,7 @@ def main() -> None:
         "lucchi_140_164_before": before,
         "lucchi_140_164_after": after,
     }
-    print(f"CPU: {figures['cpu']}; trainable {args.trainable}, tile {args.tile}, peak lr {args.lr:g}")
+    print(f"CPU: {figures['cpu']}; trainable {args.trainable}, tile {args.tile}, peak lr {args.lr:g}, zoom {zoom:g}")
     print(f"adaptation {wall / 60:.1f} min ({result.steps[0]} + {result.steps[1]} steps)")
     print(
         f"held-back slice 080: F1 {result.before.f1:.3f} -> {result.after.f1:.3f}"

@@ -19,6 +19,19 @@ def minutes(text: str) -> float:
     return value
 
 
+def zoom_value(text: str) -> float | None:
+    """``auto`` (None: matched to the source's objects) or a zoom in [0.25, 2]."""
+    if text == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.25 <= value <= 2.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not 'auto' or a zoom from 0.25 to 2")
+    return value
+
+
 def cmd_adapt(args) -> int:
     from . import config
     from .cli import _progress_bar
@@ -41,8 +54,10 @@ def cmd_adapt(args) -> int:
     )
     settings = FineTuneSettings(trainable=args.trainable)
     print(f"adapting {source.stem} on {len(stack)} labelled slice(s) of {stack.source} for {args.time_limit:g} min")
-    result = adapt(stack, source, out, args.time_limit * 60, settings, progress=_progress_bar("adapt"))
+    result = adapt(stack, source, out, args.time_limit * 60, settings, progress=_progress_bar("adapt"), zoom=args.zoom)
     before, after = result.before, result.after
+    if result.zoom_line():
+        print(f"trained {result.zoom_line()}")
     print(
         f"held-back slice(s) {', '.join(result.held_out)}: F1 {before.f1:.3f} -> {after.f1:.3f}, "
         f"IoU {before.iou:.3f} -> {after.iou:.3f} (threshold {result.threshold:.2f} -> {result.adapted_threshold:.2f}; "
@@ -85,6 +100,14 @@ def add_adapt_parser(sub) -> None:
         "--out",
         metavar="NAME",
         help="name of the new model in your models folder, or a FILE.keras (default: <source>-adapted-N)",
+    )
+    adapt.add_argument(
+        "--zoom",
+        type=zoom_value,
+        default=None,
+        metavar="auto|F",
+        help="scale at which the new model takes your slices (0.5: half the pixels per side); default auto: your"
+        " labelled objects matched to the width the source's card records (1 when it records none)",
     )
     adapt.add_argument(
         "--trainable", choices=TRAINABLE, default="all", help="which layers learn (default all; see models/TRAINING.md)"

@@ -13,6 +13,12 @@ retraining and empanada-napari's fine-tuning do from a few images:
 Adapted models read one slice (context 1): labelled slices are often not neighbours, and a
 3- or 5-slice source model is first reduced to one slice (:mod:`.models.transfer`), which is
 also the model the "before" figures describe.
+
+Scale first: when the source's card records the width of the objects it learnt and the user's
+labelled objects are much wider or narrower in pixels (finer or coarser pixels), the adapted
+model takes the user's slices at the zoom that matches the two (:mod:`.zoom`): it trains on the
+zoomed slices, predicts at that zoom and gives masks at the slices' own size. Scores before
+and after are both taken at the user's own pixels.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from .preprocess import input_levels
 from .progress import CancelToken, Progress, check, report
 from .provenance import provenance
 from .volume import from_array
+from .zoom import MAX_ZOOM, MIN_ZOOM, matched_zoom, object_width, resize, zoomed_masks, zoomed_shape
 
 #: Default time for an adaptation, seconds (10 minutes on a CPU).
 DEFAULT_TIME_LIMIT_S = 600.0
@@ -71,6 +78,16 @@ class AdaptResult:
     model_path: Path | None = None
     card: ModelCard | None = None
     settings: FineTuneSettings = field(default_factory=FineTuneSettings)
+    zoom: float = 1.0
+    widths: tuple[float | None, float | None] = (None, None)  # the source's objects (its px), the user's (px)
+
+    def zoom_line(self) -> str:
+        """``at zoom 0.56: your objects are 48 px wide, the model's 27 px`` (empty at zoom 1
+        with no widths known)."""
+        source, user = self.widths
+        if source and user:
+            return f"at zoom {self.zoom:g}: your objects are {user:g} px wide, the model's {source:g} px"
+        return f"at zoom {self.zoom:g}" if self.zoom != 1.0 else ""
 
     @property
     def better(self) -> bool:
@@ -112,11 +129,40 @@ def split_held_out(stack: LabelledStack) -> tuple[LabelledStack, LabelledStack]:
     return holdout_split(stack, HELD_OUT_SHARE)
 
 
-def held_out_scores(model, stack: LabelledStack, threshold: float, max_length: float | None) -> Scores:
-    """Mean per-slice scores of a one-slice Keras model on ``stack`` at ``threshold``, objects
-    longer than ``max_length`` (px) removed as prediction removes them."""
+def zoomed_stack(stack: LabelledStack, zoom: float) -> LabelledStack:
+    """``stack`` resized by ``zoom`` (images smoothed and interpolated, kept in their dtype;
+    masks by the share each pixel covers), its pixel size scaled to match."""
+    if zoom == 1.0:
+        return stack
+    shape = zoomed_shape(stack.images.shape[1:], zoom)
+    images = resize(stack.images, shape)
+    if stack.images.dtype.kind in "iu":
+        info = np.iinfo(stack.images.dtype)
+        images = np.clip(np.rint(images), info.min, info.max)
+    pixel = tuple(stack.pixel_size[:-2]) + tuple(p / zoom for p in stack.pixel_size[-2:]) if stack.pixel_size else None
+    masks = zoomed_masks(stack.masks, zoom)
+    return replace(stack, images=images.astype(stack.images.dtype), masks=masks, pixel_size=pixel)
+
+
+def chosen_zoom(source: ModelCard, stack: LabelledStack, zoom: float | None) -> tuple[float, float | None]:
+    """The zoom of the adapted model and the user's object width (px): ``zoom`` when given
+    (:class:`InputError` outside [0.25, 2]), else the one matching the source's objects."""
+    user = object_width(stack.masks)
+    if zoom is None:
+        return matched_zoom(source.object_width_px, user), user
+    if not MIN_ZOOM <= zoom <= MAX_ZOOM:
+        raise InputError(stack.source, f"zoom {zoom:g} is outside {MIN_ZOOM:g}-{MAX_ZOOM:g}")
+    return float(zoom), user
+
+
+def held_out_scores(
+    model, stack: LabelledStack, threshold: float, max_length: float | None, zoom: float = 1.0
+) -> Scores:
+    """Mean per-slice scores of a one-slice Keras model on ``stack`` at ``threshold``, the
+    slices taken at ``zoom`` and scored at their own size, objects longer than ``max_length``
+    (px of the slices) removed as prediction removes them."""
     per_slice = []
-    for labelled, index, probability in labelled_predictions(model, 1, [stack]):
+    for labelled, index, probability in labelled_predictions(model, 1, [stack], zoom=zoom):
         mask = probability >= threshold
         if max_length is not None:
             mask &= ~long_objects(mask, max_length)
@@ -124,21 +170,22 @@ def held_out_scores(model, stack: LabelledStack, threshold: float, max_length: f
     return mean_scores(per_slice)
 
 
-def tuned_threshold(model, stack: LabelledStack, max_length: float | None) -> float:
-    """The threshold with the best mean per-slice F1 of a one-slice model on ``stack`` (objects
-    longer than ``max_length`` px removed), as training chooses a card's threshold."""
+def tuned_threshold(model, stack: LabelledStack, max_length: float | None, zoom: float = 1.0) -> float:
+    """The threshold with the best mean per-slice F1 of a one-slice model on ``stack`` taken
+    at ``zoom`` (objects longer than ``max_length`` px removed), as training chooses a card's."""
     from .train import validate
 
-    return float(validate(model, 1, [stack], max_length=max_length)["threshold"])
+    return float(validate(model, 1, [stack], max_length=max_length, zoom=zoom)["threshold"])
 
 
-def adapted_length_limit(source: ModelCard, stack: LabelledStack) -> float | None:
-    """The adapted model's longest object (px): the larger of the source's limit and the one the
-    user's labels give; no limit when the source has none or the object's size is not bounded."""
+def adapted_length_limit(source: ModelCard, stack: LabelledStack, zoom: float = 1.0) -> float | None:
+    """The adapted model's longest object in the user's pixels: the larger of the source's
+    limit (seen at ``zoom``) and the one the user's labels give; no limit when the source has
+    none or the object's size is not bounded."""
     if source.max_object_length_px is None or not is_compact(source.object):
         return None
     own = length_limit(stack.masks)
-    return max(source.max_object_length_px, own or 0.0)
+    return round(max(source.max_object_length_px / zoom, own or 0.0), 1)
 
 
 def _one_slice_copy(source: LoadedModel):
@@ -183,9 +230,14 @@ def adapt(
     settings: FineTuneSettings | None = None,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
+    zoom: float | None = None,
 ) -> AdaptResult:
     """Fine-tune the model at ``source_path`` on ``stack`` (two phases, see the module) within
     ``time_limit_s`` seconds, and write ``out`` (.keras) with its card when it is better.
+
+    ``zoom``: the scale at which the adapted model takes the user's slices (0.25-2; 0.5 =
+    half the pixels per side); ``None`` matches the user's labelled objects to the width the
+    source's card records (:func:`~.zoom.matched_zoom`; 1 when it records none).
 
     ``stack`` must have been read with the source's ``input_reference`` (see
     :func:`~.dataset.load_labelled` or :func:`labelled_from_arrays`). ``progress`` counts
@@ -198,14 +250,17 @@ def adapt(
     report(progress, 0, int(time_limit_s), "loading the model")
     source = load_model(source_path)  # checks its hash: the source is read, never written
     threshold = source.card.threshold
+    zoom, user_width = chosen_zoom(source.card, stack, zoom)
+    widths = (source.card.object_width_px, user_width)
     model = _one_slice_copy(source)
     check(cancel)
     report(progress, 0, int(time_limit_s), f"scoring the source model on {', '.join(held.names)}")
     scoring = time.perf_counter()
     # before and after are cleaned with the same length limit, so they compare the weights alone
-    max_length = adapted_length_limit(source.card, stack)
-    before = held_out_scores(model, held, threshold, max_length)
+    max_length = adapted_length_limit(source.card, stack, zoom)
+    before = held_out_scores(model, held, threshold, max_length, source.card.input_zoom)  # the source as it is
     per_slice = (time.perf_counter() - scoring) / len(held)  # each later prediction of a slice: kept free
+    per_slice *= max(1.0, (zoom / source.card.input_zoom) ** 2)  # a finer zoom predicts more pixels
     compile_for_fine_tuning(model, settings)
 
     def ticker(phase: str, offset: float, slices: int):
@@ -221,7 +276,7 @@ def adapt(
     check_time = max(1.0, (time_limit_s - spent - per_slice * len(stack) - SAVE_S) * CHECK_SHARE)
     first = fine_tune(
         model,
-        [train_part],
+        [zoomed_stack(train_part, zoom)],
         settings,
         check_time,
         phase=1,
@@ -234,10 +289,20 @@ def adapt(
         int(time_limit_s),
         "scoring the adapted model",
     )
-    tuned = tuned_threshold(model, train_part, max_length)  # the held-back slices are not looked at
-    after = held_out_scores(model, held, tuned, max_length)
+    tuned = tuned_threshold(model, train_part, max_length, zoom)  # the held-back slices are not looked at
+    after = held_out_scores(model, held, tuned, max_length, zoom)
     result = AdaptResult(
-        before, after, held.names, train_part.names, threshold, tuned, 0.0, (first, 0), settings=settings
+        before,
+        after,
+        held.names,
+        train_part.names,
+        threshold,
+        tuned,
+        0.0,
+        (first, 0),
+        settings=settings,
+        zoom=zoom,
+        widths=widths,
     )
     if not result.better:
         seconds = time.perf_counter() - start
@@ -246,7 +311,7 @@ def adapt(
     spent = time.perf_counter() - start
     second = fine_tune(
         model,
-        [stack],
+        [zoomed_stack(stack, zoom)],
         settings,
         max(1.0, time_limit_s - spent - SAVE_S - 2 * per_slice * len(stack)),  # threshold and the card's domain
         phase=2,
@@ -255,7 +320,7 @@ def adapt(
         on_step=ticker("final", spent, len(stack)),
     )
     check(cancel)
-    final_threshold = tuned_threshold(model, stack, max_length)  # on every slice, as the model now knows them
+    final_threshold = tuned_threshold(model, stack, max_length, zoom)  # on every slice, as the model now knows them
     seconds = time.perf_counter() - start
     result = _finished(result, seconds, (first, second))
     card = _write(model, out, source, Path(source_path), stack, result, max_length, final_threshold)
@@ -282,7 +347,7 @@ def _write(
     threshold: float,
 ) -> ModelCard:
     """Save the adapted network (without optimizer state) and its card (``threshold``: the
-    model's, chosen on all the slices), model first."""
+    model's, chosen on all the slices; ``max_length`` in the user's pixels), model first."""
     from .models import build_model
     from .train import hardware_description
 
@@ -290,7 +355,8 @@ def _write(
     bare = build_model(parent.architecture or "multiresunet", 1, parent.width or 16, parent.depth or 4)
     bare.set_weights(model.get_weights())
     save_model_atomically(bare, out)
-    settings = result.settings
+    settings, zoom = result.settings, result.zoom
+    seen = zoomed_stack(stack, zoom)  # the slices as the model saw them: its domain and widths
     trained_on = f"{parent.trained_on or parent.name}, adapted to {data_name(stack)}"
     card = {
         "name": out.stem,
@@ -303,9 +369,11 @@ def _write(
         "threshold": threshold,
         "input_reference": list(parent.reference),
         "normalisation": getattr(parent, "normalisation", None),
-        "max_object_length_px": max_length,
+        "max_object_length_px": round(max_length * zoom, 1) if max_length is not None else None,
+        "input_zoom": zoom,
+        "object_width_px": object_width(seen.masks),
         "trained_on": trained_on,
-        "training_domain": measured_domain(model, 1, [stack], threshold, trained_on),
+        "training_domain": measured_domain(model, 1, [seen], threshold, trained_on),
         "training_data": {"images": [f"{stack.source} ({', '.join(stack.names)})"], "labels": [stack.label_source]},
         "initialised_from": {"name": source.name, "sha256": parent.sha256 or sha256_of(source_path)},
         "adaptation": {
@@ -322,8 +390,10 @@ def _write(
             "tile": settings.tile,
             "batch_size": settings.batch_size,
             "learning_rate": settings.learning_rate,
+            "zoom": zoom,
+            "object_width_px": {"source": result.widths[0], "user": result.widths[1]},
         },
-        "pixel_size_nm": list(stack.pixel_size) if stack.pixel_size else None,
+        "pixel_size_nm": list(seen.pixel_size) if seen.pixel_size else None,
         "precision": "float32",
         "training_time_s": result.seconds,
         "hardware": hardware_description(),

@@ -285,6 +285,13 @@ def domain_warning(
     return " ".join(line.split())  # one line, whatever the description held
 
 
+def at_zoom(image: np.ndarray, zoom: float) -> np.ndarray:
+    """A ``(Y, X)`` slice at a model's ``input_zoom`` (its texture is measured at the model's scale)."""
+    from .zoom import resize, zoomed_shape
+
+    return image if zoom == 1.0 else resize(image, zoomed_shape(image.shape, zoom))
+
+
 def prediction_warnings(
     models: Mapping[str, Sequence[LoadedModel]],
     volume: Volume,
@@ -321,9 +328,8 @@ def prediction_warnings(
         probability = _central(probabilities[obj])
         for model in members:
             try:
-                line = domain_warning(
-                    model.card.training_domain, scaled_for_model(units, model.reference), probability, model.name
-                )
+                seen = scaled_for_model(at_zoom(units, model.card.input_zoom), model.reference)  # as the model sees it
+                line = domain_warning(model.card.training_domain, seen, probability, model.name)
             except (KeyError, TypeError, ValueError, IndexError):  # a hand-edited card: no warning, no failure
                 line = None
             if line:

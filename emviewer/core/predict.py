@@ -31,6 +31,8 @@ from .progress import ESTIMATING, CancelToken, Estimate, Progress, check, report
 from .tiling import Region, Stitcher, TileLayout
 from .validate import check_volume_image
 from .volume import Volume, crop_yx
+from .zoom import MULTIPLE as ZOOM_MULTIPLE
+from .zoom import resize, zoomed_shape
 
 #: Decision threshold after :func:`calibrate`: every model's own threshold maps to it.
 DECISION = 0.5
@@ -228,13 +230,17 @@ class LocalPredictor:
         Raises :class:`~.progress.Cancelled` as soon as ``meter``'s token is cancelled."""
         centre = self._context // 2
         x = model_input(inputs[..., centre - model.context // 2 : centre + model.context // 2 + 1], model.reference)
+        zoom = model.card.input_zoom
+        if zoom != 1.0:  # the model's own scale (core.zoom); probabilities come back at the tile's
+            x = resize(x, zoomed_shape(x.shape[1:3], zoom, ZOOM_MULTIPLE))
         chosen = self._variants(model)
         total = np.zeros(x.shape[:3], np.float32)
         for variant in chosen:
             out = meter.call(model, augment.apply(x, variant))
             total += augment.invert(out, variant)[..., 0]
             meter.after_call(len(x))
-        return calibrate(total / len(chosen), model.threshold_for(self.tta))
+        mean = resize(total / len(chosen), inputs.shape[1:3]) if zoom != 1.0 else total / len(chosen)
+        return calibrate(mean, model.threshold_for(self.tta))
 
     def iter_predict(
         self,
@@ -350,7 +356,7 @@ def _clear_holes(probabilities: dict[str, np.ndarray], holes: np.ndarray | None)
 def length_limit_of(models: Sequence[LoadedModel]) -> float | None:
     """The longest object an ensemble keeps: the largest of its cards' limits, or no limit
     when any of its models has none."""
-    limits = [limit for m in models if (limit := m.card.max_object_length_px) is not None]
+    limits = [limit / m.card.input_zoom for m in models if (limit := m.card.max_object_length_px) is not None]
     return float(max(limits)) if limits and len(limits) == len(models) else None
 
 
@@ -359,16 +365,20 @@ def mode_tta(mode: str, tta: int | None = None) -> int:
     return tta or (16 if mode == "accurate" else 1)
 
 
-def labelled_predictions(model, context: int, stacks: Sequence, tta: int = 1, cancel: CancelToken | None = None):
+def labelled_predictions(
+    model, context: int, stacks: Sequence, tta: int = 1, cancel: CancelToken | None = None, zoom: float = 1.0
+):
     """Yield ``(stack, slice index, probabilities)`` for every slice of labelled stacks,
-    predicted by a bare Keras model during training (validation, hard-example mining).
+    predicted by a bare Keras model during training (validation, hard-example mining), each
+    tile taken at ``zoom`` (see :mod:`.zoom`) and the probabilities at the slices' own size.
 
     Tiles are those a user's prediction has, so the card's figures are what users get (with
     the length filter, tiling can join or split an object that is near the limit)."""
     from .volume import from_array
 
     reference = tuple(stacks[0].reference) if stacks else None  # the contrast the model trains on
-    loaded = LoadedModel("training", model, ModelCard(object="object", context=context, input_reference=reference))
+    card = ModelCard(object="object", context=context, input_reference=reference, input_zoom=zoom)
+    loaded = LoadedModel("training", model, card)
     predictor = LocalPredictor({"object": [loaded]}, tta=tta)
     for stack in stacks:
         volume = from_array(stack.images, stack.source, slice_names=stack.names)
@@ -406,6 +416,7 @@ def models_record(models: Mapping[str, Sequence[LoadedModel]]) -> dict:
             "sha256": card.sha256,
             "thresholds": dict(card.thresholds) or None,  # None, as before, for a card without them
             "max_object_length_px": card.max_object_length_px,
+            **({"input_zoom": card.input_zoom} if card.input_zoom != 1.0 else {}),
         }
 
     return {obj: [record(m) for m in ms] for obj, ms in models.items()}

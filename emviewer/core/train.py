@@ -38,6 +38,7 @@ from .pipeline import parallel_map
 from .predict import labelled_predictions
 from .progress import CancelToken, Progress, check, report
 from .provenance import provenance
+from .zoom import object_width
 
 
 @dataclass
@@ -169,15 +170,21 @@ def object_length_limit(config: TrainConfig, train_sets: Sequence[LabelledStack]
 
 
 def validate(
-    model, context: int, val_sets: Sequence[LabelledStack], tta: int = 1, max_length: float | None = None
+    model,
+    context: int,
+    val_sets: Sequence[LabelledStack],
+    tta: int = 1,
+    max_length: float | None = None,
+    zoom: float = 1.0,
 ) -> dict:
-    """Mean per-slice F1 of the model on whole validation slices, at its best threshold.
+    """Mean per-slice F1 of the model on whole validation slices (taken at ``zoom``, see
+    :mod:`.zoom`), at its best threshold.
 
     With ``max_length`` the masks are those a user gets, without longer objects, and the
     threshold is the best one for them.
     """
     probabilities, truths = [], []
-    for stack, index, probability in labelled_predictions(model, context, val_sets, tta):
+    for stack, index, probability in labelled_predictions(model, context, val_sets, tta, zoom=zoom):
         probabilities.append(probability)
         truths.append(stack.masks[index])
     if max_length is None:
@@ -279,9 +286,11 @@ def _card(
     max_length: float | None,
     pixel_size: tuple | None,
     domain: dict,
+    width: float | None = None,
 ) -> ModelCard:
     """The card of a trained model, validated (so the card written is one that reads back);
-    ``domain`` is its :func:`~.domain_measure.measured_domain`."""
+    ``domain`` is its :func:`~.domain_measure.measured_domain`, ``width`` its objects' (px, see
+    :func:`~.zoom.object_width`)."""
     best = state["best"]
     card = {
         "name": out.stem,
@@ -317,6 +326,7 @@ def _card(
         "validation_tta16": {k: accurate[k] for k in ("f1", "precision", "recall", "iou", "threshold")},
         # prediction removes longer objects (None: keeps all); the validation figures are without them
         "max_object_length_px": max_length,
+        "object_width_px": width,  # adaptation matches a new microscope's objects to it (core.zoom)
         "initialised_from": state.get("initialised_from"),
         "pixel_size_nm": list(pixel_size) if pixel_size else None,  # of the first training images
         "trained_on": domain["description"],
@@ -430,7 +440,8 @@ def train(
     report(progress, total, total, "measuring the training data for the out-of-domain check")
     threshold = state["best"]["threshold"]
     domain = measured_domain(best, config.context, [*train_sets, *val_sets], threshold, trained_on(train_sets))
-    card = _card(config, spec, state, out, precision, accurate, max_length, train_sets[0].pixel_size, domain)
+    width = object_width(m for s in train_sets for m in s.masks) if is_compact(config.object) else None
+    card = _card(config, spec, state, out, precision, accurate, max_length, train_sets[0].pixel_size, domain, width)
     with atomic_path(out.with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps(card.to_json(), indent=2))
     return card

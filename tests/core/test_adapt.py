@@ -14,7 +14,9 @@ from emviewer.core.fine_tune import FineTuneSettings, learning_rate, set_trainab
 from emviewer.core.models import build_model
 from emviewer.core.models.loading import load_model, sha256_of
 from emviewer.core.models.registry import read_card
+from emviewer.core.predict import LocalPredictor
 from emviewer.core.progress import Cancelled, CancelToken
+from emviewer.core.volume import from_array
 
 #: Steps, not the clock, end each phase here, so the run is the same on a busy machine.
 TINY_TUNING = FineTuneSettings(tile=128, batch_size=4, learning_rate=1e-3, max_steps=60)
@@ -29,12 +31,21 @@ def test_adaptation_improves_the_held_back_slice_and_leaves_the_source(sbem_mode
     assert result.held_out == ["train_080"] and result.trained_on == ["train_000", "train_040"]
     assert result.after.f1 > result.before.f1 + 0.05, (result.before, result.after)
     assert result.better and result.model_path == out and result.steps == (60, 60)
+    # Lucchi++ mitochondria are about 1.8 times wider in pixels than the SBEM ones the source learnt
+    assert 0.4 <= result.zoom <= 0.75 and result.widths[0] < result.widths[1], (result.zoom, result.widths)
     card = json.loads(out.with_suffix(".json").read_text())
+    assert card["input_zoom"] == result.zoom and card["adaptation"]["zoom"] == result.zoom
+    assert card["object_width_px"] == pytest.approx(result.widths[1] * result.zoom, rel=0.2)
     assert card["adaptation"]["before"]["f1"] == pytest.approx(result.before.f1, abs=1e-4)
     assert card["adaptation"]["after"]["f1"] == pytest.approx(result.after.f1, abs=1e-4)
     assert card["initialised_from"] == {"name": "sbem-tiny", "sha256": source_hash} and card["context"] == 1
     assert card["adaptation"]["slices"] == ["train_000", "train_040", "train_080"]
     assert load_model(out).card.sha256 == sha256_of(out)  # loads, and its card's hash is its own
+    # it predicts the user's slices at their own size, and finds them like its training data
+    warnings: list[str] = []
+    volume = from_array(stack.images, stack.source, slice_names=stack.names)
+    results = list(LocalPredictor({"mito": [load_model(out)]}).iter_predict(volume, on_warning=warnings.append))
+    assert [r.probabilities["mito"].shape for r in results] == [stack.images.shape[1:]] * 3 and warnings == []
     assert sha256_of(sbem_model) == source_hash
     assert seen and seen[-1][0] == seen[-1][1] and all(done <= total == 600 for done, total, _ in seen)
 
@@ -60,6 +71,13 @@ def test_one_labelled_slice_is_refused_and_nothing_is_written(sbem_model, fib_se
         split_held_out(stack.split([0]))
     with pytest.raises(InputError, match="at least two labelled slices"):
         adapt(stack.split([1]), sbem_model, tmp_path / "one.keras", 10)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_zoom_outside_the_range_is_refused_before_anything_is_written(sbem_model, fib_sem, tmp_path):
+    stack = load_labelled(str(fib_sem[0]), str(fib_sem[1]), reference=read_card(sbem_model).reference)
+    with pytest.raises(InputError, match="zoom 3 is outside 0.25-2"):
+        adapt(stack, sbem_model, tmp_path / "far.keras", 60, TINY_TUNING, zoom=3.0)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -74,7 +74,15 @@ class ModelCard(_Part):
         None, description="model-input levels of the tissue's 1st / 99th percentiles (see core.intensity)"
     )
     modes: list[Mode] = Field(default_factory=list, description="modes whose default this model is")
-    max_object_length_px: float | None = Field(None, gt=0, description="longer objects are removed; None: no limit")
+    max_object_length_px: float | None = Field(
+        None, gt=0, description="longer objects are removed (px at the model's input_zoom); None: no limit"
+    )
+    input_zoom: float = Field(
+        1.0, ge=0.25, le=2.0, description="slices are resized by this before the network (0.5: half the px per side)"
+    )
+    object_width_px: float | None = Field(
+        None, gt=0, description="median width of the labelled objects the model learnt, px at its input (core.zoom)"
+    )
     validation: Metrics | None = None
     validation_tta16: Metrics | None = None
     training_data: TrainingData | None = None

@@ -48,9 +48,10 @@ def result_line(result: AdaptResult) -> str:
     so a small gain that made the model "better" is visible."""
     took = f"{result.seconds:.0f} s" if result.seconds < 60 else f"{result.seconds / 60:.1f} min"
     before, after = result.before, result.after
+    zoom = f"; {result.zoom_line()}" if result.zoom_line() else ""
     return (
         f"Held-back {', '.join(result.held_out)}: F1 {before.f1:.3f} -> {after.f1:.3f}, "
-        f"IoU {before.iou:.3f} -> {after.iou:.3f} ({took})"
+        f"IoU {before.iou:.3f} -> {after.iou:.3f} ({took}{zoom})"
     )
 
 
