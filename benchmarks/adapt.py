@@ -7,7 +7,7 @@ both models are scored on Lucchi++ 140-164 in fast mode (mean per-slice F1 and I
 ``emviewer evaluate`` does). Prints the CPU, both scores and the wall time of the adaptation.
 
     python benchmarks/adapt.py --source ~/emv-train/issue21/mito-cdeep3m-only-1fm.keras [--minutes 10]
-        [--zoom auto] [--trainable all] [--tile 256] [--lr 5e-4] [--test-slices N] [--json FILE]
+        [--zoom auto] [--trainable all] [--tile auto] [--lr 1e-3] [--test-slices N] [--json FILE]
 
 ``--zoom auto`` matches the Lucchi++ mitochondria's width to the source's (:mod:`emviewer.core.zoom`);
 a source card written before cards recorded ``object_width_px`` gets it measured here from the
@@ -29,8 +29,9 @@ from emviewer.core.adapt import adapt
 from emviewer.core.dataset import load_labelled
 from emviewer.core.fine_tune import TRAINABLE, FineTuneSettings
 from emviewer.core.metrics import mean_scores, score
+from emviewer.core.models.loading import LoadedModel
 from emviewer.core.models.registry import read_card
-from emviewer.core.predict import predictor_for
+from emviewer.core.predict import LocalPredictor, predictor_for
 from emviewer.core.volume import from_array
 from emviewer.core.zoom import matched_zoom, object_width
 
@@ -56,10 +57,15 @@ def linked_slices(numbers, folder: Path) -> tuple[str, str]:
     return str(folder / "images"), str(folder / "labels")
 
 
-def fast_scores(model: Path, images: str, labels: str) -> dict:
-    """Mean per-slice F1 and IoU of one model in fast mode (masks as ``emviewer predict`` makes them)."""
+def fast_scores(model: Path, images: str, labels: str, zoom: float | None = None) -> dict:
+    """Mean per-slice F1 and IoU of one model in fast mode (masks as ``emviewer predict`` makes them),
+    at its card's input zoom or at ``zoom``."""
     stack = load_labelled(images, labels)
     predictor = predictor_for({"mito": [model]}, "fast")
+    if zoom is not None:
+        loaded = predictor.models["mito"][0]
+        card = loaded.card.model_copy(update={"input_zoom": zoom})
+        predictor = LocalPredictor({"mito": [LoadedModel(loaded.name, loaded.model, card)]})
     volume = from_array(stack.images, stack.source, slice_names=stack.names)
     per_slice = [score(r.masks()["mito"], stack.masks[r.index]) for r in predictor.iter_predict(volume)]
     mean = mean_scores(per_slice)
@@ -91,7 +97,7 @@ def main() -> None:
     parser.add_argument("--zoom", default="auto", help="auto (matched object widths) or a zoom, e.g. 1 or 0.5")
     parser.add_argument("--trainable", choices=TRAINABLE, default="all")
     defaults = FineTuneSettings()
-    parser.add_argument("--tile", type=int, default=defaults.tile, help="crop side, px (a multiple of 16)")
+    parser.add_argument("--tile", type=int, default=defaults.tile, help="crop side, px (multiple of 16; default auto)")
     parser.add_argument("--lr", type=float, default=defaults.learning_rate, help="peak learning rate")
     parser.add_argument("--test-slices", type=int, default=len(TEST_SLICES), help="score only the first N of 140-164")
     parser.add_argument("--json", type=Path, help="also write the figures here")
@@ -107,15 +113,16 @@ def main() -> None:
         result = adapt(stack, args.source, root / "adapted.keras", args.minutes * 60, settings, zoom=zoom)
         wall = time.perf_counter() - started
         before = fast_scores(args.source, test_images, test_labels)
+        zoomed = fast_scores(args.source, test_images, test_labels, zoom) if zoom != 1.0 else None
         after = fast_scores(result.model_path, test_images, test_labels) if result.model_path else None
     figures = {
         "cpu": cpu_name(),
         "source": args.source.name,
         "time_limit_min": args.minutes,
         "zoom": result.zoom,
-        "object_widths_px": list(result.widths),
+        "object_widths_px": [source_width(args.source), result.widths[1]],
         "trainable": args.trainable,
-        "tile": args.tile,
+        "tile": result.settings.tile,
         "learning_rate": args.lr,
         "adapt_wall_s": round(wall, 1),
         "steps": list(result.steps),
@@ -124,9 +131,11 @@ def main() -> None:
             "thresholds": [result.threshold, result.adapted_threshold],
         },
         "lucchi_140_164_before": before,
+        "lucchi_140_164_source_at_zoom": zoomed,
         "lucchi_140_164_after": after,
     }
-    print(f"CPU: {figures['cpu']}; trainable {args.trainable}, tile {args.tile}, peak lr {args.lr:g}, zoom {zoom:g}")
+    tile = result.settings.tile
+    print(f"CPU: {figures['cpu']}; trainable {args.trainable}, tile {tile}, peak lr {args.lr:g}, zoom {zoom:g}")
     print(f"adaptation {wall / 60:.1f} min ({result.steps[0]} + {result.steps[1]} steps)")
     print(
         f"held-back slice 080: F1 {result.before.f1:.3f} -> {result.after.f1:.3f}"
@@ -134,6 +143,8 @@ def main() -> None:
     )
     where = f"Lucchi++ {TEST_SLICES.start}-{TEST_SLICES.stop - 1}"
     print(f"{where} before: F1 {before['f1']:.3f}, IoU {before['iou']:.3f}")
+    if zoomed:
+        print(f"{where} source at zoom {zoom:g}, not adapted: F1 {zoomed['f1']:.3f}, IoU {zoomed['iou']:.3f}")
     if after:
         print(f"{where} after:  F1 {after['f1']:.3f}, IoU {after['iou']:.3f}")
     else:

@@ -34,7 +34,7 @@ import numpy as np
 from .dataset import LabelledStack, holdout_split
 from .domain_measure import data_name, measured_domain
 from .errors import InputError
-from .fine_tune import FineTuneSettings, compile_for_fine_tuning, fine_tune
+from .fine_tune import FineTuneSettings, compile_for_fine_tuning, fine_tune, tile_for
 from .io.atomic import atomic_path
 from .length_filter import length_limit, long_objects
 from .metrics import Scores, mean_scores, score
@@ -252,6 +252,8 @@ def adapt(
     threshold = source.card.threshold
     zoom, user_width = chosen_zoom(source.card, stack, zoom)
     widths = (source.card.object_width_px, user_width)
+    if settings.tile is None:  # crops of a few objects' widths, as the model sees them
+        settings = replace(settings, tile=tile_for(user_width * zoom if user_width else None))
     model = _one_slice_copy(source)
     check(cancel)
     report(progress, 0, int(time_limit_s), f"scoring the source model on {', '.join(held.names)}")

@@ -35,15 +35,16 @@ ADAPT_MOMENTUM = 0.9
 class FineTuneSettings:
     """How adaptation trains; defaults measured on 2 CPU cores (``models/TRAINING.md``).
 
-    ``tile`` (px) and ``batch_size`` set the crops of one step, ``learning_rate`` the peak of
+    ``tile`` (px; ``None``: :func:`tile_for` the objects' width) and ``batch_size`` set the
+    crops of one step, ``learning_rate`` the peak of
     Adam's learning rate, reached after ``warmup_steps``; ``floor`` is the decay's end as a
     share of the peak. ``max_steps`` ends a phase early (the schedule then follows the steps).
     """
 
     trainable: str = "all"
-    tile: int = 256
+    tile: int | None = None
     batch_size: int = 4
-    learning_rate: float = 5e-4
+    learning_rate: float = 1e-3  # of 5e-4, 1e-3 and 2e-3 the best in models/TRAINING.md (session 16)
     warmup_steps: int = 8
     floor: float = 0.05
     max_steps: int | None = None  # per phase, besides the time (repeatable runs, e.g. tests)
@@ -53,6 +54,16 @@ class FineTuneSettings:
     def __post_init__(self) -> None:
         if self.trainable not in TRAINABLE:
             raise ValueError(f"trainable must be one of {', '.join(TRAINABLE)}, not {self.trainable!r}")
+
+
+def tile_for(width: float | None) -> int:
+    """Crop side (px) for objects ``width`` px wide as the model sees them: about four widths,
+    a multiple of 32 from 128 to 256; 256 when the width is unknown. Measured for mitochondria
+    27 px wide (``models/TRAINING.md``, session 16): 128-px crops give four times the steps of
+    256-px ones in the same time, and the adapted model scored higher."""
+    if not width:
+        return 256
+    return int(np.clip(32 * math.ceil(4 * width / 32), 128, 256))
 
 
 def learning_rate(settings: FineTuneSettings, step: int, time_share: float, peak: float | None = None) -> float:
@@ -126,7 +137,8 @@ def fine_tune(
         share = max(used / max(seconds, 1e-9), step / settings.max_steps if settings.max_steps else 0.0)
         model.optimizer.learning_rate.assign(learning_rate(settings, step, share, peak))
         rng = np.random.default_rng([settings.seed, phase, step])
-        x, y = random_batch(stacks, settings.batch_size, settings.tile, context, rng, settings.augmentation)
+        tile = settings.tile or tile_for(None)
+        x, y = random_batch(stacks, settings.batch_size, tile, context, rng, settings.augmentation)
         losses.append(float(model.train_on_batch(x, y)))
         if not np.isfinite(losses[-1]):
             raise TrainingError(None, f"adaptation diverged (the loss is not a number) at step {step + 1}")

@@ -36,7 +36,8 @@ def card_tooltip(entry: ModelEntry) -> str:
     lines = [
         f"{entry.name} ({'bundled' if entry.bundled else 'your model'})",
         f"trained on {card.trained_on or 'data its card does not name'}",
-        f"{card.architecture or '?'}, {card.context}-slice context",
+        f"{card.architecture or '?'}, {card.context}-slice context"
+        + (f", slices taken at zoom {card.input_zoom:g}" if card.input_zoom != 1.0 else ""),
         f"validation F1 {card.figure('f1'):.3f}, IoU {card.figure('iou'):.3f}",
         f"threshold {card.threshold:.2f}",
         str(entry.path),

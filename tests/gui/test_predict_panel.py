@@ -114,3 +114,15 @@ def test_predict_and_show_are_separate_boxes(qtbot, session):
     assert not session.visible["mito"]
     session.set_visible("mito", True)  # e.g. the mask editor shows the object it paints
     assert mito.shown.isChecked()
+
+
+def test_the_tooltip_says_when_a_model_takes_its_slices_at_another_zoom(tmp_path):
+    from emviewer.core.models.card import ModelCard
+    from emviewer.core.models.registry import ModelEntry
+    from emviewer.gui.predict_panel import card_tooltip
+
+    def tooltip(**fields) -> str:
+        return card_tooltip(ModelEntry("m", tmp_path / "m.keras", ModelCard(object="mito", **fields), False))
+
+    assert "slices taken at zoom 0.59" in tooltip(input_zoom=0.59)
+    assert "zoom" not in tooltip()

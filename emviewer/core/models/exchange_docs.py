@@ -90,6 +90,19 @@ def _weights_lines(card: dict, drift: dict) -> list[str]:
     return [keras, onnx]
 
 
+def _zoom_lines(card: dict) -> list[str]:
+    """A model taken at another zoom (core/zoom.py) needs its input resized first: say by how much."""
+    zoom = card.get("input_zoom", 1.0)
+    if zoom == 1.0:
+        return []
+    return [
+        "",
+        f"**Resize first:** this model takes its slices at zoom {zoom:g} (EMViewer resizes each tile by "
+        f"{zoom:g} before the network and the probabilities back); elsewhere, resize the image by {zoom:g} "
+        "in Y and X before prediction and the output back to the image's size.",
+    ]
+
+
 def readme_text(card: dict, drift: dict) -> str:
     """The package's README.md (markdown): what the model does, its figures, how to feed it."""
     reference = card.get("input_reference") or (0.098, 0.878)
@@ -128,6 +141,7 @@ def readme_text(card: dict, drift: dict) -> str:
         "EMViewer predicts large slices in overlapping tiles with a blending window, can average 16 test-time "
         "variants (accurate mode: threshold `thresholds['16']` in the card) and removes objects longer than the "
         "card's `max_object_length_px`; a bioimage.io runner does none of this.",
+        *_zoom_lines(card),
         "",
         "## Use in EMViewer",
         "",

@@ -202,3 +202,11 @@ def test_a_foreign_package_needs_the_object(package, tmp_path):
     card = json.loads(path.with_suffix(".json").read_text())
     assert card["object"] == "membrane" and "imported_from" in card
     assert card["input_reference"] == pytest.approx(list(_entry(MODEL).card.input_reference), abs=1e-6)
+
+
+def test_the_readme_of_a_zoomed_model_says_to_resize_first():
+    from emviewer.core.models.exchange_docs import readme_text
+
+    drift = {"onnx_max_abs_diff": 0.0}
+    assert "resize the image by 0.59" in readme_text({"object": "mito", "name": "m", "input_zoom": 0.59}, drift)
+    assert "Resize first" not in readme_text({"object": "mito", "name": "m"}, drift)
