@@ -10,7 +10,7 @@ import pytest
 from emviewer.core.adapt import adapt, default_output, labelled_from_arrays, split_held_out
 from emviewer.core.dataset import load_labelled
 from emviewer.core.errors import InputError
-from emviewer.core.fine_tune import FineTuneSettings, learning_rate, set_trainable
+from emviewer.core.fine_tune import FineTuneSettings, learning_rate, set_trainable, tile_for
 from emviewer.core.models import build_model
 from emviewer.core.models.loading import load_model, sha256_of
 from emviewer.core.models.registry import read_card
@@ -100,6 +100,10 @@ def test_slices_from_memory_need_matching_shapes(tissue):
     assert len(stack) == 3 and stack.levels[0] < stack.levels[1]
     with pytest.raises(InputError, match="do not match"):
         labelled_from_arrays(tissue, masks[:2], ["a", "b", "c"], "session", (0.2, 0.8))
+
+
+def test_crops_are_about_four_object_widths():
+    assert [tile_for(w) for w in (None, 10.0, 27.6, 47.0, 200.0)] == [256, 128, 128, 192, 256]
 
 
 def test_learning_rate_warms_up_then_decays_with_the_time():
