@@ -77,17 +77,15 @@ def source_width(source: Path) -> float | None:
     card = read_card(source)
     if card.object_width_px or card.training_data is None:
         return card.object_width_px
-    widths = []
-    for labels in card.training_data.labels:
-        stack = load_labelled(labels.replace("/labels", "/images"), labels)
-        widths.append(object_width(stack.masks))
+    data = card.training_data
+    widths = [object_width(load_labelled(i, m).masks) for i, m in zip(data.images, data.labels, strict=True)]
     return max(w for w in widths if w) if any(widths) else None
 
 
-def chosen_zoom(text: str, source: Path, adapt_stack) -> float:
+def chosen_zoom(text: str, source_objects: float | None, adapt_stack) -> float:
     if text != "auto":
         return float(text)
-    return matched_zoom(source_width(source), object_width(adapt_stack.masks))
+    return matched_zoom(source_objects, object_width(adapt_stack.masks))
 
 
 def main() -> None:
@@ -108,7 +106,8 @@ def main() -> None:
         test_images, test_labels = linked_slices(list(TEST_SLICES)[: args.test_slices], root / "test")
         settings = FineTuneSettings(trainable=args.trainable, tile=args.tile, learning_rate=args.lr)
         stack = load_labelled(adapt_images, adapt_labels, reference=read_card(args.source).reference)
-        zoom = chosen_zoom(args.zoom, args.source, stack)
+        source_objects = source_width(args.source)
+        zoom = chosen_zoom(args.zoom, source_objects, stack)
         started = time.perf_counter()
         result = adapt(stack, args.source, root / "adapted.keras", args.minutes * 60, settings, zoom=zoom)
         wall = time.perf_counter() - started
@@ -120,7 +119,7 @@ def main() -> None:
         "source": args.source.name,
         "time_limit_min": args.minutes,
         "zoom": result.zoom,
-        "object_widths_px": [source_width(args.source), result.widths[1]],
+        "object_widths_px": [source_objects, result.widths[1]],
         "trainable": args.trainable,
         "tile": result.settings.tile,
         "learning_rate": args.lr,

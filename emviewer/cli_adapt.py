@@ -20,15 +20,17 @@ def minutes(text: str) -> float:
 
 
 def zoom_value(text: str) -> float | None:
-    """``auto`` (None: matched to the source's objects) or a zoom in [0.25, 2]."""
+    """``auto`` (None: matched to the source's objects) or a zoom in [MIN_ZOOM, MAX_ZOOM]."""
+    from .core.zoom import MAX_ZOOM, MIN_ZOOM
+
     if text == "auto":
         return None
     try:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not 0.25 <= value <= 2.0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not 'auto' or a zoom from 0.25 to 2")
+    if not MIN_ZOOM <= value <= MAX_ZOOM:
+        raise argparse.ArgumentTypeError(f"{text!r} is not 'auto' or a zoom from {MIN_ZOOM:g} to {MAX_ZOOM:g}")
     return value
 
 

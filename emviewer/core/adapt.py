@@ -47,7 +47,7 @@ from .preprocess import input_levels
 from .progress import CancelToken, Progress, check, report
 from .provenance import provenance
 from .volume import from_array
-from .zoom import MAX_ZOOM, MIN_ZOOM, matched_zoom, object_width, resize, zoomed_masks, zoomed_shape
+from .zoom import MAX_ZOOM, MIN_ZOOM, matched_zoom, object_width, zoomed, zoomed_masks
 
 #: Default time for an adaptation, seconds (10 minutes on a CPU).
 DEFAULT_TIME_LIMIT_S = 600.0
@@ -134,8 +134,7 @@ def zoomed_stack(stack: LabelledStack, zoom: float) -> LabelledStack:
     masks by the share each pixel covers), its pixel size scaled to match."""
     if zoom == 1.0:
         return stack
-    shape = zoomed_shape(stack.images.shape[1:], zoom)
-    images = resize(stack.images, shape)
+    images = zoomed(stack.images, zoom)
     if stack.images.dtype.kind in "iu":
         info = np.iinfo(stack.images.dtype)
         images = np.clip(np.rint(images), info.min, info.max)
@@ -264,6 +263,8 @@ def adapt(
     per_slice = (time.perf_counter() - scoring) / len(held)  # each later prediction of a slice: kept free
     per_slice *= max(1.0, (zoom / source.card.input_zoom) ** 2)  # a finer zoom predicts more pixels
     compile_for_fine_tuning(model, settings)
+    seen = zoomed_stack(stack, zoom)  # the slices as the model sees them: trained on, and its card's domain
+    seen_train, _ = split_held_out(seen)
 
     def ticker(phase: str, offset: float, slices: int):
         def on_step(step: int, used: float, loss: float) -> None:
@@ -278,7 +279,7 @@ def adapt(
     check_time = max(1.0, (time_limit_s - spent - per_slice * len(stack) - SAVE_S) * CHECK_SHARE)
     first = fine_tune(
         model,
-        [zoomed_stack(train_part, zoom)],
+        [seen_train],
         settings,
         check_time,
         phase=1,
@@ -313,7 +314,7 @@ def adapt(
     spent = time.perf_counter() - start
     second = fine_tune(
         model,
-        [zoomed_stack(stack, zoom)],
+        [seen],
         settings,
         max(1.0, time_limit_s - spent - SAVE_S - 2 * per_slice * len(stack)),  # threshold and the card's domain
         phase=2,
@@ -325,7 +326,7 @@ def adapt(
     final_threshold = tuned_threshold(model, stack, max_length, zoom)  # on every slice, as the model now knows them
     seconds = time.perf_counter() - start
     result = _finished(result, seconds, (first, second))
-    card = _write(model, out, source, Path(source_path), stack, result, max_length, final_threshold)
+    card = _write(model, out, source, Path(source_path), stack, seen, result, max_length, final_threshold)
     report(progress, int(time_limit_s), int(time_limit_s), f"wrote {out.name}")
     return _finished(result, seconds, (first, second), out, card)
 
@@ -344,12 +345,14 @@ def _write(
     source: LoadedModel,
     source_path: Path,
     stack: LabelledStack,
+    seen: LabelledStack,
     result: AdaptResult,
     max_length: float | None,
     threshold: float,
 ) -> ModelCard:
     """Save the adapted network (without optimizer state) and its card (``threshold``: the
-    model's, chosen on all the slices; ``max_length`` in the user's pixels), model first."""
+    model's, chosen on all the slices; ``max_length`` in the user's pixels; ``seen``: the
+    slices at the model's zoom), model first."""
     from .models import build_model
     from .train import hardware_description
 
@@ -358,7 +361,6 @@ def _write(
     bare.set_weights(model.get_weights())
     save_model_atomically(bare, out)
     settings, zoom = result.settings, result.zoom
-    seen = zoomed_stack(stack, zoom)  # the slices as the model saw them: its domain and widths
     trained_on = f"{parent.trained_on or parent.name}, adapted to {data_name(stack)}"
     card = {
         "name": out.stem,

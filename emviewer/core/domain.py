@@ -34,6 +34,7 @@ import numpy as np
 
 from .intensity import model_input as scaled_for_model
 from .intensity import tissue_units
+from .zoom import zoomed
 
 if TYPE_CHECKING:
     from .intensity_stats import TissueStats
@@ -285,13 +286,6 @@ def domain_warning(
     return " ".join(line.split())  # one line, whatever the description held
 
 
-def at_zoom(image: np.ndarray, zoom: float) -> np.ndarray:
-    """A ``(Y, X)`` slice at a model's ``input_zoom`` (its texture is measured at the model's scale)."""
-    from .zoom import resize, zoomed_shape
-
-    return image if zoom == 1.0 else resize(image, zoomed_shape(image.shape, zoom))
-
-
 def prediction_warnings(
     models: Mapping[str, Sequence[LoadedModel]],
     volume: Volume,
@@ -328,7 +322,7 @@ def prediction_warnings(
         probability = _central(probabilities[obj])
         for model in members:
             try:
-                seen = scaled_for_model(at_zoom(units, model.card.input_zoom), model.reference)  # as the model sees it
+                seen = scaled_for_model(zoomed(units, model.card.input_zoom), model.reference)  # as the model sees it
                 line = domain_warning(model.card.training_domain, seen, probability, model.name)
             except (KeyError, TypeError, ValueError, IndexError):  # a hand-edited card: no warning, no failure
                 line = None

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-__all__ = ["MIN_ZOOM", "MAX_ZOOM", "object_width", "matched_zoom", "zoomed_shape", "resize", "zoomed_masks"]
+__all__ = ["MIN_ZOOM", "MAX_ZOOM", "object_width", "matched_zoom", "zoomed_shape", "resize", "zoomed", "zoomed_masks"]
 
 #: The zoom range adaptation may choose: a quarter to twice the pixels per side.
 MIN_ZOOM, MAX_ZOOM = 0.25, 2.0
@@ -85,7 +85,12 @@ def resize(images: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return resized.astype(np.float32)
 
 
+def zoomed(images: np.ndarray, zoom: float) -> np.ndarray:
+    """A ``(Y, X)`` image or ``(Z, Y, X)`` stack at ``zoom`` (see :func:`resize`), float32."""
+    images = np.asarray(images, np.float32)
+    return images if zoom == 1.0 else resize(images, zoomed_shape(images.shape[-2:], zoom))
+
+
 def zoomed_masks(masks: np.ndarray, zoom: float) -> np.ndarray:
     """``(Z, Y, X)`` bool masks at ``zoom``: each object's covered share resized, kept at >= 0.5."""
-    shape = zoomed_shape(masks.shape[1:], zoom)
-    return resize(np.asarray(masks, np.float32), shape) >= 0.5
+    return zoomed(masks, zoom) >= 0.5
