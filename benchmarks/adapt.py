@@ -7,7 +7,8 @@ both models are scored on Lucchi++ 140-164 in fast mode (mean per-slice F1 and I
 ``emviewer evaluate`` does). Prints the CPU, both scores and the wall time of the adaptation.
 
     python benchmarks/adapt.py --source ~/emv-train/issue21/mito-cdeep3m-only-1fm.keras [--minutes 10]
-        [--zoom auto] [--trainable all] [--tile auto] [--lr 1e-3] [--test-slices N] [--json FILE]
+        [--zoom auto] [--trainable all] [--tile auto] [--lr 1e-3] [--test-slices N] [--tta 8|16]
+        [--keep DIR] [--json FILE]
 
 ``--zoom auto`` matches the Lucchi++ mitochondria's width to the source's (:mod:`emviewer.core.zoom`);
 a source card written before cards recorded ``object_width_px`` gets it measured here from the
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -57,15 +59,15 @@ def linked_slices(numbers, folder: Path) -> tuple[str, str]:
     return str(folder / "images"), str(folder / "labels")
 
 
-def fast_scores(model: Path, images: str, labels: str, zoom: float | None = None) -> dict:
-    """Mean per-slice F1 and IoU of one model in fast mode (masks as ``emviewer predict`` makes them),
-    at its card's input zoom or at ``zoom``."""
+def fast_scores(model: Path, images: str, labels: str, zoom: float | None = None, tta: int = 1) -> dict:
+    """Mean per-slice F1 and IoU of one model (masks as ``emviewer predict --tta`` makes them; 1:
+    fast mode), at its card's input zoom or at ``zoom``."""
     stack = load_labelled(images, labels)
-    predictor = predictor_for({"mito": [model]}, "fast")
+    predictor = predictor_for({"mito": [model]}, "fast", tta=tta)
     if zoom is not None:
         loaded = predictor.models["mito"][0]
         card = loaded.card.model_copy(update={"input_zoom": zoom})
-        predictor = LocalPredictor({"mito": [LoadedModel(loaded.name, loaded.model, card)]})
+        predictor = LocalPredictor({"mito": [LoadedModel(loaded.name, loaded.model, card)]}, tta=tta)
     volume = from_array(stack.images, stack.source, slice_names=stack.names)
     per_slice = [score(r.masks()["mito"], stack.masks[r.index]) for r in predictor.iter_predict(volume)]
     mean = mean_scores(per_slice)
@@ -98,6 +100,8 @@ def main() -> None:
     parser.add_argument("--tile", type=int, default=defaults.tile, help="crop side, px (multiple of 16; default auto)")
     parser.add_argument("--lr", type=float, default=defaults.learning_rate, help="peak learning rate")
     parser.add_argument("--test-slices", type=int, default=len(TEST_SLICES), help="score only the first N of 140-164")
+    parser.add_argument("--tta", type=int, choices=(8, 16), help="also score the adapted model with N variants")
+    parser.add_argument("--keep", type=Path, help="copy the adapted model and its card into this folder")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -114,6 +118,13 @@ def main() -> None:
         before = fast_scores(args.source, test_images, test_labels)
         zoomed = fast_scores(args.source, test_images, test_labels, zoom) if zoom != 1.0 else None
         after = fast_scores(result.model_path, test_images, test_labels) if result.model_path else None
+        after_tta = None
+        if result.model_path and args.tta:
+            after_tta = fast_scores(result.model_path, test_images, test_labels, tta=args.tta)
+        if result.model_path and args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            for path in (result.model_path, result.model_path.with_suffix(".json")):
+                shutil.copy2(path, args.keep / path.name)
     figures = {
         "cpu": cpu_name(),
         "source": args.source.name,
@@ -132,6 +143,8 @@ def main() -> None:
         "lucchi_140_164_before": before,
         "lucchi_140_164_source_at_zoom": zoomed,
         "lucchi_140_164_after": after,
+        "lucchi_140_164_after_tta": after_tta,
+        "tta": args.tta,
     }
     tile = result.settings.tile
     print(f"CPU: {figures['cpu']}; trainable {args.trainable}, tile {tile}, peak lr {args.lr:g}, zoom {zoom:g}")
@@ -146,6 +159,8 @@ def main() -> None:
         print(f"{where} source at zoom {zoom:g}, not adapted: F1 {zoomed['f1']:.3f}, IoU {zoomed['iou']:.3f}")
     if after:
         print(f"{where} after:  F1 {after['f1']:.3f}, IoU {after['iou']:.3f}")
+    if after_tta:
+        print(f"{where} after, {args.tta} test-time variants: F1 {after_tta['f1']:.3f}, IoU {after_tta['iou']:.3f}")
     else:
         print("the adapted model was not better on the held-back slice: nothing written, nothing to score")
     if args.json:

@@ -84,6 +84,17 @@ def test_config_finds_the_repository_folders_through_the_package(monkeypatch, tm
     assert config.bundled_models_dir() == tmp_path
 
 
+def test_tensorflow_pools_its_cpu_memory_unless_the_user_chose_otherwise():
+    """The allocator is set on import of the package, before anything imports TensorFlow."""
+    code = "import os, emviewer; print(os.environ['TF_CPU_ALLOCATOR_USE_BFC'])"
+    for user_setting, expected in ((None, "true"), ("false", "false")):
+        env = {k: v for k, v in os.environ.items() if k != "TF_CPU_ALLOCATOR_USE_BFC"}
+        if user_setting is not None:
+            env["TF_CPU_ALLOCATOR_USE_BFC"] = user_setting
+        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        assert result.stdout.strip() == expected
+
+
 # ---------------------------------------------------------------- without Qt
 
 

@@ -97,8 +97,8 @@ def test_cancel_stops_the_server_job_and_deletes_its_files(model_folder, slow_ti
             )
         (job,) = live.app.state.jobs._jobs.values()
         assert job.cancel.cancelled
-        for _ in range(200):  # the worker stops at its next tile, then deletes the files
-            if not job.folder.exists():
+        for _ in range(600):  # the worker stops at its next tile, deletes the files, then says so
+            if not job.folder.exists() and job.state.value == "cancelled":
                 break
             threading.Event().wait(0.05)
         assert not job.folder.exists() and job.state.value == "cancelled" and job.done < job.total
