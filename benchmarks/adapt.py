@@ -157,12 +157,12 @@ def main() -> None:
     print(f"{where} before: F1 {before['f1']:.3f}, IoU {before['iou']:.3f}")
     if zoomed:
         print(f"{where} source at zoom {zoom:g}, not adapted: F1 {zoomed['f1']:.3f}, IoU {zoomed['iou']:.3f}")
-    if after:
+    if not after:
+        print("the adapted model was not better on the held-back slice: nothing written, nothing to score")
+    else:
         print(f"{where} after:  F1 {after['f1']:.3f}, IoU {after['iou']:.3f}")
     if after_tta:
         print(f"{where} after, {args.tta} test-time variants: F1 {after_tta['f1']:.3f}, IoU {after_tta['iou']:.3f}")
-    else:
-        print("the adapted model was not better on the held-back slice: nothing written, nothing to score")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
 

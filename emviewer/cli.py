@@ -61,12 +61,17 @@ def cmd_info(args) -> int:
         return _describe_file(args)
     from . import config
     from .core.backend import device_summary
+    from .core.models.loading import run_precision
 
+    devices = device_summary()
+    installed = config.installed_models()
+    precisions = {m.name: run_precision(m.card, devices["accelerator"]) for m in installed}
     info = {
         "emviewer": __version__,
         "python": sys.version.split()[0],
-        **device_summary(),
-        "models": [str(m.path) for m in config.installed_models()],
+        **devices,
+        "models": [str(m.path) for m in installed],
+        "model_precision": {name: {"policy": policy, "why": why} for name, (policy, why) in precisions.items()},
         "sample_stack": str(config.sample_stack()),
     }
     if args.json:
@@ -76,6 +81,8 @@ def cmd_info(args) -> int:
         print(f"Keras {info['keras']}, backend {info['backend']}")
         print(f"Compute on: {', '.join(info['devices'])}")
         print(f"Models: {', '.join(info['models']) or 'none installed yet'}")
+        for name, (policy, why) in precisions.items():
+            print(f"  {name} predicts in {policy} ({why})")
         print(f"Sample stack: {info['sample_stack']}")
     return 0
 

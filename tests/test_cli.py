@@ -25,6 +25,7 @@ import tifffile
 from PIL import Image
 
 from emviewer.cli import build_parser
+from emviewer.config import installed_models
 
 REPO = Path(__file__).resolve().parents[1]
 OUTPUT_SUFFIXES = [".tif", ".png", ".h5", ".pdf"]
@@ -700,3 +701,14 @@ def test_hard_mining_share_outside_0_to_1_is_refused(cdeep3m, tmp_path, run_cli)
     )
     assert code == 2 and "--hard-mining: 1.5 is not between 0 and 1" in err
     assert not list(tmp_path.iterdir())
+
+
+def test_info_says_which_precision_each_model_predicts_in_and_why(run_cli):
+    code, out, _ = run_cli("info", "--json")
+    assert code == 0
+    info = json.loads(out)
+    names = {e.name for e in installed_models()}
+    assert set(info["model_precision"]) == names
+    assert {p["policy"] for p in info["model_precision"].values()} <= {"float32", "mixed_bfloat16"}
+    code, out, _ = run_cli("info")
+    assert code == 0 and all(f"  {name} predicts in " in out for name in names)

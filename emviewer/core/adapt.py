@@ -10,6 +10,10 @@ retraining and empanada-napari's fine-tuning do from a few images:
    of the time, and the result is written as a new model with a card. The source model is
    never written to.
 
+After each phase the batch-normalisation statistics are re-measured on the whole training
+slices (:func:`~.fine_tune.recalibrate_normalisation`): those of the last few crops made
+adapted models paint false objects and results vary from run to run.
+
 Adapted models read one slice (context 1): labelled slices are often not neighbours, and a
 3- or 5-slice source model is first reduced to one slice (:mod:`.models.transfer`), which is
 also the model the "before" figures describe.
@@ -34,7 +38,7 @@ import numpy as np
 from .dataset import LabelledStack, holdout_split
 from .domain_measure import data_name, measured_domain
 from .errors import InputError
-from .fine_tune import FineTuneSettings, compile_for_fine_tuning, fine_tune, tile_for
+from .fine_tune import FineTuneSettings, compile_for_fine_tuning, fine_tune, recalibrate_normalisation, tile_for
 from .io.atomic import atomic_path
 from .length_filter import length_limit, long_objects
 from .metrics import Scores, mean_scores, score
@@ -276,7 +280,8 @@ def adapt(
         return on_step
 
     spent = time.perf_counter() - start
-    check_time = max(1.0, (time_limit_s - spent - per_slice * len(stack) - SAVE_S) * CHECK_SHARE)
+    # kept free: re-measuring the normalisation and scoring (about one prediction of the slices each)
+    check_time = max(1.0, (time_limit_s - spent - 2 * per_slice * len(stack) - SAVE_S) * CHECK_SHARE)
     first = fine_tune(
         model,
         [seen_train],
@@ -292,6 +297,7 @@ def adapt(
         int(time_limit_s),
         "scoring the adapted model",
     )
+    recalibrate_normalisation(model, [seen_train])  # the statistics of its training slices, not of its last crops
     tuned = tuned_threshold(model, train_part, max_length, zoom)  # the held-back slices are not looked at
     after = held_out_scores(model, held, tuned, max_length, zoom)
     result = AdaptResult(
@@ -316,13 +322,14 @@ def adapt(
         model,
         [seen],
         settings,
-        max(1.0, time_limit_s - spent - SAVE_S - 2 * per_slice * len(stack)),  # threshold and the card's domain
+        max(1.0, time_limit_s - spent - SAVE_S - 3 * per_slice * len(stack)),  # normalisation, threshold, domain
         phase=2,
         peak=settings.learning_rate / 2,  # a second, gentler cycle from the checked weights
         cancel=cancel,
         on_step=ticker("final", spent, len(stack)),
     )
     check(cancel)
+    recalibrate_normalisation(model, [seen])
     final_threshold = tuned_threshold(model, stack, max_length, zoom)  # on every slice, as the model now knows them
     seconds = time.perf_counter() - start
     result = _finished(result, seconds, (first, second))

@@ -18,6 +18,7 @@ import numpy as np
 
 from .dataset import Augmentation, LabelledStack, random_batch
 from .errors import TrainingError
+from .preprocess import context_indices, normalise, reflect_indices
 from .progress import CancelToken, check
 
 #: What learns: every layer; the decoder (everything from the first up-sampling on: the encoder
@@ -29,6 +30,10 @@ TRAINABLE = ("all", "decoder", "normalisation")
 #: would stay half the old microscope's, and the model, which predicts with them, would see the
 #: new images at the wrong contrast (measured: F1 on a held-back slice fell to 0).
 ADAPT_MOMENTUM = 0.9
+#: Crop side (px, at most) and pixels (at most) of the whole-slice pass that re-measures the
+#: normalisation statistics after adapting (:func:`recalibrate_normalisation`).
+RECALIBRATION_SIDE = 512
+RECALIBRATION_PIXELS = 16 * 2**20
 
 
 @dataclass(frozen=True)
@@ -145,3 +150,68 @@ def fine_tune(
         step += 1
         if on_step is not None:
             on_step(step, time.perf_counter() - start, float(np.mean(losses[-10:])))
+
+
+def _covering_starts(size: int, side: int) -> list[int]:
+    """Starts of crops ``side`` long that cover ``0..size`` (evenly spread, overlapping at most)."""
+    count = max(1, math.ceil(size / side))
+    return sorted({int(round(v)) for v in np.linspace(0, max(0, size - side), count)})
+
+
+def _slice_crops(stack: LabelledStack, context: int) -> list[np.ndarray]:
+    """Crops ``(side, side, context)`` float32 covering every slice of ``stack`` (reflected where
+    a slice is smaller than 32 px), normalised as prediction does."""
+    _, height, width = stack.images.shape
+    side = max(32, min(RECALIBRATION_SIDE, 32 * (min(height, width) // 32)))
+    crops = []
+    for z in range(len(stack)):
+        planes = [normalise(stack.images[i], stack.levels) for i in context_indices(z, len(stack), context)]
+        for y0 in _covering_starts(height, side):
+            rows = reflect_indices(np.arange(y0, y0 + side), height)
+            for x0 in _covering_starts(width, side):
+                cols = reflect_indices(np.arange(x0, x0 + side), width)
+                crops.append(np.stack([p[np.ix_(rows, cols)] for p in planes], axis=-1))
+    return crops
+
+
+def recalibrate_normalisation(model, stacks: Sequence[LabelledStack], batch_size: int = 4, seed: int = 0) -> int:
+    """Set the running mean and variance of the model's learning batch-normalisation layers to
+    their averages over whole slices of ``stacks`` (as the model sees them: at its zoom, with its
+    context); returns the number of crops used (at most :data:`RECALIBRATION_PIXELS` pixels, a
+    seeded choice when the slices hold more).
+
+    Why: while adapting, the running statistics follow the last ten or so steps' small crops
+    (:data:`ADAPT_MOMENTUM`), and prediction uses them as the whole microscope's. Those few
+    crops' noise made an adapted model paint large false objects in plain cytoplasm (Lucchi++
+    100-112: IoU 0.469, and 0.767 once re-measured; ``models/TRAINING.md``, session 17). The same
+    step ends stochastic weight averaging (Izmailov et al. 2018, "Averaging weights leads to
+    wider optima", its batch-norm update): one pass in training mode, each batch averaged in.
+    Layers frozen by :func:`set_trainable` keep their statistics (Keras runs them in inference mode).
+    """
+    import keras
+
+    context = int(model.inputs[0].shape[-1])
+    layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    by_side: dict[int, list[np.ndarray]] = {}
+    for stack in stacks:
+        for crop in _slice_crops(stack, context):
+            by_side.setdefault(crop.shape[0], []).append(crop)
+    batches = [group[i : i + batch_size] for group in by_side.values() for i in range(0, len(group), batch_size)]
+    order = np.random.default_rng(seed).permutation(len(batches))
+    kept: list[list[np.ndarray]] = []
+    pixels = 0
+    for index in order:
+        if kept and pixels + sum(c[..., 0].size for c in batches[index]) > RECALIBRATION_PIXELS:
+            break
+        kept.append(batches[index])
+        pixels += sum(c[..., 0].size for c in batches[index])
+    momenta = [layer.momentum for layer in layers]
+    try:
+        for count, batch in enumerate(kept, start=1):
+            for layer in layers:
+                layer.momentum = (count - 1) / count  # the running mean of the batches' statistics
+            model(np.stack(batch), training=True)
+    finally:
+        for layer, momentum in zip(layers, momenta, strict=True):
+            layer.momentum = momentum
+    return sum(len(b) for b in kept)

@@ -118,15 +118,11 @@ def choose_precision(requested: str) -> str:
     """
     if requested != "auto":
         return requested
-    from .backend import device_summary
+    from .backend import cpu_has_fast_bfloat16, device_summary
 
     if device_summary()["accelerator"]:
         return "float32"
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "float32"
-    return "mixed_bfloat16" if ("amx_bf16" in flags or "avx512_bf16" in flags) else "float32"
+    return "mixed_bfloat16" if cpu_has_fast_bfloat16() else "float32"
 
 
 def _load_sets(

@@ -120,3 +120,25 @@ def test_fewer_layers_learn_when_asked():
     assert counts["all"] > counts["decoder"] > counts["normalisation"] > 0
     with pytest.raises(ValueError, match="trainable"):
         FineTuneSettings(trainable="encoder")
+
+
+def test_normalisation_statistics_are_measured_on_whole_slices(fib_sem):
+    """After re-measuring, a batch-normalisation layer's running mean is the mean of its input
+    over the slices (one batch: exactly), whatever it held before; frozen layers keep theirs."""
+    import keras
+    import numpy as np
+
+    from emviewer.core.fine_tune import _slice_crops, recalibrate_normalisation
+
+    stack = load_labelled(str(fib_sem[0]), str(fib_sem[1])).split([0])
+    model = build_model("deepem3d", context=1, width=4, depth=2)
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    first, frozen = norms[0], norms[-1]
+    frozen.trainable = False
+    for layer in (first, frozen):
+        layer.moving_mean.assign(np.full(layer.moving_mean.shape, 7.0, np.float32))
+    assert recalibrate_normalisation(model, [stack]) == 1  # one 384-px slice: one crop
+    feeding = keras.Model(model.inputs[0], first.input)
+    expected = np.asarray(feeding(np.stack(_slice_crops(stack, 1)))).mean(axis=(0, 1, 2))
+    np.testing.assert_allclose(np.asarray(first.moving_mean), expected, rtol=1e-4, atol=1e-5)
+    assert np.all(np.asarray(frozen.moving_mean) == 7.0) and first.momentum == 0.99

@@ -266,12 +266,11 @@ def _zip_folder(folder: Path, target: Path) -> None:
 def _packed_model(loaded: Any, card: dict, folder: Path, file_name: str, model_path: Path) -> tuple[Any, dict]:
     """Write the Keras weights into the package folder; returns the model they hold and its card
     (precision and SHA-256 of the packed file; the installed file's are kept beside them)."""
-    from .bioimageio_convert import float32_copy
-    from .loading import sha256_of
+    from .loading import in_precision, sha256_of
 
     target = folder / file_name
     if str(card.get("precision", "")).startswith("mixed"):
-        model = float32_copy(loaded.model)
+        model = in_precision(loaded.model, "float32")  # ONNX Runtime has no bfloat16 convolutions
         model.save(target)
         packed = {**card, "precision": "float32", "installed_precision": card["precision"]}
     else:
@@ -322,7 +321,7 @@ def export_package(model_path: Path, card: Any, volume: Any, output: Path) -> Ex
 
     require_exchange_packages()
     card = card_dict(card)
-    loaded = load_model(model_path)
+    loaded = load_model(model_path, precision=card.get("precision") or "float32")  # as saved: the drift's reference
     raw, batch, installed = test_tensors(loaded, volume, int(card.get("tile") or 256))
     with tempfile.TemporaryDirectory(prefix="emviewer-export-") as temp:
         folder = Path(temp) / "package"

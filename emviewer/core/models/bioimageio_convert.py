@@ -62,21 +62,6 @@ def bioimageio_input(raw: np.ndarray, reference: tuple[float, float]) -> np.ndar
 # ---------------------------------------------------------------------------- weights
 
 
-def float32_copy(model: Any) -> Any:
-    """The same network and weights computing in float32 (models trained in mixed bfloat16 keep
-    float32 weights; ONNX Runtime has no bfloat16 convolutions)."""
-    import keras
-
-    def as_float32(layer: Any) -> Any:
-        config = layer.get_config()
-        config["dtype"] = "float32"
-        return layer.__class__.from_config(config)
-
-    copy = keras.models.clone_model(model, clone_function=as_float32)
-    copy.set_weights(model.get_weights())
-    return copy
-
-
 def write_onnx(model: Any, path: Path, sample: np.ndarray) -> int:
     """Export a float32 Keras model to ONNX (tf2onnx through Keras); returns the opset version."""
     import contextlib

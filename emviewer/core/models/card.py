@@ -83,6 +83,9 @@ class ModelCard(_Part):
     object_width_px: float | None = Field(
         None, gt=0, description="median width of the labelled objects the model learnt, px at its input (core.zoom)"
     )
+    precision: str | None = Field(
+        None, description="dtype policy it was trained in, and its figures measured in: 'float32', 'mixed_bfloat16'"
+    )
     validation: Metrics | None = None
     validation_tta16: Metrics | None = None
     training_data: TrainingData | None = None

@@ -66,8 +66,54 @@ class LoadedModel:
             self.predict(np.zeros((1, side, side, self.context), np.float32))
 
 
-def load_model(path: str | Path) -> LoadedModel:
-    """Load ``model.keras`` and its card ``model.json``.
+def run_precision(card: ModelCard, accelerator: bool | None = None) -> tuple[str, str]:
+    """The Keras dtype policy a model predicts in on this machine, and why (one line).
+
+    A model saved in ``mixed_bfloat16`` keeps bf16 only where bf16 is computed in hardware (a
+    CPU with AMX or AVX512-BF16, see :func:`~..backend.cpu_has_fast_bfloat16`) and its card's
+    figures were measured in bf16; everywhere else it runs in float32, which is as accurate and,
+    on a CPU without bf16 instructions, faster (the default mito model 1.79x on a 2-core AMD EPYC,
+    ``benchmarks/precision.py``). On a GPU
+    float32 is used, as for training (:func:`~..train.choose_precision`). ``accelerator``:
+    whether Keras computes on a GPU (``None``: ask the backend, which imports it).
+    """
+    from ..backend import cpu_has_fast_bfloat16, device_summary
+
+    trained = card.precision or "float32"
+    if trained != "mixed_bfloat16":
+        return "float32", f"trained in {trained}"
+    if accelerator is None:
+        accelerator = device_summary()["accelerator"]
+    if accelerator:
+        return "float32", "trained in bfloat16; float32 on a GPU"
+    if not cpu_has_fast_bfloat16():
+        return "float32", "trained in bfloat16; this CPU has no bfloat16 instructions (AMX, AVX512-BF16)"
+    return "mixed_bfloat16", "trained in bfloat16, and this CPU computes it in hardware"
+
+
+def in_precision(model, policy: str):
+    """``model`` with every layer computing in the dtype policy ``policy`` (e.g. ``"float32"``):
+    the model itself when it already does, else a copy with the same weights. The dtype policy
+    saved in a ``.keras`` file is the training machine's, not this one's."""
+    import keras
+
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    if all(layer.dtype_policy.name == policy for layer in layers):
+        return model
+
+    def recast(layer):
+        if isinstance(layer, keras.layers.InputLayer):
+            return layer.__class__.from_config(layer.get_config())
+        return layer.__class__.from_config({**layer.get_config(), "dtype": policy})
+
+    copy = keras.models.clone_model(model, clone_function=recast)
+    copy.set_weights(model.get_weights())  # mixed policies keep float32 variables: nothing is rounded
+    return copy
+
+
+def load_model(path: str | Path, precision: str | None = None) -> LoadedModel:
+    """Load ``model.keras`` and its card ``model.json``, to predict in ``precision`` (a Keras
+    dtype policy; ``None``: :func:`run_precision` for this machine).
 
     Raises :class:`~emviewer.core.errors.InputError` for a missing file, a missing or invalid
     card, a file whose SHA-256 disagrees with its card, or a file Keras cannot load.
@@ -85,4 +131,4 @@ def load_model(path: str | Path) -> LoadedModel:
         model = keras.saving.load_model(path, compile=False)
     except Exception as exc:  # Keras raises many kinds for a damaged archive
         raise InputError(path, f"cannot load the model ({exc})") from None
-    return LoadedModel(path.stem, model, card)
+    return LoadedModel(path.stem, in_precision(model, precision or run_precision(card)[0]), card)
