@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 
 #: CPU flags (Linux ``/proc/cpuinfo``) of hardware bfloat16 arithmetic: where these are missing,
-#: bf16 is emulated and ran 2.1-2.3x slower than float32 (2-core AMD EPYC, AVX2 only).
+#: bf16 is emulated: the default mito model predicted 1.79x slower in bf16 than in float32 on a
+#: 2-core AMD EPYC with AVX2 only (``benchmarks/precision.py``).
 FAST_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 

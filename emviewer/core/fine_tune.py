@@ -158,20 +158,27 @@ def _covering_starts(size: int, side: int) -> list[int]:
     return sorted({int(round(v)) for v in np.linspace(0, max(0, size - side), count)})
 
 
-def _slice_crops(stack: LabelledStack, context: int) -> list[np.ndarray]:
-    """Crops ``(side, side, context)`` float32 covering every slice of ``stack`` (reflected where
-    a slice is smaller than 32 px), normalised as prediction does."""
+def _crop_places(stack: LabelledStack) -> tuple[int, list[tuple[int, int, int]]]:
+    """Side and ``(z, y0, x0)`` of square crops covering every slice of ``stack`` (at most
+    :data:`RECALIBRATION_SIDE` px, reflected where a slice is smaller than 32 px)."""
     _, height, width = stack.images.shape
     side = max(32, min(RECALIBRATION_SIDE, 32 * (min(height, width) // 32)))
-    crops = []
-    for z in range(len(stack)):
-        planes = [normalise(stack.images[i], stack.levels) for i in context_indices(z, len(stack), context)]
-        for y0 in _covering_starts(height, side):
-            rows = reflect_indices(np.arange(y0, y0 + side), height)
-            for x0 in _covering_starts(width, side):
-                cols = reflect_indices(np.arange(x0, x0 + side), width)
-                crops.append(np.stack([p[np.ix_(rows, cols)] for p in planes], axis=-1))
-    return crops
+    places = [
+        (z, y0, x0)
+        for z in range(len(stack))
+        for y0 in _covering_starts(height, side)
+        for x0 in _covering_starts(width, side)
+    ]
+    return side, places
+
+
+def _crop(stack: LabelledStack, context: int, side: int, z: int, y0: int, x0: int) -> np.ndarray:
+    """One crop ``(side, side, context)`` float32, normalised as prediction does."""
+    _, height, width = stack.images.shape
+    rows = reflect_indices(np.arange(y0, y0 + side), height)
+    cols = reflect_indices(np.arange(x0, x0 + side), width)
+    planes = context_indices(z, len(stack), context)
+    return np.stack([normalise(stack.images[i][np.ix_(rows, cols)], stack.levels) for i in planes], axis=-1)
 
 
 def recalibrate_normalisation(model, stacks: Sequence[LabelledStack], batch_size: int = 4, seed: int = 0) -> int:
@@ -192,26 +199,25 @@ def recalibrate_normalisation(model, stacks: Sequence[LabelledStack], batch_size
 
     context = int(model.inputs[0].shape[-1])
     layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    by_side: dict[int, list[np.ndarray]] = {}
+    batches: list[tuple[LabelledStack, int, list[tuple[int, int, int]]]] = []  # crops cut only when kept
     for stack in stacks:
-        for crop in _slice_crops(stack, context):
-            by_side.setdefault(crop.shape[0], []).append(crop)
-    batches = [group[i : i + batch_size] for group in by_side.values() for i in range(0, len(group), batch_size)]
-    order = np.random.default_rng(seed).permutation(len(batches))
-    kept: list[list[np.ndarray]] = []
+        side, places = _crop_places(stack)
+        batches += [(stack, side, places[i : i + batch_size]) for i in range(0, len(places), batch_size)]
+    kept: list[tuple[LabelledStack, int, list[tuple[int, int, int]]]] = []
     pixels = 0
-    for index in order:
-        if kept and pixels + sum(c[..., 0].size for c in batches[index]) > RECALIBRATION_PIXELS:
+    for index in np.random.default_rng(seed).permutation(len(batches)):
+        stack, side, places = batches[index]
+        if kept and pixels + side * side * len(places) > RECALIBRATION_PIXELS:
             break
         kept.append(batches[index])
-        pixels += sum(c[..., 0].size for c in batches[index])
+        pixels += side * side * len(places)
     momenta = [layer.momentum for layer in layers]
     try:
-        for count, batch in enumerate(kept, start=1):
+        for count, (stack, side, places) in enumerate(kept, start=1):
             for layer in layers:
                 layer.momentum = (count - 1) / count  # the running mean of the batches' statistics
-            model(np.stack(batch), training=True)
+            model(np.stack([_crop(stack, context, side, *place) for place in places]), training=True)
     finally:
         for layer, momentum in zip(layers, momenta, strict=True):
             layer.momentum = momentum
-    return sum(len(b) for b in kept)
+    return sum(len(places) for _, _, places in kept)
