@@ -87,7 +87,7 @@ def run_precision(card: ModelCard, accelerator: bool | None = None) -> tuple[str
     if accelerator:
         return "float32", "trained in bfloat16; float32 on a GPU"
     if not cpu_has_fast_bfloat16():
-        return "float32", "trained in bfloat16; this CPU has no bfloat16 instructions (AMX, AVX512-BF16)"
+        return "float32", "trained in bfloat16; this CPU computes bfloat16 in software (no AMX or AVX512-BF16)"
     return "mixed_bfloat16", "trained in bfloat16, and this CPU computes it in hardware"
 
 
