@@ -166,6 +166,16 @@ class Augmentation:
         return np.clip(x, 0, 1).astype(np.float32), y
 
 
+def crop(stack: LabelledStack, z: int, y0: int, x0: int, side: int, context: int) -> np.ndarray:
+    """The model's input for the ``side`` x ``side`` square of slice ``z`` from ``(y0, x0)``:
+    ``(side, side, context)`` float32 in [0, 1] (normalised with the stack's levels; slice and
+    neighbours mirrored at the stack's ends, pixels beyond its edges by reflection)."""
+    _, height, width = stack.images.shape
+    rows, cols = reflect_indices(np.arange(y0, y0 + side), height), reflect_indices(np.arange(x0, x0 + side), width)
+    planes = context_indices(z, len(stack), context)
+    return np.stack([normalise(stack.images[i][np.ix_(rows, cols)], stack.levels) for i in planes], axis=-1)
+
+
 def random_batch(
     stacks: Sequence[LabelledStack],
     batch: int,
@@ -195,14 +205,8 @@ def random_batch(
             z = int(rng.integers(len(stack)))
             _, height, width = stack.images.shape
             y0, x0 = int(rng.integers(max(1, height - tile + 1))), int(rng.integers(max(1, width - tile + 1)))
+        x = crop(stack, z, y0, x0, tile, context)
         rows, cols = reflect_indices(np.arange(y0, y0 + tile), height), reflect_indices(np.arange(x0, x0 + tile), width)
-        x = np.stack(
-            [
-                normalise(stack.images[i][np.ix_(rows, cols)], stack.levels)
-                for i in context_indices(z, len(stack), context)
-            ],
-            axis=-1,
-        )
         y = stack.masks[z][np.ix_(rows, cols)].astype(np.float32)
         if augmentation is not None:
             x, y = augmentation(x, y, rng)

@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .dataset import Augmentation, LabelledStack, random_batch
+from .dataset import Augmentation, LabelledStack, crop, random_batch
 from .errors import TrainingError
-from .preprocess import context_indices, normalise, reflect_indices
 from .progress import CancelToken, check
 
 #: What learns: every layer; the decoder (everything from the first up-sampling on: the encoder
@@ -172,15 +171,6 @@ def _crop_places(stack: LabelledStack) -> tuple[int, list[tuple[int, int, int]]]
     return side, places
 
 
-def _crop(stack: LabelledStack, context: int, side: int, z: int, y0: int, x0: int) -> np.ndarray:
-    """One crop ``(side, side, context)`` float32, normalised as prediction does."""
-    _, height, width = stack.images.shape
-    rows = reflect_indices(np.arange(y0, y0 + side), height)
-    cols = reflect_indices(np.arange(x0, x0 + side), width)
-    planes = context_indices(z, len(stack), context)
-    return np.stack([normalise(stack.images[i][np.ix_(rows, cols)], stack.levels) for i in planes], axis=-1)
-
-
 def recalibrate_normalisation(model, stacks: Sequence[LabelledStack], batch_size: int = 4, seed: int = 0) -> int:
     """Set the running mean and variance of the model's learning batch-normalisation layers to
     their averages over whole slices of ``stacks`` (as the model sees them: at its zoom, with its
@@ -216,7 +206,7 @@ def recalibrate_normalisation(model, stacks: Sequence[LabelledStack], batch_size
         for count, (stack, side, places) in enumerate(kept, start=1):
             for layer in layers:
                 layer.momentum = (count - 1) / count  # the running mean of the batches' statistics
-            model(np.stack([_crop(stack, context, side, *place) for place in places]), training=True)
+            model(np.stack([crop(stack, z, y0, x0, side, context) for z, y0, x0 in places]), training=True)
     finally:
         for layer, momentum in zip(layers, momenta, strict=True):
             layer.momentum = momentum

@@ -128,7 +128,8 @@ def test_normalisation_statistics_are_measured_on_whole_slices(fib_sem):
     import keras
     import numpy as np
 
-    from emviewer.core.fine_tune import _crop, _crop_places, recalibrate_normalisation
+    from emviewer.core.dataset import crop
+    from emviewer.core.fine_tune import _crop_places, recalibrate_normalisation
 
     stack = load_labelled(str(fib_sem[0]), str(fib_sem[1])).split([0])
     model = build_model("deepem3d", context=1, width=4, depth=2)
@@ -140,6 +141,6 @@ def test_normalisation_statistics_are_measured_on_whole_slices(fib_sem):
     assert recalibrate_normalisation(model, [stack]) == 1  # one 384-px slice: one crop
     feeding = keras.Model(model.inputs[0], first.input)
     side, places = _crop_places(stack)
-    expected = np.asarray(feeding(np.stack([_crop(stack, 1, side, *p) for p in places]))).mean(axis=(0, 1, 2))
+    expected = np.asarray(feeding(np.stack([crop(stack, z, y, x, side, 1) for z, y, x in places]))).mean(axis=(0, 1, 2))
     np.testing.assert_allclose(np.asarray(first.moving_mean), expected, rtol=1e-4, atol=1e-5)
     assert np.all(np.asarray(frozen.moving_mean) == 7.0) and first.momentum == 0.99
