@@ -286,7 +286,8 @@ def cmd_predict(args) -> int:
     if args.cluster or args.scheduler:
         raise InputError(args.output, "--cluster and --scheduler write an OME-Zarr store: give -o OUT.zarr")
     writer = PredictionWriter(Path(args.output), args.object, fmt, args.save_probabilities, record, volume.pixel_size)
-    results = predictor.iter_predict(volume, progress=_progress_bar("predict"))
+    stream = getattr(predictor, "iter_bands", predictor.iter_predict)  # a server answers whole slices
+    results = stream(volume, progress=_progress_bar("predict"))
     written = write_predictions(results, writer, raw=volume if fmt == "h5" else None)
     print(f"wrote {len(written)} file(s) to {args.output}")
     return 0

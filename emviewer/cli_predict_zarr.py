@@ -32,10 +32,9 @@ def predict_to_store(args, volume, predictor, record: dict, files, progress) -> 
             _on_cluster(args, volume, files, todo, progress)
             store.done = store.marked_done()  # the workers' slices
             store.finish()
-        elif todo:
-            write_predictions(predictor.iter_predict(volume, slices=todo, progress=progress), store)
-        else:
-            store.finish()
+        else:  # a local predictor gives bands of rows (flat memory for huge slices), a server slices
+            stream = getattr(predictor, "iter_bands", predictor.iter_predict)
+            write_predictions(stream(volume, slices=todo, progress=progress) if todo else [], store)
     except BaseException:
         done = len(store.marked_done())
         print(f"stopped: {done} of {len(volume)} slices are in {args.output}; --resume continues", file=sys.stderr)

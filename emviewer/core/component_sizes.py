@@ -17,18 +17,19 @@ import numpy as np
 from scipy import ndimage
 
 
-class _Forest:
-    """Union-find over object ids, growing as pieces add ids; ``size`` is kept at each root."""
+class Forest:
+    """Union-find over object ids, growing as pieces add ids; each root keeps the sum of its
+    objects' values (a size, or a row of moments)."""
 
     def __init__(self) -> None:
         self.parent: list[int] = []
-        self.size: list[int] = []
+        self.values: list = []
 
-    def add(self, sizes: np.ndarray) -> int:
-        """New ids for objects of ``sizes`` voxels; returns the first id."""
+    def add(self, values: np.ndarray) -> int:
+        """New ids for objects with ``values`` (one entry or row each); returns the first id."""
         first = len(self.parent)
-        self.parent += range(first, first + len(sizes))
-        self.size += [int(s) for s in sizes]
+        self.parent += range(first, first + len(values))
+        self.values += list(values)
         return first
 
     def root(self, i: int) -> int:
@@ -41,13 +42,18 @@ class _Forest:
         a, b = self.root(a), self.root(b)
         if a != b:
             self.parent[b] = a
-            self.size[a] += self.size[b]
+            self.values[a] = self.values[a] + self.values[b]
 
-    def sizes(self) -> np.ndarray:
-        return np.array([self.size[i] for i in range(len(self.parent)) if self.parent[i] == i], np.int64)
+    def roots(self) -> np.ndarray:
+        """Each id's root, ``(ids,)`` int64."""
+        return np.array([self.root(i) for i in range(len(self.parent))], np.int64)
+
+    def totals(self) -> np.ndarray:
+        """The summed values of each object (one per root), in no particular order."""
+        return np.array([self.values[i] for i in range(len(self.parent)) if self.parent[i] == i])
 
 
-def _touching(before: np.ndarray, after: np.ndarray) -> Iterator[tuple[int, int]]:
+def touching_pairs(before: np.ndarray, after: np.ndarray) -> Iterator[tuple[int, int]]:
     """Pairs of ids (> 0) that touch across a seam: ``before`` and ``after`` are the facing
     edges (rows in 2D, slices in 3D); each element touches the ones within 1 along every axis."""
     pairs: set[tuple[int, int]] = set()
@@ -80,18 +86,18 @@ def component_sizes(pieces: Iterable[np.ndarray]) -> np.ndarray:
     numpy.ndarray of int64
         One size per object (26-connected in 3D, 8-connected in 2D), in no particular order.
     """
-    forest, seam = _Forest(), None
+    forest, seam = Forest(), None
     for piece in pieces:
         mask = np.asarray(piece) != 0
         labels, count = ndimage.label(mask, structure=np.ones((3,) * mask.ndim, bool))
         first = forest.add(np.bincount(labels.ravel(), minlength=count + 1)[1:])
         if seam is not None:
-            for a, b in _touching(seam, _edge(labels[0], first)):
+            for a, b in touching_pairs(seam, edge_ids(labels[0], first)):
                 forest.join(a - 1, b - 1)
-        seam = _edge(labels[-1], first)
-    return forest.sizes()
+        seam = edge_ids(labels[-1], first)
+    return forest.totals().astype(np.int64)
 
 
-def _edge(labels: np.ndarray, first: int) -> np.ndarray:
+def edge_ids(labels: np.ndarray, first: int) -> np.ndarray:
     """A piece's edge with forest ids + 1 (``first`` is its label 1's id); 0 stays background."""
     return np.where(labels > 0, labels.astype(np.int64) + first, 0)

@@ -67,7 +67,7 @@ def warm(job: BlockJob) -> None:
 
 
 def predict_block(job: BlockJob, slices: Sequence[int]) -> tuple[list[int], list[str]]:
-    """On a worker: predict ``slices`` (0-based) and write each into the store as it finishes.
+    """On a worker: predict ``slices`` (0-based) and write each band of rows into the store as it finishes.
 
     Returns the slices and the out-of-domain lines the prediction gave (for the client to show).
     """
@@ -77,8 +77,8 @@ def predict_block(job: BlockJob, slices: Sequence[int]) -> tuple[list[int], list
     lines: list[str] = []
     store = PredictionStore.reopen(job.store)
     with open_volume(job.input, job.options) as volume:
-        for result in _predictor(job).iter_predict(volume, slices=slices, stats=job.stats, on_warning=lines.append):
-            store.add(result)
+        for band in _predictor(job).iter_bands(volume, slices=slices, stats=job.stats, on_warning=lines.append):
+            store.add(band)
     return list(slices), lines
 
 

@@ -177,11 +177,28 @@ def tissue_stats(slices: Sequence[np.ndarray], percentiles: tuple[float, float] 
     return TissueStats(low, high, nonfinite / total if total else 0.0, float(excluded), box)
 
 
-def sample_slices(volume, count: int = 8) -> list[np.ndarray]:
+class SampledSlices(Sequence):
+    """Evenly spaced ``(Y, X)`` slices of a stack, each read when asked for (not held), so a
+    sample of huge slices takes one slice of memory at a time."""
+
+    def __init__(self, volume, picks: Sequence[int]) -> None:
+        self._volume, self.picks = volume, [int(z) for z in picks]
+
+    def __len__(self) -> int:
+        return len(self.picks)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self._volume.slice(z) for z in self.picks[i]]
+        return self._volume.slice(self.picks[i])
+
+
+def sample_slices(volume, count: int = 8) -> SampledSlices:
     """Up to ``count`` evenly spaced ``(Y, X)`` slices of a ``(Z, Y, X)`` stack (a :class:`~.volume.Volume`),
-    in their own dtype: enough for intensity statistics without reading the whole stack."""
+    in their own dtype, read one at a time as used: enough for intensity statistics without
+    reading the whole stack."""
     picks = np.unique(np.linspace(0, len(volume) - 1, min(len(volume), count)).astype(int))
-    return [volume.slice(int(z)) for z in picks]
+    return SampledSlices(volume, picks.tolist())
 
 
 def stack_stats(volume, sample: int = 8) -> TissueStats:

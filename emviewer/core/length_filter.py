@@ -13,15 +13,41 @@ measure the same way, so only the ratio matters. Objects are 8-connected within 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-__all__ = ["MARGIN", "object_lengths", "length_limit", "long_objects", "drop_long_objects"]
+__all__ = ["MARGIN", "object_lengths", "length_limit", "long_objects", "drop_long_objects", "BandedLengthFilter"]
 
 #: The limit is this many times the longest labelled object, so that a slightly longer
 #: mitochondrion than any in the training data still passes.
 MARGIN = 1.5
+
+
+def _label(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    from scipy import ndimage
+
+    return ndimage.label(np.asarray(mask, bool), structure=np.ones((3, 3), bool))
+
+
+def _moments(labels: np.ndarray, n: int, row_offset: int = 0) -> np.ndarray:
+    """Per object ``1..n`` of ``labels``: pixel count and sums of y, x, y², x², yx (rows shifted
+    by ``row_offset``), ``(n, 6)`` float64: what a length needs, and additive over pieces."""
+    rows, cols = np.nonzero(labels)
+    ids = labels[rows, cols]
+    ys, xs = rows.astype(np.float64) + row_offset, cols.astype(np.float64)
+    sums = [np.ones_like(ys), ys, xs, ys * ys, xs * xs, ys * xs]
+    return np.stack([np.bincount(ids, v, minlength=n + 1)[1:] for v in sums], axis=1)
+
+
+def _lengths(moments: np.ndarray) -> np.ndarray:
+    """Major-axis lengths from :func:`_moments` rows (see the module docstring)."""
+    count = moments[:, 0]
+    my, mx = moments[:, 1] / count, moments[:, 2] / count
+    vyy, vxx = moments[:, 3] / count - my**2, moments[:, 4] / count - mx**2
+    vxy = moments[:, 5] / count - my * mx
+    largest = (vyy + vxx) / 2 + np.sqrt(((vyy - vxx) / 2) ** 2 + vxy**2)  # of the 2x2 covariance
+    return 4 * np.sqrt(np.maximum(largest, 0))
 
 
 def object_lengths(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -30,23 +56,8 @@ def object_lengths(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Returns ``(labels, lengths)``: ``labels`` numbers the objects 1..n (0 = background) and
     ``lengths[i - 1]`` is the major-axis length of object ``i`` in pixels.
     """
-    from scipy import ndimage
-
-    labels, n = ndimage.label(np.asarray(mask, bool), structure=np.ones((3, 3), bool))
-    if n == 0:
-        return labels, np.zeros(0)
-    ys, xs = np.nonzero(labels)
-    ids = labels[ys, xs]
-    ys, xs = ys.astype(np.float64), xs.astype(np.float64)
-    count = np.bincount(ids, minlength=n + 1)[1:]
-
-    def mean(values: np.ndarray) -> np.ndarray:
-        return np.bincount(ids, values, minlength=n + 1)[1:] / count
-
-    my, mx = mean(ys), mean(xs)
-    vyy, vxx, vxy = mean(ys * ys) - my**2, mean(xs * xs) - mx**2, mean(ys * xs) - my * mx
-    largest = (vyy + vxx) / 2 + np.sqrt(((vyy - vxx) / 2) ** 2 + vxy**2)  # of the 2x2 covariance
-    return labels, 4 * np.sqrt(np.maximum(largest, 0))
+    labels, n = _label(mask)
+    return labels, _lengths(_moments(labels, n)) if n else np.zeros(0)
 
 
 def length_limit(masks: Iterable[np.ndarray]) -> float | None:
@@ -76,3 +87,70 @@ def drop_long_objects(probability: np.ndarray, max_length: float | None, cut: fl
         if reject.any()
         else probability
     )
+
+
+class BandedLengthFilter:
+    """:func:`drop_long_objects` for a slice too large to hold, given as bands of rows.
+
+    :meth:`add` takes the bands top to bottom: each is kept in a temporary file (not in
+    memory), labelled on its own and joined to the band above where objects touch (as
+    :mod:`.component_sizes` does), and its objects' moments are summed per joined object.
+    :meth:`bands` then reads them back with every object longer than ``max_length`` at
+    probability 0: the same pixels as filtering the whole slice.
+
+    Parameters
+    ----------
+    max_length
+        Longest object kept, in pixels (see :func:`object_lengths`).
+    cut
+        Probabilities at or above this are object.
+    """
+
+    def __init__(self, max_length: float, cut: float = 0.5) -> None:
+        import tempfile
+
+        from .component_sizes import Forest
+
+        self._limit, self._cut = max_length, cut
+        self._file = tempfile.TemporaryFile(prefix="emviewer-band-")  # noqa: SIM115 (closed by bands() or close())
+        self._forest = Forest()
+        self._bands: list[tuple[tuple[int, int], int]] = []  # (shape, first forest id)
+        self._seam: np.ndarray | None = None
+        self._rows = 0
+
+    def add(self, probability: np.ndarray) -> None:
+        """The next band of rows, ``(rows, X)`` float32 probabilities."""
+        from .component_sizes import edge_ids, touching_pairs
+
+        band = np.ascontiguousarray(probability, np.float32)
+        self._file.write(band.tobytes())
+        labels, n = _label(band >= self._cut)
+        first = self._forest.add(_moments(labels, n, self._rows))
+        if self._seam is not None:
+            for a, b in touching_pairs(self._seam, edge_ids(labels[0], first)):
+                self._forest.join(a - 1, b - 1)
+        self._seam = edge_ids(labels[-1], first)
+        self._bands.append((band.shape, first))
+        self._rows += len(band)
+
+    def bands(self) -> Iterator[np.ndarray]:
+        """The bands as added, long objects removed; closes the temporary file at the end."""
+        forest = self._forest
+        roots = forest.roots() if forest.parent else np.zeros(0, np.int64)
+        lengths = _lengths(np.array(forest.values)[roots]) if len(roots) else np.zeros(0)
+        too_long = lengths > self._limit  # per id, through its root's summed moments
+        self._file.seek(0)
+        try:
+            for shape, first in self._bands:
+                band = np.frombuffer(self._file.read(4 * shape[0] * shape[1]), np.float32).reshape(shape).copy()
+                if too_long.any():
+                    labels, _ = _label(band >= self._cut)
+                    reject = np.concatenate([[False], too_long[first:]])
+                    band[reject[labels]] = 0.0
+                yield band
+        finally:
+            self._file.close()
+
+    def close(self) -> None:
+        """Drop the bands (e.g. on cancel)."""
+        self._file.close()

@@ -1,14 +1,14 @@
 """Prediction: the ``Predictor`` protocol and the local, tiled, test-time-augmented predictor.
 
 The pipeline streams slice by slice and tile by tile: a reader thread cuts normalised
-context tiles for the next batches while the model computes the current one, so memory is
-bounded by a few slices of the input plus one slice of output, whatever the stack size.
+context tiles for the next batches while the model computes the current one, and finished
+rows leave in bands (:mod:`.bands`), so memory is bounded by a few slices (or, for huge
+slices, tile rows) of the input plus a band of output, whatever the stack size.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,11 +17,12 @@ from typing import Protocol
 import numpy as np
 
 from . import augment
+from .bands import BAND_ROWS, BandAssembler, BandResult, TileSource
 from .domain import prediction_warnings
 from .errors import InputWarning
 from .intensity import model_input, tissue_units
 from .intensity_stats import TissueStats, stack_stats
-from .length_filter import drop_long_objects
+from .length_filter import BandedLengthFilter, drop_long_objects
 from .models.cache import ModelCache
 from .models.card import ModelCard
 from .models.loading import LoadedModel
@@ -84,30 +85,12 @@ def predict_all(predictor: Predictor, volume: Volume, **kwargs) -> dict[str, np.
     return {obj: np.stack([r.probabilities[obj] for r in results]) for obj in predictor.objects}
 
 
-class _SliceCache:
-    """The last few slices read, in their own dtype, so context neighbours are read once."""
-
-    def __init__(self, volume: Volume, size: int) -> None:
-        self._volume, self._size = volume, size
-        self._slices: OrderedDict[int, np.ndarray] = OrderedDict()
-
-    def get(self, z: int) -> np.ndarray:
-        if z not in self._slices:
-            self._slices[z] = self._volume.slice(z)
-            while len(self._slices) > self._size:
-                self._slices.popitem(last=False)
-        self._slices.move_to_end(z)
-        return self._slices[z]
-
-
 @dataclass
 class _Batch:
     z: int
     regions: list
     inputs: np.ndarray  # (N, tile, tile, context) float32
-    last_of_slice: bool
-    layout: TileLayout
-    holes: np.ndarray | None = None  # last batch of a float slice: its NaN / infinite pixels
+    next_row: int  # the first padded row a later tile of this slice touches (the padded height after the last)
 
 
 @dataclass
@@ -161,7 +144,13 @@ class LocalPredictor:
     tile, overlap
         Largest tile side (a multiple of 32, so every model depth fits) and tile overlap in
         pixels. Slices up to ``tile`` are predicted in one piece (padded to a multiple of
-        32); larger ones in overlapping tiles. Large tiles waste least on overlap.
+        32); larger ones in overlapping tiles of at most ``split_tile``.
+    split_tile
+        Largest tile side for slices larger than ``tile``. TensorFlow's working memory grows
+        with the tile: predicting a 4096² slice with the bundled 5-slice MultiResUNet (AMD EPYC,
+        2 cores, session 18) peaked at 1434 MB of resident memory with tiles up to 1024, 1084 MB
+        with 512, at 0.266 and 0.253 megapixels per second (tile sizes chosen by
+        :meth:`~.tiling.TileLayout.for_slice`).
     batch_size
         Tiles per model call (each test-time variant of each model is one call). On a 2-core
         CPU one call on one 1024-pixel tile takes about 1.2 s (MultiResUNet of width 16) to
@@ -175,6 +164,7 @@ class LocalPredictor:
     tta: int = 1
     tile: int = 1024
     overlap: int = 64
+    split_tile: int = 512
     batch_size: int = 1
     keep_long_objects: bool = False
     objects: Sequence[str] = field(init=False)
@@ -187,28 +177,29 @@ class LocalPredictor:
         }
 
     def _layout(self, height: int, width: int) -> TileLayout:
-        return TileLayout.for_slice(height, width, self.tile, self.overlap)
+        largest = self.tile if max(height, width) <= self.tile else min(self.tile, self.split_tile)
+        return TileLayout.for_slice(height, width, largest, self.overlap)
 
     # ------------------------------------------------------------------ reading side
 
     def _tile_input(
-        self, cache: _SliceCache, zs: list[int], layout: TileLayout, region: Region, stats: TissueStats
+        self, source: TileSource, zs: list[int], layout: TileLayout, region: Region, stats: TissueStats
     ) -> np.ndarray:
-        return np.stack([tissue_units(layout.cut(cache.get(z), region), stats) for z in zs], axis=-1)
+        return np.stack([tissue_units(source.cut(z, layout, region), stats) for z in zs], axis=-1)
 
-    def _batches(self, volume: Volume, slices: Sequence[int], stats: TissueStats) -> Iterator[_Batch]:
-        cache = _SliceCache(volume, self._context + 1)
-        _, height, width = volume.shape
-        layout = self._layout(height, width)
+    def _batches(
+        self, volume: Volume, slices: Sequence[int], stats: TissueStats, layout: TileLayout
+    ) -> Iterator[_Batch]:
+        source = TileSource(volume, self._context)
         grid = layout.regions
         for z in slices:
             zs = context_indices(z, len(volume), self._context)
             for first in range(0, len(grid), self.batch_size):
                 regions = grid[first : first + self.batch_size]
-                inputs = np.stack([self._tile_input(cache, zs, layout, r, stats) for r in regions])
-                last = first + self.batch_size >= len(grid)
-                holes = ~np.isfinite(cache.get(z)) if last and volume.dtype.kind == "f" else None  # read once, here
-                yield _Batch(z, regions, inputs, last, layout, holes)
+                inputs = np.stack([self._tile_input(source, zs, layout, r, stats) for r in regions])
+                after = first + self.batch_size
+                next_row = grid[after][0].start if after < len(grid) else layout.padded_shape[0]
+                yield _Batch(z, regions, inputs, next_row)
 
     # ------------------------------------------------------------------ model side
 
@@ -267,46 +258,131 @@ class LocalPredictor:
         ``stats``: the stack's intensities (:func:`~.intensity_stats.stack_stats`) when already
         measured, e.g. once for every worker of a cluster, so all see the same contrast.
         """
+        parts: list[BandResult] = []
+        for band in self.iter_bands(volume, slices, progress, cancel, on_warning, stats):
+            parts.append(band)
+            if band.last:
+                probabilities = {
+                    obj: np.concatenate([b.probabilities[obj] for b in parts]) if len(parts) > 1
+                    else parts[0].probabilities[obj]
+                    for obj in self.objects
+                }  # fmt: skip
+                parts = []
+                yield SliceResult(band.index, band.name, probabilities)
+
+    def iter_bands(
+        self,
+        volume: Volume,
+        slices: Sequence[int] | None = None,
+        progress: Progress | None = None,
+        cancel: CancelToken | None = None,
+        on_warning: Callable[[str], None] | None = None,
+        stats: TissueStats | None = None,
+        band_rows: int = BAND_ROWS,
+    ) -> Iterator[BandResult]:
+        """As :meth:`iter_predict`, but each slice in bands of ``band_rows`` rows (see :mod:`.bands`),
+        top to bottom, so memory stays flat for any slice size; the probabilities equal
+        :meth:`iter_predict`'s. Long objects (:mod:`.length_filter`) of a slice taller than a
+        band are found over the whole slice: its bands wait in a temporary file until the
+        slice is done. The domain check measures the band holding the middle of the first slice.
+        """
         slices = list(range(len(volume))) if slices is None else list(slices)
         if stats is None:
             stats = measured_stack(volume, progress, len(slices))
         # Only the data are predicted, as if the constant border (alignment, padding) were not
         # there: the model never sees a black frame it was not trained on.
-        box = stats.box if stats.box and stats.box != (0, volume.shape[1], 0, volume.shape[2]) else None
-        data = crop_yx(volume, box) if box else volume
-        n_tiles = len(self._layout(*data.shape[1:]).regions)
-        meter = _Meter(n_tiles * len(slices) * self._passes_per_tile(), len(slices), progress, cancel)
+        full_box = (0, volume.shape[1], 0, volume.shape[2])
+        box = stats.box if stats.box and stats.box != full_box else full_box
+        data = crop_yx(volume, box) if box != full_box else volume
+        layout = self._layout(*data.shape[1:])
+        meter = _Meter(len(layout.regions) * len(slices) * self._passes_per_tile(), len(slices), progress, cancel)
         stitchers: dict[str, Stitcher] = {}
-        batches = prefetch(self._batches(data, slices, stats), depth=2)
-        checked_domain = False
+        batches = prefetch(self._batches(data, slices, stats, layout), depth=2)
+        finish = _SliceFinish(self, volume, data, box, stats, band_rows, on_warning)
         try:
             for batch in batches:
                 check(cancel)
                 if not stitchers:
-                    stitchers = {obj: batch.layout.stitcher() for obj in self.objects}
+                    stitchers = {obj: layout.stitcher() for obj in self.objects}
+                    assembler = BandAssembler(self.objects, layout, box, volume.shape[1:], band_rows)
+                    finish.start(batch.z)
                 for obj, models in self.models.items():
                     probability = np.mean([self._predict_model(m, batch.inputs, meter) for m in models], axis=0)
                     for region, tile in zip(batch.regions, probability, strict=True):
                         stitchers[obj].add(region, tile)
-                if batch.last_of_slice:
-                    check(cancel)  # the length filter of a large slice takes a while: not after a cancel
+                top = next(iter(stitchers.values())).top
+                assembler.add(top, {obj: s.take(batch.next_row) for obj, s in stitchers.items()})
+                for start, band in assembler.bands():
+                    check(cancel)  # the length filter of a large band takes a while: not after a cancel
+                    yield from finish.band(start, band)
+                if batch.next_row >= layout.padded_shape[0]:
                     meter.finished += 1
-                    probabilities = {
-                        obj: drop_long_objects(s.result()[batch.layout.crop], self.length_limits[obj], DECISION)
-                        for obj, s in stitchers.items()
-                    }
-                    _clear_holes(probabilities, batch.holes)
-                    if not checked_domain:  # the first slice only: one slice's FFTs, no model call
-                        checked_domain = True
-                        for line in prediction_warnings(self.models, data, batch.z, stats, probabilities):
-                            pass_warning(line, on_warning)
-                    if box:
-                        probabilities = {obj: _paste(p, box, volume.shape[1:]) for obj, p in probabilities.items()}
                     stitchers = {}
-                    yield SliceResult(batch.z, volume.slice_names[batch.z], probabilities)
         finally:
             batches.close()  # stops the reader thread at once on cancel or error
             meter.close()
+            finish.close()
+
+
+class _SliceFinish:
+    """The last steps of each band before it is yielded: long objects removed (over the whole
+    slice), NaN pixels cleared, and the domain check on the first slice."""
+
+    def __init__(self, predictor: LocalPredictor, volume: Volume, data: Volume, box, stats, band_rows, on_warning):
+        self._predictor, self._volume, self._data, self._box = predictor, volume, data, box
+        self._stats, self._band_rows, self._on_warning = stats, band_rows, on_warning
+        self._checked_domain = False
+        self._filters: dict[str, BandedLengthFilter] = {}
+        self.z = 0
+
+    def start(self, z: int) -> None:
+        self.z = z
+        limits = self._predictor.length_limits
+        if self._volume.shape[1] > self._band_rows and any(v is not None for v in limits.values()):
+            self._filters = {obj: BandedLengthFilter(limits[obj] or np.inf, DECISION) for obj in limits}
+
+    def band(self, start: int, probabilities: dict[str, np.ndarray]) -> Iterator[BandResult]:
+        height = self._volume.shape[1]
+        stop = start + len(next(iter(probabilities.values())))
+        if not self._filters:
+            limits = self._predictor.length_limits
+            probabilities = {obj: drop_long_objects(p, limits[obj], DECISION) for obj, p in probabilities.items()}
+            yield self._finished(start, probabilities)
+            return
+        for obj, p in probabilities.items():
+            self._filters[obj].add(p)
+        if stop < height:
+            return
+        filtered = [f.bands() for f in self._filters.values()]
+        self._filters = {}
+        first = 0
+        for parts in zip(*filtered, strict=True):
+            yield self._finished(first, dict(zip(self._predictor.objects, parts, strict=True)))
+            first += len(parts[0])
+
+    def _finished(self, start: int, probabilities: dict[str, np.ndarray]) -> BandResult:
+        stop = start + len(next(iter(probabilities.values())))
+        if self._volume.dtype.kind == "f":  # NaN and infinite pixels hold no tissue: background
+            holes = ~np.isfinite(self._volume.rows(self.z, start, stop))
+            if holes.any():
+                for p in probabilities.values():
+                    p[holes] = 0.0
+        y0, y1, x0, x1 = self._box
+        middle = (y0 + y1 - 1) // 2
+        if not self._checked_domain and start <= middle < stop:  # the first slice only: no model call
+            self._checked_domain = True
+            lo, hi = max(start, y0), min(stop, y1)
+            rows = crop_yx(self._data, (lo - y0, hi - y0, 0, x1 - x0))
+            seen = {obj: p[lo - start : hi - start, x0:x1] for obj, p in probabilities.items()}
+            for line in prediction_warnings(self._predictor.models, rows, self.z, self._stats, seen):
+                pass_warning(line, self._on_warning)
+        name = self._volume.slice_names[self.z]
+        return BandResult(self.z, name, start, probabilities, self._volume.shape[1])
+
+    def close(self) -> None:
+        for f in self._filters.values():
+            f.close()
+        self._filters = {}
 
 
 def measured_stack(volume: Volume, progress: Progress | None = None, slices: int = 0) -> TissueStats:
@@ -337,20 +413,6 @@ def pass_warning(line: str, on_warning: Callable[[str], None] | None) -> None:
         on_warning(line)
     else:
         warnings.warn(InputWarning(line), stacklevel=3)
-
-
-def _paste(probability: np.ndarray, box: tuple, shape: tuple) -> np.ndarray:
-    """A cropped slice's probabilities in a full-size slice; outside the box is background."""
-    full = np.zeros(shape, np.float32)
-    full[box[0] : box[1], box[2] : box[3]] = probability
-    return full
-
-
-def _clear_holes(probabilities: dict[str, np.ndarray], holes: np.ndarray | None) -> None:
-    """NaN and infinite pixels hold no tissue: background (probability 0) for every object."""
-    if holes is not None and holes.any():
-        for probability in probabilities.values():
-            probability[holes] = 0.0
 
 
 def length_limit_of(models: Sequence[LoadedModel]) -> float | None:

@@ -17,6 +17,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from .bands import BandResult
 from .io.atomic import atomic_paths
 from .io.slices import write_slices
 from .overlay import mask_image
@@ -49,11 +50,12 @@ class _HDF5Output:
         self._h5.attrs.update(provenance_attributes(provenance))
         self._datasets = [create_stack(self._h5, name, (0, *shape), dtype, growable=True) for name, dtype in names]
 
-    def append(self, planes: Sequence[np.ndarray]) -> None:
+    def append(self, planes: Sequence[np.ndarray], start: int = 0) -> None:
+        """Rows ``start`` on of the current slice; a band starting at row 0 begins a new slice."""
         for ds, plane in zip(self._datasets, planes, strict=True):
-            z = ds.shape[0]
-            ds.resize(z + 1, axis=0)
-            ds[z] = plane
+            if start == 0:
+                ds.resize(ds.shape[0] + 1, axis=0)
+            ds[ds.shape[0] - 1, start : start + len(plane)] = plane
 
     def close(self, raw: Volume | None, pixel_size: tuple | None) -> None:
         """Write ``raw`` slice by slice, the voxel size on every dataset, and close the file."""
@@ -141,6 +143,7 @@ class PredictionWriter:
         self._staged: contextlib.AbstractContextManager[list[Path]] | None = None
         self._outputs: list = []
         self._shape: tuple[int, ...] = ()  # (Y, X) of the first slice, once the files are open
+        self._pending: list[list[np.ndarray]] = []  # png, tif: the planes of the bands of the slice so far
 
     def _folder(self, obj: str) -> Path:
         return self.outdir / obj if len(self.objects) > 1 else self.outdir
@@ -164,41 +167,56 @@ class PredictionWriter:
             for tmp in temps:
                 self._outputs.append(_TiffOutput(tmp, self.pixel_size))
 
-    def add(self, result: SliceResult) -> None:
+    def add(self, result: SliceResult | BandResult) -> None:
         """Write one predicted slice (``png``) or append it to the output files (``tif``, ``h5``).
+        A slice may come as bands of rows (:mod:`.bands`): ``h5`` writes each band as it comes,
+        ``png`` and ``tif`` join a slice's bands first.
 
         Raises
         ------
         ValueError
             A slice whose ``(Y, X)`` shape differs from the first slice's (``tif``, ``h5``).
         """
-        masks = result.masks()
+        band = (
+            BandResult.whole(result.index, result.name, result.probabilities)
+            if isinstance(result, SliceResult)
+            else result
+        )
+        planes = self._planes(band)
+        if self.fmt != "h5":
+            self._pending.append(planes)
+            if not band.last:
+                return
+            planes, self._pending = [np.concatenate(parts) for parts in zip(*self._pending, strict=True)], []
         if self.fmt == "png":
-            self._write_png(result, masks)
+            self._write_png(band.name, planes)
             return
-        planes = [mask_image(masks[o]) for o in self.objects]
-        planes += [np.asarray(result.probabilities[o], np.float32) for o in self.objects if self.probabilities]
-        shape = planes[0].shape
+        shape = (band.height, planes[0].shape[1])
         if self._staged is None:
             self._open(shape)
         elif shape != self._shape:
             (y, x), (y0, x0) = shape, self._shape
-            raise ValueError(f"slice {result.name} is {y} x {x} pixels, the earlier ones {y0} x {x0}")
+            raise ValueError(f"slice {band.name} is {y} x {x} pixels, the earlier ones {y0} x {x0}")
         if self.fmt == "h5":
-            self._outputs[0].append(planes)
+            self._outputs[0].append(planes, band.start)
         else:
             for output, plane in zip(self._outputs, planes, strict=True):
                 output.append([plane])
 
-    def _write_png(self, result: SliceResult, masks: dict) -> None:
-        paths, images = [], []
-        for obj in self.objects:
-            paths.append(self._folder(obj) / f"{result.name}.png")
-            images.append(mask_image(masks[obj]))
-            if self.probabilities:
-                paths.append(self._folder(obj) / "probabilities" / f"{result.name}.png")
-                images.append(probability_image(result.probabilities[obj]))
-        write_slices(paths, images)
+    def _planes(self, band: BandResult) -> list[np.ndarray]:
+        """The band's masks (uint8 0/255), then its probabilities (``png``: uint8 0-255, else float32)."""
+        masks = band.masks()
+        planes = [mask_image(masks[o]) for o in self.objects]
+        if self.probabilities:
+            scaled = probability_image if self.fmt == "png" else (lambda p: np.asarray(p, np.float32))
+            planes += [scaled(band.probabilities[o]) for o in self.objects]
+        return planes
+
+    def _write_png(self, name: str, planes: list[np.ndarray]) -> None:
+        paths = [self._folder(obj) / f"{name}.png" for obj in self.objects]
+        if self.probabilities:
+            paths += [self._folder(obj) / "probabilities" / f"{name}.png" for obj in self.objects]
+        write_slices(paths, planes)
         self.written += paths
 
     def finish(self, raw: Volume | None = None) -> list[Path]:
@@ -233,7 +251,7 @@ class PredictionWriter:
         """Abandon the run: close and delete the partial ``tif``/``h5`` files (an earlier file
         of the same name is kept); ``png`` slices already written stay. Safe to call twice."""
         staged, outputs = self._staged, self._outputs
-        self._staged, self._outputs = None, []
+        self._staged, self._outputs, self._pending = None, [], []
         for output in outputs:
             # the files are deleted next; a failed close must not hide why we stop
             with contextlib.suppress(Exception):
@@ -246,14 +264,16 @@ class PredictionSink(Protocol):
     """Where a prediction stream goes: :class:`PredictionWriter`, or an OME-Zarr
     :class:`~.prediction_zarr.PredictionStore`."""
 
-    def add(self, result: SliceResult) -> None: ...
+    def add(self, result: SliceResult | BandResult) -> None: ...
 
     def finish(self, raw: Volume | None = None) -> list[Path]: ...
 
     def abort(self) -> None: ...
 
 
-def write_predictions(results: Iterable[SliceResult], writer: PredictionSink, raw: Volume | None = None) -> list[Path]:
+def write_predictions(
+    results: Iterable[SliceResult | BandResult], writer: PredictionSink, raw: Volume | None = None
+) -> list[Path]:
     """Feed a prediction stream to ``writer`` and finish it; returns every file written.
 
     When the stream raises (e.g. :class:`~.progress.Cancelled`), the writer is aborted (no

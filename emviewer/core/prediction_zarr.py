@@ -25,10 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .bands import BandResult
 from .errors import InputError
 from .io.ome_zarr import CHUNK_YX, create_level_array, multiscales_metadata, open_group_for_writing
 from .overlay import mask_image
 from .predict import SliceResult
+from .volume import Volume
 
 #: The root attribute holding the run's record.
 RECORD_KEY = "emviewer"
@@ -185,31 +187,45 @@ class PredictionStore:
         root = zarr.open_group(str(self.path), mode="r+")
         return [(kind, [root[f"{name}/{k}"] for k in range(len(self.levels))]) for name, kind in self._images]
 
-    def add(self, result: SliceResult) -> None:
-        """Write one predicted slice into every array and level, then mark it done.
+    def add(self, result: SliceResult | BandResult) -> None:
+        """Write one predicted slice, or one band of rows of it (:mod:`.bands`), into every array
+        and level; the slice is marked done after its last band.
 
         Raises
         ------
         ValueError
-            A slice outside the store or of another ``(Y, X)`` shape.
+            A slice outside the store, of another ``(Y, X)`` shape, or a band that does not
+            start on a row every pyramid level can halve to.
         """
-        z, masks = result.index, result.masks()
+        band = (
+            BandResult.whole(result.index, result.name, result.probabilities)
+            if isinstance(result, SliceResult)
+            else result
+        )
+        z, masks, start = band.index, band.masks(), band.start
         if not 0 <= z < self.shape[0]:
             raise ValueError(f"slice {z} is outside the store's {self.shape[0]} slices")
         planes = [mask_image(masks[o]) for o in self.objects]
         if self.record["probabilities"]:
-            planes += [np.asarray(result.probabilities[o], np.float32) for o in self.objects]
-        if planes[0].shape != self.shape[1:]:
-            raise ValueError(f"slice {result.name} is {planes[0].shape}, the store's slices {self.shape[1:]}")
+            planes += [np.asarray(band.probabilities[o], np.float32) for o in self.objects]
+        rows, width = planes[0].shape
+        if width != self.shape[2] or band.height != self.shape[1] or start + rows > band.height:
+            raise ValueError(
+                f"slice {band.name} is {rows} x {width} from row {start}; the store's slices {self.shape[1:]}"
+            )
+        if start % 2 ** (len(self.levels) - 1):
+            raise ValueError(f"a band starting at row {start} cannot be halved {len(self.levels) - 1} times")
         if self._open_arrays is None:
             self._open_arrays = self._arrays()
         for (kind, arrays), plane in zip(self._open_arrays, planes, strict=True):
             for level, array in enumerate(arrays):
                 if level:
                     plane = downsample(plane, kind)
-                array[z] = plane
-        (self.path / DONE_FOLDER / str(z)).touch()  # after the data: a marked slice is whole
-        self.done.add(z)
+                first = start >> level
+                array[z, first : first + len(plane)] = plane
+        if band.last:
+            (self.path / DONE_FOLDER / str(z)).touch()  # after the data: a marked slice is whole
+            self.done.add(z)
 
     def finish(self, raw=None) -> list[Path]:
         """Mark the store complete when every slice is done; returns ``[path]``. A store with
@@ -248,3 +264,25 @@ def _read_record(path: Path) -> dict:
     except (OSError, ValueError, KeyError, TypeError):
         raise InputError(path, "exists and is not an EMViewer prediction store; refusing to write into it") from None
     return record
+
+
+def open_store_masks(path: str | Path) -> tuple[dict[str, Volume], set[int], dict]:
+    """The masks of a prediction store, to show or measure: each object's full-size mask image
+    (``(Z, Y, X)`` uint8 0/255, read lazily), the slices (0-based) marked done (an unfinished
+    run's other slices hold nothing yet), and the run's record.
+
+    Raises :class:`InputError` (naming ``path``) for anything that is not an EMViewer
+    prediction store or whose arrays do not open.
+    """
+    from .io import open_volume
+
+    path = Path(path)
+    if not (path / ".zattrs").is_file():
+        raise InputError(path, "is not an EMViewer prediction store (emviewer predict -o OUT.zarr writes one)")
+    record = _read_record(path)
+    objects = [str(o) for o in record.get("objects", [])]
+    masks = {obj: open_volume(f"{path}:{obj}/level=0") for obj in objects}
+    done_folder = path / DONE_FOLDER
+    done = {int(p.name) for p in done_folder.iterdir() if p.name.isdigit()} if done_folder.is_dir() else set()
+    shape = record.get("shape")
+    return masks, {z for z in done if shape and 0 <= z < int(shape[0])}, record

@@ -84,6 +84,14 @@ class Volume:
             raise IndexError(f"slice {z} out of range for {len(self)} slices")
         return _to_native(np.asarray(self.data[z % len(self)]))
 
+    def rows(self, z: int, start: int, stop: int) -> np.ndarray:
+        """Read rows ``start`` to ``stop`` of slice ``z`` as a ``(stop - start, X)`` array of the
+        volume's dtype. Chunked and memory-mapped files (Zarr, HDF5, N5, uncompressed TIFF, MRC,
+        RAW) read only those rows; others decode the slice and keep the rows."""
+        if not -len(self) <= z < len(self):
+            raise IndexError(f"slice {z} out of range for {len(self)} slices")
+        return _to_native(np.asarray(self.data[z % len(self), start:stop]))
+
     def __getitem__(self, key) -> np.ndarray:
         return _to_native(np.asarray(self.data[key]))
 
@@ -196,10 +204,37 @@ def map_slices(
     )
 
 
+class _Window:
+    """Lazy ``(Z, y1 - y0, x1 - x0)`` view of a ``(Z, Y, X)`` array-like: forward slices on Y
+    and X read only those rows and columns; any other index reads the window's slice first."""
+
+    def __init__(self, data, box: tuple[int, ...]) -> None:
+        self._data, (self._y0, y1, self._x0, x1) = data, box
+        self.shape = (int(data.shape[0]), y1 - self._y0, x1 - self._x0)
+        self.dtype = np.dtype(data.dtype)
+
+    def __getitem__(self, key):
+        key = key if isinstance(key, tuple) else (key,)
+        z, rest = key[0], key[1:] + (slice(None),) * (3 - len(key))
+        moved = [_shifted(k, n, o) for k, n, o in zip(rest[:2], self.shape[1:], (self._y0, self._x0), strict=True)]
+        if len(rest) == 2 and moved[0] is not None and moved[1] is not None:
+            return np.asarray(self._data[z, moved[0], moved[1]])
+        whole = np.asarray(self._data[z, self._y0 : self._y0 + self.shape[1], self._x0 : self._x0 + self.shape[2]])
+        return whole[(slice(None),) * (whole.ndim - 2) + tuple(rest)]
+
+
+def _shifted(key, size: int, offset: int) -> slice | None:
+    """A forward slice of a window's axis as a slice of the whole axis; None for anything else."""
+    if not isinstance(key, slice) or (key.step or 1) < 0:
+        return None
+    start, stop, step = key.indices(size)
+    return slice(start + offset, max(start, stop) + offset, step)
+
+
 def crop_yx(volume: Volume, box: tuple[int, int, int, int]) -> Volume:
-    """A lazy view of the rectangle ``box = (y0, y1, x0, x1)`` of every slice of ``volume``."""
-    y0, y1, x0, x1 = (int(v) for v in box)
-    data = _MappedSlices(volume, range(len(volume)), lambda s, z: s[y0:y1, x0:x1], (y1 - y0, x1 - x0), volume.dtype)
+    """A lazy view of the rectangle ``box = (y0, y1, x0, x1)`` of every slice of ``volume``
+    (row reads stay row reads: see :meth:`Volume.rows`)."""
+    data = _Window(volume.data, tuple(int(v) for v in box))
     return Volume(
         data,
         volume.source,

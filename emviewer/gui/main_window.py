@@ -129,6 +129,7 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "Open &sample stack", lambda: self.open_path(config.sample_stack()))
         self.recent_menu = file_menu.addMenu("&Recent files")
         self.recent = RecentFiles(self.settings, self.recent_menu, self.open_path)
+        self._action(file_menu, "Open prediction &masks...", self._on_open_masks)
         self._action(file_menu, "&Export...", self._on_export, "Ctrl+E")
         self._action(file_menu, "Export objects as &CSV...", self.measure_tab.export_csv_dialog)
         self._action(file_menu, "&Voxel size...", self._on_pixel_size)
@@ -285,6 +286,31 @@ class MainWindow(QMainWindow):
         if path:
             remembered.remember_folder(self.settings, Path(path).parent)
             self.open_path(path)
+
+    def _on_open_masks(self) -> None:
+        if self.session.volume is None:
+            self.show_error("Open the image stack first, then the masks predicted from it.")
+            return
+        path = QFileDialog.getExistingDirectory(
+            self, "Open the masks of a prediction store (OUT.zarr)", remembered.last_folder(self.settings)
+        )
+        if path:
+            self.open_masks(path)
+
+    def open_masks(self, path) -> bool:
+        """Show the masks of an OME-Zarr prediction store (``emviewer predict -o OUT.zarr``, on
+        this computer or a cluster) over the open stack; a problem is shown in a dialog."""
+        from ..core.prediction_zarr import open_store_masks
+
+        try:
+            masks, done, record = open_store_masks(path)
+            self.session.show_stored_masks(masks, done, record)
+        except (InputError, ValueError) as exc:
+            self.show_error(str(exc))
+            return False
+        slices = len(next(iter(masks.values()))) if masks else 0
+        self.statusBar().showMessage(f"{path}: {', '.join(masks)} on {len(done)} of {slices} slices", 10000)
+        return True
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt override)
         if event.mimeData().hasUrls():

@@ -6,7 +6,7 @@ Widgets receive the session, observe its signals and change it only through its 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, MutableMapping
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
@@ -16,6 +16,7 @@ from ..core.objects import OBJECTS
 from ..core.overlay import DISPLAY_PERCENTILES
 from ..core.predict import SliceResult
 from ..core.volume import Volume
+from .stored_masks import StoredMasks
 
 
 class Session(QObject):
@@ -40,7 +41,7 @@ class Session(QObject):
         self.z = 0
         self.levels: tuple[float, float] = (0.0, 255.0)
         self.tissue: TissueStats | None = None  # display statistics of the open stack
-        self.masks: dict[str, dict[int, np.ndarray]] = {}
+        self.masks: dict[str, MutableMapping[int, np.ndarray]] = {}  # a dict, or StoredMasks read from disk
         self.probabilities: dict[str, dict[int, np.ndarray]] = {}
         self.unsaved: set[str] = set()
         self.edited: dict[str, set[int]] = {}  # object -> slices (0-based) changed by hand
@@ -142,6 +143,31 @@ class Session(QObject):
             self._unedited.pop((key, z), None)
         self.masksChanged.emit(z)
         return True
+
+    def show_stored_masks(self, masks: Mapping[str, Volume], slices: Iterable[int], record: dict | None = None) -> None:
+        """Masks saved earlier become those of their objects: each a ``(Z, Y, X)`` stack (non-zero
+        is object) the open stack's shape, e.g. an OME-Zarr prediction store
+        (:func:`~emviewer.core.prediction_zarr.open_store_masks`), read a slice at a time as shown.
+        ``slices`` (0-based) hold masks, the others none. They replace the objects' earlier
+        masks, probabilities and edits, and count as saved; ``record`` is kept as their provenance.
+
+        Raises ``ValueError`` (before anything changes) for a stack of another shape."""
+        if self.volume is None:
+            raise RuntimeError("no stack is open")
+        for volume in masks.values():
+            if volume.shape != self.volume.shape:
+                shapes = (" x ".join(map(str, s)) for s in (volume.shape, self.volume.shape))
+                raise ValueError(f"{volume.source}: the masks are {next(shapes)}, the open stack {next(shapes)}")
+        chosen = set(slices)
+        for key, volume in masks.items():
+            self.masks[key] = StoredMasks(volume, chosen)
+            self.probabilities.pop(key, None)
+            self.unsaved.discard(key)
+            self.edited.pop(key, None)
+            self._unedited = {k: v for k, v in self._unedited.items() if k[0] != key}
+            if record is not None:
+                self.runs[key] = record
+        self.masksChanged.emit(-1)
 
     def record_run(self, objects: Iterable[str], record: dict) -> None:
         """How the masks of ``objects`` are being predicted (models, mode, test-time augmentation,

@@ -214,3 +214,29 @@ def test_memory_does_not_grow_with_the_number_of_slices(tmp_path, fmt):
     written = f"{tmp_path / 'h540' / 'prediction.h5'}:/masks/mito" if fmt == "h5" else tmp_path / "tif40" / "mito.tif"
     with open_volume(written) as v:
         assert v.shape == (40, side, side) and math.isclose(v.read().mean() / 255, 0.5, abs_tol=0.01)
+
+
+@pytest.mark.parametrize("fmt", ["h5", "tif", "png"])
+def test_slices_in_bands_of_rows_write_the_same_files(tmp_path, raw, fmt):
+    """A huge slice comes as bands of rows (core.bands): h5 writes each band in place, tif and
+    png join them; the files equal those of whole slices, byte for byte in their data."""
+    from emviewer.core.bands import BandResult
+
+    whole = _results(raw)
+    banded = [
+        BandResult(r.index, r.name, start, {o: p[start : start + 32] for o, p in r.probabilities.items()}, 72)
+        for r in whole
+        for start in (0, 32, 64)
+    ]
+    for name, stream in (("whole", whole), ("banded", banded)):
+        write_predictions(stream, PredictionWriter(tmp_path / name, OBJECTS, fmt, probabilities=True))
+    files = sorted(p.relative_to(tmp_path / "whole") for p in (tmp_path / "whole").rglob("*.*"))
+    assert files == sorted(p.relative_to(tmp_path / "banded") for p in (tmp_path / "banded").rglob("*.*"))
+    for f in files:
+        if fmt == "h5":
+            with h5py.File(tmp_path / "whole" / f) as a, h5py.File(tmp_path / "banded" / f) as b:
+                for key in ("masks/mito", "masks/membrane", "probabilities/mito", "probabilities/membrane"):
+                    np.testing.assert_array_equal(a[key][:], b[key][:])
+        else:
+            read = tifffile.imread if fmt == "tif" else (lambda path: np.asarray(Image.open(path)))
+            np.testing.assert_array_equal(read(tmp_path / "whole" / f), read(tmp_path / "banded" / f))

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from emviewer.core.bands import BandResult
 from emviewer.core.errors import InputError
 from emviewer.core.io import open_volume
 from emviewer.core.predict import SliceResult
@@ -129,3 +130,26 @@ def test_any_pyramid_level_opens_as_a_stack_with_its_pixel_size(tmp_path):
         open_volume(f"{tmp_path / 'out.zarr'}:mito_probabilities/level=3")
     with pytest.raises(InputError, match="several images"):
         open_volume(f"{tmp_path / 'out.zarr'}:level=1")
+
+
+def test_bands_of_rows_make_the_same_store_and_mark_a_slice_done_after_its_last(tmp_path):
+    """A huge slice arrives as bands of 1024 rows (core.bands): every level equals the store of
+    whole slices, bit for bit (2100 rows: bands of 1024, 1024 and 52; odd rows at level 2)."""
+    import zarr
+
+    whole, banded = _store(tmp_path / "whole.zarr"), _store(tmp_path / "banded.zarr")
+    for z in range(SHAPE[0]):
+        whole.add(_result(z))
+        probability = _probability(z)
+        starts = range(0, SHAPE[1], 1024)
+        for start in starts:
+            rows = {"mito": probability[start : start + 1024]}
+            banded.add(BandResult(z, f"slice_{z:04d}", start, rows, SHAPE[1]))
+            assert (z in banded.marked_done()) == (start == starts[-1])
+    for name in ("mito", "mito_probabilities"):
+        for level in range(len(pyramid_shapes(SHAPE))):
+            a = zarr.open_array(str(tmp_path / "whole.zarr" / name / str(level)), mode="r")[:]
+            b = zarr.open_array(str(tmp_path / "banded.zarr" / name / str(level)), mode="r")[:]
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="halved"):
+        banded.add(BandResult(0, "slice_0000", 1022, {"mito": _probability(0)[1022:]}, SHAPE[1]))

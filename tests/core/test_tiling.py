@@ -156,7 +156,10 @@ def test_padding_centres_the_slice(em_slice):
         ((33, 31), 1024, 64, 64, 32),
         ((400, 560), 1024, 64, 576, 64),
         ((400, 560), 128, 48, 128, 48),
-        ((3000, 2000), 1024, 64, 1024, 64),
+        ((3000, 2000), 1024, 64, 800, 64),  # 4 x 3 tiles of 800 cover it as 1024 would: less overlap work
+        ((4096, 4096), 1024, 64, 896, 64),
+        ((16000, 10000), 1024, 64, 1024, 64),  # 17 rows of tiles need all of 1024
+        ((1025, 700), 1024, 64, 704, 64),  # two tiles down, one across (which needs 704)
     ],
 )
 def test_the_prediction_layout_picks_the_tile_and_overlap(shape, max_tile, overlap, tile, tile_overlap):
@@ -220,3 +223,20 @@ def test_stitcher_refuses_wrong_tiles_and_gaps():
     stitcher.add((slice(0, 32), slice(0, 32)), np.zeros((32, 32)))
     with pytest.raises(ValueError, match="not covered"):
         stitcher.result()
+
+
+@pytest.mark.parametrize("shape, tile, overlap", [((250, 301), 32, 12), ((100, 37), 32, 8), ((64, 64), 32, 0)])
+def test_rows_taken_as_tiles_arrive_equal_the_whole_map_bit_for_bit(shape, tile, overlap):
+    """Rows above the next tile are final: taking them early frees them and changes nothing."""
+    tiles = [(region, RNG.random((tile, tile), dtype=np.float32)) for region in tile_grid(shape, tile, overlap)]
+    whole = Stitcher(shape, blend_window(tile))
+    for region, values in tiles:
+        whole.add(region, values)
+    rolling, parts = Stitcher(shape, blend_window(tile)), []
+    for i, (region, values) in enumerate(tiles):
+        rolling.add(region, values)
+        parts.append(rolling.take(tiles[i + 1][0][0].start if i + 1 < len(tiles) else shape[0]))
+    assert rolling.top == shape[0]
+    np.testing.assert_array_equal(np.concatenate(parts), whole.result())
+    with pytest.raises(ValueError, match="taken"):
+        rolling.add(tiles[0][0], tiles[0][1])  # a tile above the rows handed out

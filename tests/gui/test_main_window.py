@@ -237,3 +237,34 @@ def test_a_model_trained_in_the_app_joins_the_picker(window, user_models, qtbot)
     finally:
         new.unlink()
         new.with_suffix(".json").unlink()
+
+
+def test_masks_of_an_ome_zarr_prediction_store_open_over_the_stack(window, qtbot, em_stack, tmp_path):
+    """A store predicted elsewhere (the CLI, a cluster), two of three slices done: its masks
+    show on those slices, read from the store; one of another shape is refused in a dialog."""
+    import tifffile
+
+    from emviewer.core.predict import SliceResult
+    from emviewer.core.prediction_zarr import PredictionStore
+
+    tifffile.imwrite(tmp_path / "stack.tif", em_stack)
+    assert window.open_path(tmp_path / "stack.tif")
+    dark = 1 - em_stack.astype(np.float32) / 255  # "mitochondria": the dark pixels
+    store = PredictionStore(tmp_path / "pred.zarr", ["mito"], em_stack.shape, record={"models": {}, "mode": "fast"})
+    for z in (0, 2):
+        store.add(SliceResult(z, f"slice_{z}", {"mito": dark[z]}))
+    assert window.open_masks(tmp_path / "pred.zarr")
+    session = window.session
+    assert sorted(session.masks["mito"]) == [0, 2] and not session.unsaved
+    np.testing.assert_array_equal(session.slice_masks(0)["mito"], dark[0] >= 0.5)
+    session.set_slice(1)
+    assert "mito" not in session.slice_masks()
+    assert session.runs["mito"]["mode"] == "fast"
+    other = PredictionStore(tmp_path / "other.zarr", ["mito"], (3, 100, 100), record={})
+    with qtbot.waitSignal(window.errorShown) as shown:
+        assert not window.open_masks(tmp_path / "other.zarr")
+    assert "3 x 100 x 100" in shown.args[0] and "3 x 256 x 256" in shown.args[0]
+    with qtbot.waitSignal(window.errorShown) as shown:
+        assert not window.open_masks(tmp_path)
+    assert "not an EMViewer prediction store" in shown.args[0]
+    del other

@@ -2,7 +2,10 @@
 
 ``np.memmap`` keeps a duplicate of the file descriptor for as long as any view of it lives,
 so a slice handed to a consumer kept a deleted upload open on the server. Here every read
-returns a copy, so nothing outlives :meth:`close`.
+returns a copy, so nothing outlives :meth:`close`. After each read the map's pages are given
+back (``madvise(MADV_DONTNEED)``; the file stays in the system's cache): otherwise every page
+ever read counts in the process's resident memory, and reading a 64 GB volume through would
+look like holding it.
 """
 
 from __future__ import annotations
@@ -41,7 +44,10 @@ class MappedArray:
     def __getitem__(self, key) -> np.ndarray:
         if self._array is None:
             raise ValueError("read from a closed memory map")
-        return np.array(self._array[key])
+        data = np.array(self._array[key])
+        if self._map is not None and hasattr(self._map, "madvise"):  # Unix; Windows maps have no madvise
+            self._map.madvise(mmap.MADV_DONTNEED)
+        return data
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         return self[...] if dtype is None else self[...].astype(dtype)
