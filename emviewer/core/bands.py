@@ -90,10 +90,6 @@ class TileSource:
         self._held.move_to_end(z)
         return held
 
-    def slice(self, z: int) -> np.ndarray:
-        """The whole slice ``z`` (read once when slices are read whole)."""
-        return self._rows(z, 0, self._volume.shape[1])[1] if self.whole else self._volume.slice(z)
-
     def cut(self, z: int, layout: TileLayout, region: Region) -> np.ndarray:
         """The pixels of ``region`` of slice ``z``, as :meth:`~.tiling.TileLayout.cut` cuts them."""
         rows, cols = layout.source_indices(region)

@@ -36,8 +36,12 @@ def _moments(labels: np.ndarray, n: int, row_offset: int = 0) -> np.ndarray:
     rows, cols = np.nonzero(labels)
     ids = labels[rows, cols]
     ys, xs = rows.astype(np.float64) + row_offset, cols.astype(np.float64)
-    sums = [np.ones_like(ys), ys, xs, ys * ys, xs * xs, ys * xs]
-    return np.stack([np.bincount(ids, v, minlength=n + 1)[1:] for v in sums], axis=1)
+    del rows, cols
+    sums = np.empty((n, 6))
+    sums[:, 0] = np.bincount(ids, minlength=n + 1)[1:]
+    for i, (a, b) in enumerate([(ys, None), (xs, None), (ys, ys), (xs, xs), (ys, xs)], start=1):
+        sums[:, i] = np.bincount(ids, a if b is None else a * b, minlength=n + 1)[1:]  # one product at a time
+    return sums
 
 
 def _lengths(moments: np.ndarray) -> np.ndarray:
