@@ -54,6 +54,12 @@ class BandResult:
         """A whole ``(Y, X)`` slice as its one band."""
         return cls(index, name, 0, probabilities, len(next(iter(probabilities.values()))))
 
+    @classmethod
+    def of(cls, result) -> BandResult:
+        """``result`` as a band: a :class:`BandResult` as it is, a whole-slice result
+        (:class:`~.predict.SliceResult`) as its one band."""
+        return result if isinstance(result, BandResult) else cls.whole(result.index, result.name, result.probabilities)
+
     @property
     def rows(self) -> int:
         return len(next(iter(self.probabilities.values())))

@@ -177,11 +177,7 @@ class PredictionWriter:
         ValueError
             A slice whose ``(Y, X)`` shape differs from the first slice's (``tif``, ``h5``).
         """
-        band = (
-            BandResult.whole(result.index, result.name, result.probabilities)
-            if isinstance(result, SliceResult)
-            else result
-        )
+        band = BandResult.of(result)
         planes = self._planes(band)
         if self.fmt != "h5":
             self._pending.append(planes)

@@ -135,7 +135,7 @@ class PredictionStore:
 
     def marked_done(self) -> set[int]:
         """The slices (0-based) whose done marker exists now (written by this process or any other)."""
-        return {int(p.name) for p in (self.path / DONE_FOLDER).iterdir() if p.name.isdigit()}
+        return _marked_done(self.path)
 
     # ------------------------------------------------------------------ opening
 
@@ -197,11 +197,7 @@ class PredictionStore:
             A slice outside the store, of another ``(Y, X)`` shape, or a band that does not
             start on a row every pyramid level can halve to.
         """
-        band = (
-            BandResult.whole(result.index, result.name, result.probabilities)
-            if isinstance(result, SliceResult)
-            else result
-        )
+        band = BandResult.of(result)
         z, masks, start = band.index, band.masks(), band.start
         if not 0 <= z < self.shape[0]:
             raise ValueError(f"slice {z} is outside the store's {self.shape[0]} slices")
@@ -282,7 +278,11 @@ def open_store_masks(path: str | Path) -> tuple[dict[str, Volume], set[int], dic
     record = _read_record(path)
     objects = [str(o) for o in record.get("objects", [])]
     masks = {obj: open_volume(f"{path}:{obj}/level=0") for obj in objects}
-    done_folder = path / DONE_FOLDER
-    done = {int(p.name) for p in done_folder.iterdir() if p.name.isdigit()} if done_folder.is_dir() else set()
+    done = _marked_done(path) if (path / DONE_FOLDER).is_dir() else set()
     shape = record.get("shape")
     return masks, {z for z in done if shape and 0 <= z < int(shape[0])}, record
+
+
+def _marked_done(path: Path) -> set[int]:
+    """The slices (0-based) with a done marker in the store at ``path``."""
+    return {int(p.name) for p in (path / DONE_FOLDER).iterdir() if p.name.isdigit()}
