@@ -33,6 +33,10 @@ class Volume:
         ``--pixel-size``), else ``None``. Readers convert the file's unit (Å, µm, inch) to nm;
         ``z`` is ``None`` when only the in-plane size is known (a 2D image, a TIFF without
         ImageJ spacing). ``metadata["pixel_size_from"]`` says where it was read.
+    overviews
+        Lower-resolution copies of ``data`` for display, each a ``(Z, Y / f, X / f)`` array-like
+        for a power of two ``f`` (an OME-Zarr image's coarser pyramid levels); empty otherwise.
+        Only the viewer reads them (:mod:`emviewer.core.display_levels`); prediction never does.
     """
 
     data: Any
@@ -41,6 +45,7 @@ class Volume:
     pixel_size: tuple[float | None, float, float] | None = None
     metadata: dict = field(default_factory=dict)
     closer: Callable[[], None] | None = None
+    overviews: Sequence[Any] = ()
 
     def __post_init__(self) -> None:
         if len(self.data.shape) != 3:

@@ -35,7 +35,15 @@ from .file_options import ChannelDialog, PixelSizeDialog
 from .help_menu import show_shortcuts
 from .online_panel import OnlinePanel
 from .predict_panel import PredictPanel
-from .prediction_work import THIS_COMPUTER, LocalPredictors, device_text, offline_work, online_work, run_record
+from .prediction_work import (
+    THIS_COMPUTER,
+    LocalPredictors,
+    device_text,
+    offline_work,
+    online_work,
+    region_volume,
+    run_record,
+)
 from .recent_files import RecentFiles
 from .session import Session
 from .tabs import EvaluateTab, MeasureTab, TrainTab
@@ -63,6 +71,7 @@ class MainWindow(QMainWindow):
         self.job: Job | None = None
         self.predicting = False  # a Predict job runs (until its finished, failed or cancelled signal)
         self._run = 0  # the session's id of the running Predict
+        self._region: tuple[int, tuple[int, int, int, int]] | None = None  # (index shift, box) of a region Predict
         self._may_close = False  # the user chose Save or Discard: close without asking again
         self.predictors = LocalPredictors()  # each model loaded and warmed up once per app session
         self.last_error = ""
@@ -106,6 +115,7 @@ class MainWindow(QMainWindow):
         self.measure_tab.objectChosen.connect(self._on_object_chosen)
         self.measure_tab.failed.connect(self.show_error)
         self.panel.predictRequested.connect(self._on_predict_requested)
+        self.panel.predictRegionRequested.connect(self._on_predict_region_requested)
         self.panel.cancelRequested.connect(self._on_cancel_requested)
         self.viewer.cursorMoved.connect(self._on_cursor_moved)
         self.session.volumeChanged.connect(self._on_volume_changed)
@@ -344,13 +354,24 @@ class MainWindow(QMainWindow):
         """A fast predictor for one object; called by the evaluate tab inside its worker thread."""
         return self.predictors.get(resolve_models({key: None}, "fast", self.models), "fast")
 
-    def _on_predict_requested(self, objects: dict, mode: str) -> None:
+    def _on_predict_region_requested(self, objects: dict, mode: str) -> None:
+        box = self.viewer.box_in_view()
+        if self.session.volume is not None and box is None:
+            self.show_error("None of the slice is in view: fit the view (View > Fit) and try again.")
+            return
+        self._on_predict_requested(objects, mode, None if box is None else (self.session.z, box))
+
+    def _on_predict_requested(self, objects: dict, mode: str, region=None) -> None:
+        """Predict ``objects`` on the whole stack, or with ``region = (slice, (y0, y1, x0, x1))``
+        on that rectangle of one slice; first ask whether to keep the hand corrections it would replace."""
         if self.session.volume is None:
             self.show_error("Open a stack first (File > Open, or drop a file here).")
             return
         corrected = self.session.corrected_slices(objects)
+        if region is not None:
+            corrected = {key: [region[0]] for key, slices in corrected.items() if region[0] in slices}
         if not corrected:
-            self._predict(objects, mode, keep=())
+            self._predict(objects, mode, keep=(), region=region)
             return
         # a Predict would silently undo the user's corrections (e.g. the slices they adapted a model with)
         box = CorrectionsDialog(self, corrected)
@@ -358,29 +379,33 @@ class MainWindow(QMainWindow):
 
         def answered(button) -> None:
             if button is box.keep_button:
-                self._predict(objects, mode, keep)
+                self._predict(objects, mode, keep, region)
             elif button is box.replace_button:
-                self._predict(objects, mode, keep=())
+                self._predict(objects, mode, (), region)
 
         box.buttonClicked.connect(answered)
         box.open()
         self.corrections_box = box
 
-    def _predict(self, objects: dict, mode: str, keep) -> None:
-        """Start Predict of ``objects`` on the open stack, leaving the masks of ``keep`` ((object,
-        slice) pairs) as they are."""
-        volume = self.session.volume
+    def _predict(self, objects: dict, mode: str, keep, region=None) -> None:
+        """Start Predict of ``objects`` on the open stack (or ``region``, see
+        :meth:`_on_predict_requested`), leaving the masks of ``keep`` ((object, slice) pairs) as they are."""
+        volume, slices = self.session.volume, None
         if volume is None:  # closed while the question was open
             return
+        self._region = None
+        if region is not None:
+            volume, index = region_volume(volume, *region)
+            slices, self._region = [index], (region[0] - index, region[1])
         keep_long = self.panel.keep_long.isChecked()
         try:
             if self.online.is_online():
                 url, token = self.online.server()
-                work = online_work(url, token, list(objects), volume, mode, keep_long)
+                work = online_work(url, token, list(objects), volume, mode, keep_long, slices)
                 records = {key: run_record(mode, url) for key in objects}
             else:
                 files = resolve_models({k: (str(v) if v else None) for k, v in objects.items()}, mode, self.models)
-                work = offline_work(self.predictors, files, volume, mode, keep_long)
+                work = offline_work(self.predictors, files, volume, mode, keep_long, slices)
                 records = {key: run_record(mode, THIS_COMPUTER, paths) for key, paths in files.items()}
         except ReportedError as exc:  # the user's files, or the server (unreachable, refused)
             self.show_error(str(exc))
@@ -403,7 +428,11 @@ class MainWindow(QMainWindow):
         start(self.job)
 
     def _on_prediction_item(self, item: SliceResult) -> None:
-        if self.session.set_result(item, self._run):  # ignored when another stack was opened meanwhile
+        box = None
+        if self._region is not None:  # the result of a region: placed back in its slice
+            shift, box = self._region
+            item = SliceResult(item.index + shift, item.name, item.probabilities)
+        if self.session.set_result(item, self._run, box):  # ignored when another stack was opened meanwhile
             for key in item.probabilities:  # the record of a run that did not reach an object stays as it was
                 self.session.record_run([key], self._records[key])
 

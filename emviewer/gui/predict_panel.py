@@ -125,10 +125,12 @@ class ObjectRow:
 
 
 class PredictPanel(QWidget):
-    """Emits ``predictRequested`` with ``{object: model path or None}`` and the mode, and
-    ``adaptRequested`` with an object key when its "Adapt..." button is pressed."""
+    """Emits ``predictRequested`` with ``{object: model path or None}`` and the mode (and
+    ``predictRegionRequested`` likewise for "Predict region in view"), and ``adaptRequested``
+    with an object key when its "Adapt..." button is pressed."""
 
     predictRequested = Signal(dict, str)
+    predictRegionRequested = Signal(dict, str)  # the same, for the region in view of the current slice
     cancelRequested = Signal()
     adaptRequested = Signal(str)
 
@@ -157,6 +159,10 @@ class PredictPanel(QWidget):
         )
         self.predict_button = QPushButton("Predict")
         self.predict_button.setToolTip("Segment the checked objects in the whole stack")
+        self.region_button = QPushButton("Predict region in view")
+        self.region_button.setToolTip(
+            "A quick look: segment the checked objects only in the part of the current slice on screen"
+        )
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.progress = QProgressBar()
@@ -176,11 +182,13 @@ class PredictPanel(QWidget):
         layout.addWidget(self.mode)
         layout.addWidget(self.keep_long)
         layout.addLayout(buttons)
+        layout.addWidget(self.region_button)
         layout.addWidget(self.progress)
         layout.addWidget(self.eta)
         layout.addWidget(self.domain_note)
         layout.addStretch(1)
         self.predict_button.clicked.connect(self._on_predict_clicked)
+        self.region_button.clicked.connect(self._on_region_clicked)
         self.cancel_button.clicked.connect(self._on_cancel_clicked)
         session.displayChanged.connect(self._show_display)  # e.g. colours restored from the settings
 
@@ -213,6 +221,11 @@ class PredictPanel(QWidget):
         if objects:
             self.predictRequested.emit(objects, self.mode.currentData())
 
+    def _on_region_clicked(self) -> None:
+        objects = self.selected_objects()
+        if objects:
+            self.predictRegionRequested.emit(objects, self.mode.currentData())
+
     def _on_cancel_clicked(self) -> None:
         # Said at once: the job stops at its next model call, up to a couple of seconds later.
         self.cancel_button.setText("Cancelling...")
@@ -221,6 +234,7 @@ class PredictPanel(QWidget):
 
     def set_running(self, running: bool) -> None:
         self.predict_button.setEnabled(not running)
+        self.region_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
         self.cancel_button.setText("Cancel")
         if running:

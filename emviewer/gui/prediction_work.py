@@ -8,10 +8,23 @@ from pathlib import Path
 from ..core.models.cache import ModelCache
 from ..core.models.registry import read_card
 from ..core.predict import mode_tta
-from ..core.volume import Volume
+from ..core.volume import Volume, crop_yx, map_slices
 
 #: ``where`` of a run on this computer in :func:`run_record`.
 THIS_COMPUTER = "this computer"
+#: Slices read on each side of the one predicted by "Predict region in view" (the widest bundled
+#: models see 5 slices).
+REGION_CONTEXT = 2
+
+
+def region_volume(volume: Volume, z: int, box: tuple[int, int, int, int]) -> tuple[Volume, int]:
+    """What "Predict region in view" predicts: the rectangle ``box = (y0, y1, x0, x1)`` of slice
+    ``z`` and of up to :data:`REGION_CONTEXT` slices on each side, as a lazy Volume (only those
+    pixels are read), and the index of slice ``z`` in it. The intensity levels the models use are
+    then those of the region."""
+    first = max(0, z - REGION_CONTEXT)
+    last = min(len(volume), z + REGION_CONTEXT + 1)
+    return map_slices(crop_yx(volume, box), indices=range(first, last)), z - first
 
 
 def device_text() -> str:
@@ -41,19 +54,23 @@ class LocalPredictors:
         return self.made[key]
 
 
-def offline_work(predictors: LocalPredictors, files: dict, volume: Volume, mode: str, keep_long_objects: bool):
-    """The job body for this computer (see :class:`~.workers.PredictionJob`)."""
+def offline_work(
+    predictors: LocalPredictors, files: dict, volume: Volume, mode: str, keep_long_objects: bool, slices=None
+):
+    """The job body for this computer (see :class:`~.workers.PredictionJob`); ``slices`` (0-based,
+    default all) are those predicted."""
 
     def work(progress, cancel, emit, show_device, warn):
         predictor = predictors.get(files, mode, keep_long_objects=keep_long_objects)
         show_device(device_text())  # also after an online run, which showed the server
-        for result in predictor.iter_predict(volume, progress=progress, cancel=cancel, on_warning=warn):
+        results = predictor.iter_predict(volume, slices, progress=progress, cancel=cancel, on_warning=warn)
+        for result in results:
             emit(result)
 
     return work
 
 
-def online_work(url: str, token: str, objects: list, volume: Volume, mode: str, keep_long_objects: bool):
+def online_work(url: str, token: str, objects: list, volume: Volume, mode: str, keep_long_objects: bool, slices=None):
     """The job body for online mode: the server's default models for each object."""
 
     def work(progress, cancel, emit, show_device, warn):  # the server checks its own models' domains
@@ -62,7 +79,7 @@ def online_work(url: str, token: str, objects: list, volume: Volume, mode: str, 
         predictor = RemotePredictor(url, token, objects, mode=mode, keep_long_objects=keep_long_objects)
         health = predictor.health()
         show_device(f"online: {url} ({health.backend} on {health.device})")
-        for result in predictor.iter_predict(volume, progress=progress, cancel=cancel, on_warning=warn):
+        for result in predictor.iter_predict(volume, slices, progress=progress, cancel=cancel, on_warning=warn):
             emit(result)
 
     return work

@@ -121,7 +121,9 @@ class Session(QObject):
         objects with none are left out."""
         return {key: sorted(self.edited[key]) for key in objects if self.edited.get(key)}
 
-    def set_result(self, result: SliceResult, run: int | None = None) -> bool:
+    def set_result(
+        self, result: SliceResult, run: int | None = None, box: tuple[int, int, int, int] | None = None
+    ) -> bool:
         """Store one finished slice: its masks as the core decided them (:meth:`SliceResult.masks`),
         and its probabilities (``(Y, X)`` float32 in [0, 1]) for export.
 
@@ -129,20 +131,38 @@ class Session(QObject):
         ``keep`` not the masks kept (their hand edits stay). A result of a run other than the
         latest :meth:`begin_run` (``run`` given: e.g. one still stopping when another stack was
         opened) is ignored; returns whether the result was stored.
+
+        ``box`` ``(y0, y1, x0, x1)``: the result covers only that region of its slice ("Predict
+        region in view"). Its masks replace the slice's there and the rest keeps its masks (none:
+        background); the slice's probabilities are dropped, as they would cover only the region.
         """
         if run is not None and run != self._run:
             return False
         z, masks = result.index, result.masks()
         for key, probability in result.probabilities.items():
-            self.probabilities.setdefault(key, {})[z] = probability
+            if box is None:
+                self.probabilities.setdefault(key, {})[z] = probability
+            else:
+                self.probabilities.get(key, {}).pop(z, None)
             self.unsaved.add(key)
             if run is not None and (key, z) in self._kept:
                 continue
-            self.masks.setdefault(key, {})[z] = masks[key]
+            per_slice = self.masks.setdefault(key, {})
+            if box is not None:
+                masks[key] = self._pasted(per_slice.get(z), masks[key], box)
+            per_slice[z] = masks[key]
             self.edited.get(key, set()).discard(z)  # predicted anew: the hand edits of this slice are gone
             self._unedited.pop((key, z), None)
         self.masksChanged.emit(z)
         return True
+
+    def _pasted(self, mask: np.ndarray | None, region: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+        """A new ``(Y, X)`` mask: ``mask`` (or background) with ``region`` in ``box``."""
+        assert self.volume is not None
+        whole = np.zeros(self.volume.shape[1:], bool) if mask is None else np.array(mask, bool)
+        y0, y1, x0, x1 = box
+        whole[y0:y1, x0:x1] = region
+        return whole
 
     def show_stored_masks(self, masks: Mapping[str, Volume], slices: Iterable[int], record: dict | None = None) -> None:
         """Masks saved earlier become those of their objects: each a ``(Z, Y, X)`` stack (non-zero

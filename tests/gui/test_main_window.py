@@ -268,3 +268,32 @@ def test_masks_of_an_ome_zarr_prediction_store_open_over_the_stack(window, qtbot
         assert not window.open_masks(tmp_path)
     assert "not an EMViewer prediction store" in shown.args[0]
     del other
+
+
+def test_predict_region_in_view_predicts_just_that_rectangle(window, qtbot, cdeep3m, tmp_path):
+    window.open_path(_two_slices(cdeep3m, tmp_path / "stack"))
+    session = window.session
+    session.set_slice(1)
+    window.viewer.raw_view.setRange(xRange=(40, 200), yRange=(60, 180), padding=0)
+    box = window.viewer.box_in_view()
+    y0, y1, x0, x1 = box
+    assert 0 < y0 < y1 < 256 or 0 < x0 < x1 < 256  # a part of the slice, not all of it
+    changed = []
+    session.masksChanged.connect(changed.append)
+    with qtbot.waitSignal(window.predictionFinished, timeout=120_000):
+        window.panel.region_button.click()
+    assert changed == [1] and set(session.masks["mito"]) == {1}
+    region = session.masks["mito"][1]
+    assert region.shape == (256, 256) and not region[:y0].any() and not region[:, x1:].any()
+    assert 1 not in session.probabilities.get("mito", {})  # they would cover only the region
+
+    cropped = tmp_path / "cropped"  # the same rectangle as a stack of its own, predicted whole
+    cropped.mkdir()
+    for path in sorted((tmp_path / "stack").glob("*.png")):
+        Image.fromarray(np.asarray(Image.open(path))[y0:y1, x0:x1]).save(cropped / path.name)
+    session.unsaved.clear()  # as after a save: opening asks nothing
+    assert window.open_path(cropped) and window.session.volume.shape == (2, y1 - y0, x1 - x0)
+    with qtbot.waitSignal(window.predictionFinished, timeout=120_000):
+        window.panel.predict_button.click()
+    np.testing.assert_array_equal(region[y0:y1, x0:x1], window.session.masks["mito"][1])
+    assert window.session.masks["mito"][1].any()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from .zarr_safety import ArrayInfo, StoreFiles, check_array_metadata, confine, j
 ZARR_MAJOR = int(zarr.__version__.split(".")[0])
 #: How deep and how wide the search for a store's image may go before it gives up.
 _MAX_DEPTH, _MAX_NODES = 12, 10_000
+MAX_LEVELS = 32  # pyramid levels looked at for display (a level = a halving: 32 covers any size)
 
 if ZARR_MAJOR >= 3:
     from zarr.storage import LocalStore
@@ -199,6 +201,50 @@ class _ReadErrorsNamed:
             ) from None
 
 
+def _coarser_levels(files: StoreFiles, key: str, level: NgffLevel | None) -> list[tuple[str, ArrayInfo]]:
+    """The OME-Zarr image's levels listed after ``key`` (the coarser ones), checked like the level
+    read. Display only: a level that fails the checks ends the list (the viewer then reads finer data)."""
+    if level is None:
+        return []
+    parent = key.rpartition("/")[0]
+    attrs, found, after = _node(files, parent).attrs, [], False
+    for index in range(MAX_LEVELS):
+        other = ngff_level(attrs, files.path, index=index)
+        if other is None:
+            break
+        other_key = join_key(parent, other.path)
+        if after:
+            try:
+                node = _node(files, other_key)
+                if node.kind != "array":
+                    break
+                found.append((other_key, check_array_metadata(node.meta or {}, node.attrs, files.path, other_key)))
+            except InputError:
+                break
+        after = after or other_key == key
+    return found
+
+
+def _open_overviews(path: Path, files: StoreFiles, levels, axes: str, options: ReadOptions, shape: tuple):
+    """Open the coarser ``levels`` as ``(Z, Y', X')`` arrays like the level read; their closers."""
+    opened, closers = [], []
+    for key, info in levels:
+        try:
+            array, closer = _open_array(path, files, key, info)
+        except InputError:
+            break
+        if closer is not None:
+            closers.append(closer)
+        try:
+            data = as_zyx(_ReadErrorsNamed(array, f"{path}:{key}"), axes, f"{path}:{key}", options.channel)
+        except InputError:
+            break
+        if data.shape[0] != shape[0] or data.shape[1] > shape[1] or data.shape[2] > shape[2]:
+            break
+        opened.append(data)
+    return opened, closers
+
+
 def _axes(info: ArrayInfo, level: NgffLevel | None, options: ReadOptions) -> str:
     named = axis_letters(list(info.dimension_names)) if info.dimension_names else None
     named = named if named and "Y" in named and "X" in named else None
@@ -237,12 +283,16 @@ def read_zarr(path: Path, name: str | None = None, options: ReadOptions | None =
         key, node, level = _target(files, name)
         where = f"{path}:{key}" if key else str(path)
         info = check_array_metadata(node.meta or {}, node.attrs, path, key)
+        coarser = _coarser_levels(files, key, level)
     finally:
         files.close()
     axes = _axes(info, level, options)
     array, closer = _open_array(path, files, key, info)
+    closers = [closer] if closer is not None else []
     try:
         data = as_zyx(_ReadErrorsNamed(array, where), axes, where, options.channel)
+        overviews, more = _open_overviews(path, files, coarser, axes, options, data.shape)
+        closers += more
         check_slice_size(data.shape, where)
         check_decoded_size(data.shape[-2:], 1, info.dtype.itemsize, where)
         metadata = {
@@ -256,8 +306,23 @@ def read_zarr(path: Path, name: str | None = None, options: ReadOptions | None =
             metadata["ngff_version"] = level.version
         if pixel_size is not None:
             metadata["pixel_size_from"] = PIXEL_SIZE_FROM
-        return Volume(data, where, pixel_size=pixel_size, metadata=metadata, closer=closer)
+        return Volume(
+            data,
+            where,
+            pixel_size=pixel_size,
+            metadata=metadata,
+            closer=_all_of(closers) if closers else None,
+            overviews=tuple(overviews),
+        )
     except BaseException:
-        if closer is not None:
-            closer()
+        for close in closers:
+            close()
         raise
+
+
+def _all_of(closers: list) -> Callable[[], None]:
+    def close() -> None:
+        for each in closers:
+            each()
+
+    return close

@@ -273,20 +273,24 @@ class MaskEditor(QObject):
         masks = {
             k: (stroke["work"] if k == key else session.masks[k][z])[y0:y1, x0:x1] for k in self._shown_keys(key, z)
         }
-        grey = to_uint8(self.view.raw_item.image[y0:y1, x0:x1], *session.levels)
+        grey = to_uint8(self.view.raw_pixels(box), *session.levels)
         return render_overlay(grey, masks, session.opacity, session.colours)
 
     def _prepare_canvas(self, reuse: bool) -> None:
-        """Give the overlay pane an RGB image that the stroke can update in place."""
-        item, stroke = self.view.overlay_item, self._stroke
+        """Give the overlay pane an RGB image of full-resolution pixels that the stroke can
+        update in place (none on a large slice zoomed out: the stroke then shows once released)."""
+        stroke = self._stroke
         assert stroke is not None
-        height, width = stroke["work"].shape
+        stroke["canvas"] = canvas = self.view.edit_canvas()
+        if canvas is None:
+            return
+        item, (y0, y1, x0, x1) = canvas
         shown = item.image
-        if reuse and shown is not None and shown.ndim == 3 and shown.shape[:2] == (height, width):
-            canvas = shown  # the panes' overlay, drawn from the same masks: only the stroke's box changes
+        if reuse and shown is not None and shown.ndim == 3 and shown.shape[:2] == (y1 - y0, x1 - x0):
+            image = shown  # the panes' overlay, drawn from the same masks: only the stroke's box changes
         else:
-            canvas = self._render((0, height, 0, width))
-        item.setImage(canvas, autoLevels=False, levels=None)  # RGB without levels: Qt shows the buffer as is
+            image = self._render((y0, y1, x0, x1))
+        item.setImage(image, autoLevels=False, levels=None)  # RGB without levels: Qt shows the buffer as is
 
     def _paint_segment(self, start: tuple[int, int], end: tuple[int, int]) -> None:
         stroke = self._stroke
@@ -302,9 +306,12 @@ class MaskEditor(QObject):
         else:
             work[y0:y1, x0:x1] &= ~inside
         stroke["box"] = union(stroke["box"], box)
-        item = self.view.overlay_item
-        item.image[y0:y1, x0:x1] = self._render(box)
-        item.updateImage()  # only marks the item for a repaint; Qt wraps the same buffer
+        if stroke.get("canvas") is not None:
+            item, (cy0, cy1, cx0, cx1) = stroke["canvas"]
+            y0, y1, x0, x1 = max(y0, cy0), min(y1, cy1), max(x0, cx0), min(x1, cx1)
+            if y0 < y1 and x0 < x1:
+                item.image[y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0] = self._render((y0, y1, x0, x1))
+                item.updateImage()  # only marks the item for a repaint; Qt wraps the same buffer
 
     # ------------------------------------------------------------------ mouse
 
