@@ -28,6 +28,7 @@ def parse_values(text: str | None, what: str = "foreground") -> list[float] | No
 
 def distinct_values(array: np.ndarray, limit: int = 10) -> np.ndarray:
     """Up to ``limit`` distinct values of ``array``, sorted (cheap for 8-bit images)."""
+    array = np.asarray(array)
     if array.dtype == np.uint8:
         # bincount works on a 64-bit copy of its input: counted 4 Mpx at a time, a huge slice
         # costs no more than that (whole, a 16000 x 10000 slice took 1.3 GB)

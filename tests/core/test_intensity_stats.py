@@ -53,3 +53,40 @@ def test_small_slices_are_sampled_in_greater_number(tissue):
     stack = np.concatenate([np.zeros((40, 64, 64), np.uint8) + 128, patches, patches])  # 46 patches
     assert SAMPLE_PIXELS * 8 > 46 * 64 * 64  # so every patch is sampled, tissue included
     assert stack_stats(from_array(stack)) == tissue_stats(list(stack))
+
+
+def _trim_line_by_line(image, box, border_values):
+    """The trimming rule read one line at a time, as it was first written."""
+    y0, y1, x0, x1 = box
+
+    def empty(line):
+        return not np.any(~np.isin(line, border_values) & np.isfinite(line))
+
+    while y1 - y0 > 1 and empty(image[y0, x0:x1]):
+        y0 += 1
+    while y1 - y0 > 1 and empty(image[y1 - 1, x0:x1]):
+        y1 -= 1
+    while x1 - x0 > 1 and empty(image[y0:y1, x0]):
+        x0 += 1
+    while x1 - x0 > 1 and empty(image[y0:y1, x1 - 1]):
+        x1 -= 1
+    return y0, y1, x0, x1
+
+
+def test_trimming_in_blocks_keeps_the_line_by_line_rule(monkeypatch):
+    from emviewer.core import intensity_stats
+
+    monkeypatch.setattr(intensity_stats, "TRIM_BLOCK", 7)  # several blocks per side
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        height, width = (int(n) for n in rng.integers(2, 120, 2))
+        image = np.zeros((height, width), np.float32)
+        if rng.random() < 0.9:
+            a, b = sorted(rng.integers(0, height, 2))
+            c, d = sorted(rng.integers(0, width, 2))
+            image[a : b + 1, c : d + 1] = rng.random((b + 1 - a, d + 1 - c)) + 1
+        if rng.random() < 0.3:
+            image[rng.integers(0, height), rng.integers(0, width)] = np.nan
+        y0, x0 = int(rng.integers(0, height)), int(rng.integers(0, width))
+        box = (y0, int(rng.integers(y0 + 1, height + 1)), x0, int(rng.integers(x0 + 1, width + 1)))
+        assert intensity_stats._trim_box(image, box, [0.0]) == _trim_line_by_line(image, box, [0.0])
