@@ -34,6 +34,8 @@ FORMATS = {
     ".pdf": "pdf",
 }
 CONTENTS = ("raw", "mask", "overlay")
+#: Rows of a slice rendered and written at once to TIFF and RAW (a TIFF strip each).
+EXPORT_BAND_ROWS = 1024
 
 
 def format_of(path: Path) -> str:
@@ -76,7 +78,7 @@ def parse_slices(text: str | None, n_slices: int, first: int = 0) -> list[int]:
 
 def binary_mask_volume(mask: Volume) -> Volume:
     """A saved mask stack (any two values) as uint8 0/255, read lazily."""
-    return map_slices(mask, lambda s: mask_image(s > 0), np.uint8)
+    return map_slices(mask, lambda s: mask_image(s > 0), np.uint8, pixelwise=True)
 
 
 class _PlaneStack(LazySlices):
@@ -89,9 +91,12 @@ class _PlaneStack(LazySlices):
         self.shape, self.dtype = tuple(shape), np.dtype(dtype)
 
     def _read(self, z: int) -> np.ndarray:
+        return self._read_part(z, ())
+
+    def _read_part(self, z: int, rest: tuple) -> np.ndarray:
         if z not in self._planes:
             raise InputError(None, f"slice {z} has no result")
-        return self._convert(self._planes[z])
+        return self._convert(self._planes[z][rest])  # the converters work pixel by pixel: only the part
 
 
 def _object_label(key: str) -> str:
@@ -302,18 +307,29 @@ def _export_pixels(out, fmt, renderer: StackRenderer, content, scale_bar, progre
     rgb = content == "overlay"
     mask = next(iter(masks.values()), None)
 
-    def frames():
+    def frame(z: int, rows: tuple[int, int] | None = None) -> np.ndarray:
+        """Slice ``z`` (or its ``rows``) as written."""
+        part = () if rows is None else (slice(*rows),)
+        if content == "overlay":
+            return _figure(fmt, renderer.overlay(z, rows=rows), volume.pixel_size, scale_bar)
+        if content == "mask" and mask is not None:  # _check_inputs refused a mask export without masks
+            return mask[(z,) + part]
+        if fmt == "jpeg" or (fmt == "png" and volume.dtype not in (np.uint8, np.uint16)):
+            return _figure(fmt, renderer.display(z, rows=rows), volume.pixel_size, scale_bar)  # 8 bits (PNG: or 16)
+        return _figure(fmt, volume[(z,) + part], volume.pixel_size, scale_bar)
+
+    def frames(band_rows: int | None = None):
+        """Each slice whole, or (``band_rows``) in bands of that many rows, top to bottom."""
+        height = volume.shape[1]
         for z in range(n):
             check(cancel)
             report(progress, z, n, f"writing slice {z + 1} of {n}")
-            if content == "overlay":
-                yield _figure(fmt, renderer.overlay(z), volume.pixel_size, scale_bar)
-            elif content == "mask" and mask is not None:  # _check_inputs refused a mask export without masks
-                yield mask.slice(z)
-            elif fmt == "jpeg" or (fmt == "png" and volume.dtype not in (np.uint8, np.uint16)):
-                yield _figure(fmt, renderer.display(z), volume.pixel_size, scale_bar)  # JPEG holds 8 bits, PNG 8 or 16
+            if band_rows is None:
+                yield frame(z)
             else:
-                yield _figure(fmt, volume.slice(z), volume.pixel_size, scale_bar)
+                for start in range(0, height, band_rows):
+                    check(cancel)
+                    yield frame(z, (start, min(height, start + band_rows)))
         report(progress, n, n, "done")
 
     dtype = np.uint8 if content != "raw" else volume.dtype
@@ -324,16 +340,18 @@ def _export_pixels(out, fmt, renderer: StackRenderer, content, scale_bar, progre
         paths = slice_paths(out, volume.slice_names)
         write_slices(paths, frames())
         return paths
+    # TIFF and RAW take rows as they come: a huge slice is never whole in memory (nor its RGB)
     if fmt == "tiff":
         from .io.tiff import write_tiff
 
-        write_tiff(out, frames(), shape, dtype, rgb=rgb, pixel_size=volume.pixel_size)
+        bands = frames(EXPORT_BAND_ROWS)
+        write_tiff(out, bands, shape, dtype, rgb=rgb, pixel_size=volume.pixel_size, band_rows=EXPORT_BAND_ROWS)
         return [out]
     from .io.raw import sidecar_path, write_raw
 
     write_raw(
         out,
-        frames(),
+        frames(EXPORT_BAND_ROWS),
         shape,
         dtype,
         pixel_size=volume.pixel_size,

@@ -101,15 +101,23 @@ class StackRenderer:
         self.volume, self.masks, self.opacity, self.colours = volume, masks, opacity, colours
         self.levels = display_range(sample_slices(volume, sample))
 
-    def display(self, z: int, step: int = 1) -> np.ndarray:
+    def display(self, z: int, step: int = 1, rows: tuple[int, int] | None = None) -> np.ndarray:
         """Slice ``z`` as ``(Y, X)`` uint8; with ``step`` > 1 every ``step``-th pixel of each row
         and column (``(ceil(Y / step), ceil(X / step))``: a page of a huge slice is rendered
-        at the page's size, so only the slice as read is ever full size)."""
-        return to_uint8(self.volume.slice(z)[::step, ::step], *self.levels)
+        at the page's size); ``rows = (start, stop)``: just those rows (a band of a huge slice).
+        Only what is shown is read from memory-mapped and chunked files."""
+        return to_uint8(self.volume[(z,) + _part(step, rows)], *self.levels)
 
-    def overlay(self, z: int, grey: np.ndarray | None = None, step: int = 1) -> np.ndarray:
+    def overlay(
+        self, z: int, grey: np.ndarray | None = None, step: int = 1, rows: tuple[int, int] | None = None
+    ) -> np.ndarray:
         """Slice ``z`` with its masks as ``(Y, X, 3)`` uint8 RGB (``grey``: its display at the same
-        ``step``, if known)."""
-        grey = self.display(z, step) if grey is None else grey
-        masks = {k: m.slice(z)[::step, ::step] for k, m in self.masks.items()}
+        ``step`` and ``rows``, if known); ``step`` and ``rows`` as in :meth:`display`."""
+        grey = self.display(z, step, rows) if grey is None else grey
+        masks = {k: m[(z,) + _part(step, rows)] for k, m in self.masks.items()}
         return render_overlay(grey, masks, self.opacity, self.colours)
+
+
+def _part(step: int, rows: tuple[int, int] | None) -> tuple[slice, slice]:
+    start, stop = rows if rows is not None else (None, None)
+    return slice(start, stop, step), slice(None, None, step)

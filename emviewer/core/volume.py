@@ -150,18 +150,23 @@ class LazySlices:
     def _read(self, z: int) -> np.ndarray:
         raise NotImplementedError
 
+    def _read_part(self, z: int, rest: tuple) -> np.ndarray:
+        """``rest`` (indices on Y, X...) of slice ``z``; subclasses that can read less override it."""
+        return self._read(z)[rest]
+
     def __getitem__(self, key):
         key = key if isinstance(key, tuple) else (key,)
         z, rest = key[0], key[1:]
         if isinstance(z, (int, np.integer)):
-            return self._read(int(z))[rest]
+            return self._read_part(int(z), rest)
         if isinstance(z, slice):
             return np.stack([self._read(i) for i in range(*z.indices(self.shape[0]))])[(slice(None),) + rest]
         raise TypeError(f"unsupported index {key!r}")
 
 
 class _MappedSlices(LazySlices):
-    """Lazy ``(Z, Y', X'[, C])`` array applying ``fn`` to each slice of a Volume when read."""
+    """Lazy ``(Z, Y', X'[, C])`` array applying ``fn`` to each slice of a Volume when read
+    (``pixelwise``: to just the part indexed, e.g. the rows of a band)."""
 
     def __init__(
         self,
@@ -170,14 +175,21 @@ class _MappedSlices(LazySlices):
         fn: Callable[[np.ndarray, int], np.ndarray],
         shape_yx: tuple,
         dtype,
+        pixelwise: bool = False,
     ) -> None:
-        self._volume, self._indices, self._fn = volume, list(indices), fn
+        self._volume, self._indices, self._fn, self._pixelwise = volume, list(indices), fn, pixelwise
         self.shape = (len(self._indices),) + tuple(shape_yx)
         self.dtype = np.dtype(dtype)
 
     def _read(self, i: int) -> np.ndarray:
         source = self._indices[i]
         return self._fn(self._volume.slice(source), source)
+
+    def _read_part(self, i: int, rest: tuple) -> np.ndarray:
+        if not self._pixelwise:
+            return self._read(i)[rest]
+        source = self._indices[i]
+        return self._fn(self._volume[(source,) + rest], source)
 
 
 def map_slices(
@@ -186,11 +198,14 @@ def map_slices(
     dtype=None,
     indices: Sequence[int] | None = None,
     with_index: bool = False,
+    pixelwise: bool = False,
 ) -> Volume:
     """A lazy Volume of ``fn(slice)`` for the chosen slices (all by default, identity by default).
 
     ``fn`` must keep the ``(Y, X)`` shape and return ``dtype`` (the volume's by default);
     with ``with_index`` it is called as ``fn(slice, z)`` with the slice's index in ``volume``.
+    ``pixelwise``: ``fn`` treats each pixel on its own, so reading rows or every n-th pixel
+    applies it to just those (a band of a huge slice costs a band).
     """
     indices = list(range(len(volume))) if indices is None else [int(i) for i in indices]
 
@@ -199,7 +214,7 @@ def map_slices(
             return image
         return fn(image, z) if with_index else fn(image)
 
-    data = _MappedSlices(volume, indices, call, volume.shape[1:], dtype or volume.dtype)
+    data = _MappedSlices(volume, indices, call, volume.shape[1:], dtype or volume.dtype, pixelwise or fn is None)
     return Volume(
         data,
         volume.source,

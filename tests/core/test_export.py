@@ -208,3 +208,41 @@ def test_overlay_takes_the_colours_given(tmp_path, real):
     path = export(tmp_path / "o.png", images, masks={"mito": labels}, opacity=1.0, colours={"mito": (0, 255, 0)})[0]
     overlay = np.asarray(Image.open(path))
     assert np.all(overlay[labels.slice(0) > 0] == (0, 255, 0))
+
+
+class _ReadsRecorded:
+    """An in-memory ``(Z, Y, X)`` array that records the shape of every read (as a file would serve it)."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array, self.shape, self.dtype, self.reads = array, array.shape, array.dtype, []
+
+    def __getitem__(self, key):
+        part = np.asarray(self.array[key])
+        self.reads.append(part.shape)
+        return part
+
+
+@pytest.mark.parametrize("suffix", ["tif", "raw"])
+def test_tiff_and_raw_overlays_are_rendered_and_written_in_bands(tmp_path, real, monkeypatch, suffix):
+    from emviewer.core import export as export_module
+    from emviewer.core.overlay import StackRenderer
+    from emviewer.core.volume import Volume
+
+    monkeypatch.setattr(export_module, "EXPORT_BAND_ROWS", 100)  # 11 bands a slice, the last of 24 rows
+    picked = _pick(real[0], 2)
+    data = _ReadsRecorded(picked.read())
+    images = Volume(data, "recorded", slice_names=list(picked.slice_names))
+    masks = mask_volumes(images, {"mito": {z: real[1].slice(z) > 0 for z in range(2)}})
+    out = tmp_path / f"overlay.{suffix}"
+    export(out, images, masks=masks, content="overlay")
+    renderer = StackRenderer(images, masks)
+    expected = np.stack([renderer.overlay(z) for z in range(2)])
+    written = tifffile.imread(out) if suffix == "tif" else np.fromfile(out, np.uint8).reshape(expected.shape)
+    if suffix == "tif":
+        with tifffile.TiffFile(out) as tif:
+            assert tif.is_imagej and tif.pages[0].rowsperstrip == 100
+    np.testing.assert_array_equal(written, expected)
+    data.reads.clear()
+    export(tmp_path / f"again.{suffix}", images, masks=masks, content="overlay")
+    first_band = data.reads.index((100, 1024))  # reads before it: the contrast sample
+    assert data.reads[first_band:] == [(100, 1024)] * 10 + [(24, 1024)] + [(100, 1024)] * 10 + [(24, 1024)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -317,10 +317,13 @@ def write_tiff(
     dtype,
     rgb: bool = False,
     pixel_size: tuple[float | None, float, float] | None = None,
+    band_rows: int | None = None,
 ) -> None:
     """Write ``(Z, Y, X)`` (or ``(Z, Y, X, 3)`` RGB) slices as an ImageJ (Fiji) multi-page TIFF.
 
-    ``slices`` is consumed one at a time, so a large stack never sits in memory.
+    ``slices`` is consumed one at a time, so a large stack never sits in memory; with
+    ``band_rows`` it yields each slice in bands of that many rows (the last of a slice may be
+    shorter), written as strips of ``band_rows`` rows, so not even a slice does.
     ImageJ knows only uint8, uint16 and float32: other dtypes are written as float32.
     ``pixel_size`` ``(z, y, x)`` in nm (``z`` may be ``None``) is written as Fiji does:
     resolution in pixels per µm, ``unit=um`` and ``spacing`` (z in µm).
@@ -329,10 +332,16 @@ def write_tiff(
     out_dtype = dtype if dtype.type in IMAGEJ_DTYPES else np.dtype(np.float32)
     calibration, kwargs = imagej_calibration(pixel_size)
     metadata = {"axes": "ZYXS" if rgb else "ZYX", **calibration}
+    data: Iterator[np.ndarray] | Iterator[bytes]
+    if band_rows is not None:  # tifffile takes strips as bytes, in the file's (native) byte order
+        data = (np.ascontiguousarray(s, dtype=out_dtype).tobytes() for s in slices)
+        kwargs["rowsperstrip"] = band_rows
+    else:
+        data = (np.asarray(s, dtype=out_dtype) for s in slices)
     with atomic_path(path) as tmp:
         tifffile.imwrite(
             tmp,
-            data=(np.asarray(s, dtype=out_dtype) for s in slices),
+            data=data,
             shape=shape,
             dtype=out_dtype,
             imagej=True,
