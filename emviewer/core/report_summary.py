@@ -153,8 +153,8 @@ def _pieces(mask: Volume) -> Iterator[np.ndarray]:
     if mask.shape[0] > 1:
         yield from (plane[None] for plane in mask.iter_slices())
         return
-    plane = mask.slice(0)
-    yield from (plane[y : y + BAND_ROWS] for y in range(0, plane.shape[0], BAND_ROWS))
+    height = mask.shape[1]  # each band read on its own: the slice is never whole in memory
+    yield from (mask.rows(0, y, min(height, y + BAND_ROWS)) for y in range(0, height, BAND_ROWS))
 
 
 def object_counts(mask: Volume, pixel_size: Sequence | None) -> ObjectCounts:
