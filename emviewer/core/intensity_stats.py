@@ -142,7 +142,7 @@ def _drop_spikes(values: np.ndarray) -> np.ndarray:
     return values
 
 
-def tissue_values(image: np.ndarray) -> tuple[np.ndarray, int, int, tuple | None]:
+def tissue_values(image: np.ndarray, trim: bool = True) -> tuple[np.ndarray, int, int, tuple | None]:
     """Sampled tissue pixels of one ``(Y, X)`` slice as float32, with the counts of sampled
     and of non-finite pixels, and the rectangle holding the data (see :class:`TissueStats`).
     See the module docstring for what is left out."""
@@ -155,12 +155,14 @@ def tissue_values(image: np.ndarray) -> tuple[np.ndarray, int, int, tuple | None
     keep = valid & ~border
     values = image[keep].astype(np.float32)
     box = _data_box(keep, step, full.shape)
-    if box and step > 1:
+    if box and step > 1 and trim:
         box = _trim_box(full, box, border_values)
     return (_drop_spikes(values) if values.size else values), int(image.size), n_nonfinite, box
 
 
-def tissue_stats(slices: Sequence[np.ndarray], percentiles: tuple[float, float] = TISSUE_PERCENTILES) -> TissueStats:
+def tissue_stats(
+    slices: Sequence[np.ndarray], percentiles: tuple[float, float] = TISSUE_PERCENTILES, trim: bool = True
+) -> TissueStats:
     """Percentiles of the tissue over several slices.
 
     Parameters
@@ -169,6 +171,10 @@ def tissue_stats(slices: Sequence[np.ndarray], percentiles: tuple[float, float] 
         ``(Y, X)`` slices of any supported dtype, NaN and infinity allowed.
     percentiles : (float, float)
         Low and high percentiles, in [0, 100].
+    trim : bool
+        Shrink the data rectangle (``box``) of large slices to full-size pixels (prediction
+        needs it); without, it is the sampled grid's, up to the sampling step too wide, which is
+        enough for display and skips reading columns of huge slices.
 
     Returns
     -------
@@ -179,7 +185,7 @@ def tissue_stats(slices: Sequence[np.ndarray], percentiles: tuple[float, float] 
     """
     parts, boxes, total, nonfinite = [], [], 0, 0
     for image in slices:
-        values, n, bad, box = tissue_values(image)
+        values, n, bad, box = tissue_values(image, trim)
         parts.append(values)
         boxes += [box] if box else []
         total, nonfinite = total + n, nonfinite + bad

@@ -86,7 +86,8 @@ class Session(QObject):
             self.set_levels(*self._stack_levels())
 
     def _stack_levels(self) -> tuple[float, float]:
-        self.tissue = tissue_stats(sample_slices(self.volume), DISPLAY_PERCENTILES)
+        # display only: the exact data rectangle (columns read of every sampled slice) is not needed
+        self.tissue = tissue_stats(sample_slices(self.volume), DISPLAY_PERCENTILES, trim=False)
         return self.tissue.low, self.tissue.high
 
     def set_pixel_size(self, pixel_size: tuple[float | None, float, float] | None) -> None:
