@@ -357,7 +357,7 @@ class MainWindow(QMainWindow):
     def _on_predict_region_requested(self, objects: dict, mode: str) -> None:
         box = self.viewer.box_in_view()
         if self.session.volume is not None and box is None:
-            self.show_error("None of the slice is in view: fit the view (View > Fit) and try again.")
+            self.show_error("None of the slice is in view: press Fit (Ctrl+0) and try again.")
             return
         self._on_predict_requested(objects, mode, None if box is None else (self.session.z, box))
 
