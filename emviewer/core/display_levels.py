@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .volume import LazySlices, Volume
+from .volume import Volume, decodes_whole_slices
 
 #: Longest side, in pixels, of a slice's overview; slices up to this size are shown whole.
 OVERVIEW_SIDE = 2048
@@ -90,7 +90,7 @@ class SliceLevels:
         self._keep = keep
         self._overviews: OrderedDict[int, Window] = OrderedDict()
         self._levels = sorted(self._usable_levels(), key=lambda level: -level[0])  # coarsest first
-        self._decodes_whole = isinstance(volume.data, LazySlices)
+        self._decodes_whole = decodes_whole_slices(volume)
         self._whole: tuple[int, np.ndarray] | None = None  # a whole-decoding file's last slice
 
     def _usable_levels(self) -> list[tuple[int, Any]]:

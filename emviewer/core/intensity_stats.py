@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from .volume import LazySlices
+from .volume import decodes_whole_slices
 
 #: Default percentiles of the tissue: those :mod:`.intensity` maps onto a model's reference levels.
 TISSUE_PERCENTILES = (1.0, 99.0)
@@ -229,7 +229,7 @@ class LazySlice:
         self.shape: tuple[int, int] = tuple(volume.shape[1:])
         self.dtype, self.ndim, self.size = volume.dtype, 2, self.shape[0] * self.shape[1]
         # a file decoded a slice at a time (a PNG of a folder) would be decoded at every index
-        self._whole = volume.slice(z) if isinstance(volume.data, LazySlices) else None
+        self._whole = volume.slice(z) if decodes_whole_slices(volume) else None
 
     def __getitem__(self, key) -> np.ndarray:
         if self._whole is not None:

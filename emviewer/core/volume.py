@@ -164,6 +164,12 @@ class LazySlices:
         raise TypeError(f"unsupported index {key!r}")
 
 
+def decodes_whole_slices(volume: Volume) -> bool:
+    """Whether reading any part of a slice of ``volume`` decodes the whole slice (a folder of
+    PNGs, a mapped stack): readers of many small parts should then decode it once and keep it."""
+    return isinstance(volume.data, LazySlices)
+
+
 class _MappedSlices(LazySlices):
     """Lazy ``(Z, Y', X'[, C])`` array applying ``fn`` to each slice of a Volume when read
     (``pixelwise``: to just the part indexed, e.g. the rows of a band)."""
