@@ -1,16 +1,19 @@
-"""Prediction speed and memory: fast vs accurate mode, 1k x 1k vs 8k x 8k slices, backends.
+"""Prediction speed on this CPU: Keras against the converted runtime, fast and accurate mode.
 
-Prints megapixels per second for the fast mode (one model, no test-time augmentation) and
-the accurate mode (ensemble + 16x augmentation) on the CDeep3M test images (five
-1024 x 1024 slices), then the time and peak memory for one 1k x 1k and one 8k x 8k slice
-(time should grow with the pixel count, memory beyond the output should not), each case
-in a fresh process so peaks do not mix.
+Prints, in one run: the CPU and its vector flags, the measured float32 matrix-multiply rate
+(NumPy's BLAS on all cores), the multiply-add work of each bundled model per pixel, then the
+five 1024 x 1024 CDeep3M test images predicted with the default mito models in fast mode (one
+model, no test-time augmentation) and accurate mode (the accurate ensemble, 16 variants), each
+runtime in a fresh process, the runtimes interleaved ``--rounds`` times so a machine that
+speeds up or slows down meanwhile touches both alike. Per case: start-up (imports, models
+loaded, converted copies read, warmed up), prediction time, Mpx/s of the prediction and end to
+end, the share of the matmul rate the model work reached, and peak resident memory.
 
-    python benchmarks/predict_speed.py --model models/mito/mito-1fm.keras \
-        [--ensemble a.keras,b.keras,c.keras] [--backends tensorflow,jax,onnx]
+    python benchmarks/predict_speed.py [--runtimes keras,openvino] [--rounds 3] [--modes fast,accurate]
 
-JAX needs ``pip install jax``; ONNX needs ``pip install onnxruntime onnx tf2onnx``; neither is
-a dependency of EMViewer.
+Converted models come from the user cache (``$EMVIEWER_CACHE_DIR``); the first run converts
+them, before any timing. Numbers depend on the machine and on what else runs: compare the
+columns of one run, not runs of different days.
 """
 
 from __future__ import annotations
@@ -18,163 +21,165 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cdeep3m_mito" / "testset"
+FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile")
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def cpu_line() -> str:
+    """The CPU's name, core count and the vector flags that decide convolution speed."""
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    present = [f for f in FLAGS if f in flags]
+    return f"{name}, {os.cpu_count()} cores, flags: {' '.join(present) or 'none of ' + ' '.join(FLAGS)}"
 
 
-class OnnxModel:
-    """A Keras model exported to ONNX (float32) and run by ONNX Runtime, for comparison only."""
-
-    def __init__(self, loaded) -> None:
-        import keras
-        import onnxruntime
-
-        from emviewer.core.models import build_model
-
-        card, path = loaded.card, Path(tempfile.mkdtemp()) / "model.onnx"
-        keras.mixed_precision.set_global_policy("float32")  # ONNX Runtime has no bfloat16 convolutions
-        model = build_model(card.architecture, card.context, card.width or 16, card.depth or 4)
-        model.set_weights(loaded.model.get_weights())
-        model.predict_on_batch(np.zeros((1, 64, 64, card.context), np.float32))
-        model.export(str(path), format="onnx")
-        self.session = onnxruntime.InferenceSession(str(path))
-        self.input = self.session.get_inputs()[0].name
-
-    def predict_on_batch(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input: batch})[0]
+def matmul_gflops(side: int = 4096, repeats: int = 5) -> float:
+    """Best float32 matrix-multiply rate of NumPy's BLAS on all cores, GFLOP/s (2 side³ per product)."""
+    rng = np.random.default_rng(0)
+    a, b = rng.random((side, side), dtype=np.float32), rng.random((side, side), dtype=np.float32)
+    a @ b  # the BLAS threads start
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * side**3 / best / 1e9
 
 
-def run_case(models: list[str], tta: int, image: str, runtime: str = "keras") -> dict:
-    """One measurement in this process: load, warm up, predict every slice of ``image``."""
-    from emviewer.core.backend import device_summary
+def _timed(call) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def flops_per_pixel(keras_file: Path) -> float:
+    """Multiply-adds (x2) of the model's convolutions per input pixel, counted from its layers
+    on a 256 x 256 input (activations and normalisation, a few percent, are left out)."""
+    import keras
+
+    model = keras.saving.load_model(keras_file, compile=False)
+    side, layers = 256, model.layers[1:]
+    probe = keras.Model(model.inputs, [layer.output for layer in layers])
+    outputs = probe([np.zeros((1, side, side, model.inputs[0].shape[-1]), np.float32)])
+    total = 0.0
+    for layer, out in zip(layers, outputs, strict=True):
+        if isinstance(layer, keras.layers.Conv2DTranspose):  # each input pixel feeds a kernel of outputs
+            kh, kw, cout, cin = layer.kernel.shape
+            pixels = out.shape[1] * out.shape[2] / (layer.strides[0] * layer.strides[1])
+        elif isinstance(layer, keras.layers.Conv2D):
+            kh, kw, cin, cout = layer.kernel.shape
+            pixels = out.shape[1] * out.shape[2]
+        else:
+            continue
+        total += 2.0 * pixels * kh * kw * cin * cout
+    return total / side**2
+
+
+def run_case(models: list[str], tta: int, runtime: str) -> dict:
+    """One measurement in this process: start-up (imports, load, warm-up), then every test image."""
+    start = time.perf_counter()
     from emviewer.core.io import open_volume
     from emviewer.core.models.loading import load_model
     from emviewer.core.predict import LocalPredictor
-    from emviewer.core.volume import from_array
 
-    loaded = [load_model(m) for m in models]
-    if runtime == "onnx":
-        for entry in loaded:
-            entry.model = OnnxModel(entry)
+    loaded = [load_model(m, runtime=runtime) for m in models]
+    for model in loaded:
+        model.warm_up()
     predictor = LocalPredictor({"mito": loaded}, tta=tta)
-    volume = open_volume(image)
-    # Compile for the tile shape before timing (a crop as large as one tile).
-    list(predictor.iter_predict(from_array(volume.slice(0)[: predictor.tile, : predictor.tile])))
-    base = _peak_rss_mb()
-    start = time.perf_counter()
+    volume = open_volume(str(DATA))
+    started = time.perf_counter() - start
+    begin = time.perf_counter()
     for _ in predictor.iter_predict(volume):
         pass
-    seconds = time.perf_counter() - start
-    pixels = int(np.prod(volume.shape))
-    info = device_summary()
-    if runtime == "onnx":
-        info["backend"] = "onnxruntime"
+    seconds = time.perf_counter() - begin
     return {
-        "seconds": seconds,
-        "mpx_per_s": pixels / seconds / 1e6,
-        "pixels": pixels,
-        "peak_mb": _peak_rss_mb(),
-        "base_mb": base,
-        "backend": info["backend"],
-        "device": ", ".join(info["devices"]),
+        "startup_s": started,
+        "predict_s": seconds,
+        "pixels": int(np.prod(volume.shape)),
+        "passes": predictor._passes_per_tile(),
+        "precision": sorted({m.precision for m in loaded}),
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 
-def measure(models: list[str], tta: int, image: str, backend: str = "tensorflow") -> dict:
-    """Run :func:`run_case` in a fresh process with the given Keras backend (or ``onnx``)."""
-    runtime = "onnx" if backend == "onnx" else "keras"
-    env = dict(os.environ, KERAS_BACKEND="tensorflow" if runtime == "onnx" else backend, TF_CPP_MIN_LOG_LEVEL="3")
-    call = f"p.run_case({models!r}, {tta}, {image!r}, {runtime!r})"
+def measure(models: list[str], tta: int, runtime: str) -> dict:
+    """:func:`run_case` in a fresh process."""
     code = (
-        f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
-        f"import predict_speed as p; print('RESULT' + json.dumps({call}))"
+        f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import predict_speed as p; "
+        f"print('RESULT' + json.dumps(p.run_case({models!r}, {tta}, {runtime!r})))"
     )
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     for line in out.stdout.splitlines():
         if line.startswith("RESULT"):
             return json.loads(line[6:])
-    raise RuntimeError(f"{backend} run failed:\n{out.stderr[-3000:]}")
-
-
-def make_big(folder: Path, side: int) -> str:
-    """A side x side slice tiled from a real test image, as a memory-mapped TIFF."""
-    import tifffile
-    from PIL import Image
-
-    tile = np.asarray(Image.open(sorted(DATA.glob("*.png"))[0]))
-    reps = -(-side // tile.shape[0])
-    path = folder / f"big_{side}.tif"
-    tifffile.imwrite(path, np.tile(tile, (reps, reps))[:side, :side])
-    return str(path)
+    raise RuntimeError(f"{runtime} run failed:\n{out.stderr[-3000:]}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="the fast-mode model (.keras with its card)")
-    parser.add_argument("--ensemble", help="comma list of models for the accurate mode (default: --model alone)")
-    parser.add_argument(
-        "--backends",
-        default="tensorflow",
-        help="comma list to compare: tensorflow, jax, torch (Keras backends) and onnx (ONNX Runtime)",
-    )
-    parser.add_argument("--big", type=int, default=8192, help="side of the large slice (default 8192)")
+    parser.add_argument("--runtimes", default="keras,openvino", help="comma list: keras, openvino, onnx")
+    parser.add_argument("--modes", default="fast,accurate", help="comma list: fast, accurate")
+    parser.add_argument("--rounds", type=int, default=3, help="times each runtime is measured, interleaved")
+    parser.add_argument("--json", help="also write every measurement here")
     args = parser.parse_args()
-    ensemble = args.ensemble.split(",") if args.ensemble else [args.model]
 
+    from emviewer import config
+    from emviewer.core.models.loading import load_model
+    from emviewer.core.models.registry import models_for
+
+    entries = config.installed_models()
+    runtimes = args.runtimes.split(",")
+    print(f"CPU: {cpu_line()}")
+    rate = matmul_gflops()
+    print(f"float32 matmul (NumPy BLAS, 4096², all cores): {rate:.0f} GFLOP/s")
+    flops = {e.path: flops_per_pixel(e.path) for e in entries if e.bundled}
+    for path, value in flops.items():
+        print(f"  {path.stem:<22} {value / 1e3:7.1f} GFLOP per Mpx")
+    for runtime in runtimes:  # conversions happen here, outside every timing
+        for path in flops:
+            load_model(path, runtime=runtime)
     print(f"test set: {DATA} (5 x 1024 x 1024)")
-    speeds = {}
-    for backend in args.backends.split(","):
-        result = measure([args.model], 1, str(DATA), backend)
-        speeds[backend] = result["mpx_per_s"]
-        print(
-            f"[{result['backend']} on {result['device']}] fast mode: "
-            f"{result['mpx_per_s']:.2f} Mpx/s ({result['seconds']:.1f} s)"
-        )
-    if len(speeds) > 1:
-        first = next(iter(speeds))
-        print(
-            "speed relative to " + first + ": " + ", ".join(f"{b} {v / speeds[first]:.2f}x" for b, v in speeds.items())
-        )
-    fast = measure([args.model], 1, str(DATA))
-    accurate = measure(ensemble, 16, str(DATA))
     print(
-        f"accurate mode ({len(ensemble)} model(s), 16x TTA): "
-        f"{accurate['mpx_per_s']:.3f} Mpx/s ({accurate['seconds']:.1f} s); "
-        f"fast / accurate time ratio {accurate['seconds'] / fast['seconds']:.1f}"
+        f"{'mode':<9}{'runtime':<10}{'round':>5}{'start s':>9}{'predict s':>10}{'Mpx/s':>8}{'end to end':>11}"
+        f"{'of matmul':>10}{'peak MB':>9}  precision"
     )
-
-    with tempfile.TemporaryDirectory() as tmp:
-        small, big = make_big(Path(tmp), 1024), make_big(Path(tmp), args.big)
-        one, large = measure([args.model], 1, small), measure([args.model], 1, big)
-    pixel_ratio = large["pixels"] / one["pixels"]
-    output_mb = large["pixels"] * 4 * 2 / 2**20  # the slice's float32 sum and weight maps
-    print(f"1k x 1k: {one['seconds']:.2f} s, peak {one['peak_mb']:.0f} MB (after model load {one['base_mb']:.0f} MB)")
-    print(
-        f"{args.big // 1024}k x {args.big // 1024}k: {large['seconds']:.2f} s, peak {large['peak_mb']:.0f} MB "
-        f"(after model load {large['base_mb']:.0f} MB)"
-    )
-    print(
-        f"time ratio {large['seconds'] / one['seconds']:.1f} for pixel ratio {pixel_ratio:.0f} "
-        f"(per-pixel cost ratio {large['seconds'] / one['seconds'] / pixel_ratio:.2f})"
-    )
-    growth_small, growth_large = one["peak_mb"] - one["base_mb"], large["peak_mb"] - large["base_mb"]
-    print(
-        f"peak memory ratio {large['peak_mb'] / one['peak_mb']:.2f}; "
-        f"growth during prediction {growth_small:.0f} MB vs {growth_large:.0f} MB, "
-        f"of which the large slice's own output is {output_mb:.0f} MB"
-    )
+    results = []
+    for mode in args.modes.split(","):
+        files = models_for("mito", mode, entries)
+        tta = 16 if mode == "accurate" else 1
+        work = sum(flops[f] for f in files) * tta  # per pixel, every model and variant
+        for round_ in range(1, args.rounds + 1):
+            for runtime in runtimes:
+                r = measure([str(f) for f in files], tta, runtime)
+                mpx = r["pixels"] / r["predict_s"] / 1e6
+                end_to_end = r["pixels"] / (r["predict_s"] + r["startup_s"]) / 1e6
+                share = work * mpx * 1e6 / (rate * 1e9)
+                results.append({"mode": mode, "runtime": runtime, "round": round_, **r, "mpx_per_s": mpx})
+                print(
+                    f"{mode:<9}{runtime:<10}{round_:>5}{r['startup_s']:>9.1f}{r['predict_s']:>10.1f}{mpx:>8.3f}"
+                    f"{end_to_end:>11.3f}{share:>10.0%}{r['peak_mb']:>9.0f}  {','.join(r['precision'])}",
+                    flush=True,
+                )
+        for runtime in runtimes[1:]:
+            mine = [x["mpx_per_s"] for x in results if x["mode"] == mode and x["runtime"] == runtime]
+            base = [x["mpx_per_s"] for x in results if x["mode"] == mode and x["runtime"] == runtimes[0]]
+            print(f"{mode}: {runtime} / {runtimes[0]} prediction speed, median of rounds: "
+                  f"{np.median(mine) / np.median(base):.2f}x")  # fmt: skip
+    if args.json:
+        Path(args.json).write_text(json.dumps({"cpu": cpu_line(), "matmul_gflops": rate, "runs": results}, indent=1))
 
 
 if __name__ == "__main__":

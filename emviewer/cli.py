@@ -62,14 +62,17 @@ def cmd_info(args) -> int:
     from . import config
     from .core.backend import device_summary
     from .core.models.loading import run_precision
+    from .core.models.runtime import choose_runtime
 
     devices = device_summary()
     installed = config.installed_models()
-    precisions = {m.name: run_precision(m.card, devices["accelerator"]) for m in installed}
+    runtime, runtime_why = choose_runtime()
+    precisions = {m.name: run_precision(m.card, devices["accelerator"], runtime) for m in installed}
     info = {
         "emviewer": __version__,
         "python": sys.version.split()[0],
         **devices,
+        "runtime": {"name": runtime, "why": runtime_why},
         "models": [str(m.path) for m in installed],
         "model_precision": {name: {"policy": policy, "why": why} for name, (policy, why) in precisions.items()},
         "sample_stack": str(config.sample_stack()),
@@ -80,9 +83,10 @@ def cmd_info(args) -> int:
         print(f"EMViewer {info['emviewer']} (Python {info['python']})")
         print(f"Keras {info['keras']}, backend {info['backend']}")
         print(f"Compute on: {', '.join(info['devices'])}")
+        print(f"Runtime for predictions: {runtime} ({runtime_why}; --runtime or $EMVIEWER_RUNTIME to choose)")
         print(f"Models: {', '.join(info['models']) or 'none installed yet'}")
         for name, (policy, why) in precisions.items():
-            print(f"  {name} predicts in {policy} ({why})")
+            print(f"  {name} predicts in {policy} on {runtime} ({why})")
         print(f"Sample stack: {info['sample_stack']}")
     return 0
 
@@ -239,6 +243,12 @@ def cmd_models(args) -> int:
     return 0
 
 
+def _conversion_note(done: int, total: int, message: str) -> None:
+    """A model converted for a faster runtime on first use takes seconds: say so once."""
+    if done == 0:
+        print(message, file=sys.stderr, flush=True)
+
+
 def _predictor(args):
     """The local predictor with installed models, or the server's with ``--server``; with
     what to record of it, and each object's model files (None online)."""
@@ -259,7 +269,9 @@ def _predictor(args):
     from .core.predict import models_record, predictor_for
 
     files = resolve_models(dict.fromkeys(args.object, args.model), args.mode, _registry())
-    predictor = predictor_for(files, args.mode, args.tta, args.keep_long_objects)
+    predictor = predictor_for(
+        files, args.mode, args.tta, args.keep_long_objects, runtime=args.runtime, progress=_conversion_note
+    )
     return (
         predictor,
         {"tta": predictor.tta, "keep_long_objects": args.keep_long_objects, "models": models_record(predictor.models)},
@@ -448,6 +460,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="fast: one model, no augmentation; accurate: ensemble + 16x test-time augmentation",
     )
     predict.add_argument("--tta", type=int, choices=(1, 8, 16), help="test-time variants (default 1 fast, 16 accurate)")
+    predict.add_argument(
+        "--runtime",
+        choices=("auto", "keras", "openvino", "onnx"),
+        help="what runs the models on this computer: auto (default, or $EMVIEWER_RUNTIME): Keras on an NVIDIA"
+        " GPU, else OpenVINO; a converted model is made on first use and kept in the user cache folder",
+    )
     predict.add_argument(
         "--keep-long-objects",
         action="store_true",

@@ -29,7 +29,7 @@ def predict_to_store(args, volume, predictor, record: dict, files, progress) -> 
         print(f"resuming {args.output}: {len(store.done)} of {len(volume)} slices already written")
     try:
         if distributed:
-            _on_cluster(args, volume, files, todo, progress)
+            _on_cluster(args, volume, predictor, files, todo, progress)
             store.done = store.marked_done()  # the workers' slices
             store.finish()
         else:  # a local predictor gives bands of rows (flat memory for huge slices), a server slices
@@ -43,7 +43,7 @@ def predict_to_store(args, volume, predictor, record: dict, files, progress) -> 
     return 0
 
 
-def _on_cluster(args, volume, files, todo, progress) -> None:
+def _on_cluster(args, volume, predictor, files, todo, progress) -> None:
     from .cli_args import read_options
     from .core.distributed import BlockJob, connect, predict_on_cluster
     from .core.predict import measured_stack
@@ -57,6 +57,7 @@ def _on_cluster(args, volume, files, todo, progress) -> None:
         args.tta,
         args.keep_long_objects,
         read_options(args),
+        runtime=next(m.runtime for ms in predictor.models.values() for m in ms),  # as the client converted
     )
     with connect(args.cluster, args.scheduler) as client:
         for line in predict_on_cluster(client, job, todo, progress):

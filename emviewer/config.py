@@ -44,6 +44,12 @@ def user_data_dir() -> Path:
     return Path(os.environ.get("EMVIEWER_USER_DIR", platformdirs.user_data_path(APP_NAME)))
 
 
+def user_cache_dir() -> Path:
+    """Per-user folder for what can be made again, e.g. models converted for a faster runtime
+    (``$EMVIEWER_CACHE_DIR`` overrides it)."""
+    return Path(os.environ.get("EMVIEWER_CACHE_DIR", platformdirs.user_cache_path(APP_NAME)))
+
+
 def user_models_dir() -> Path:
     """Where models trained by the user go, one sub-folder per object."""
     return user_data_dir() / "models"

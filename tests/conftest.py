@@ -9,7 +9,7 @@ piece into ``tmp_path``. When it is missing the tests fail with a clear message,
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,19 @@ from emviewer.cli import main
 pytest_plugins = ["live_server"]  # the online-mode server fixtures
 
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+# ---------------------------------------------------------------------------- the user's folders
+
+
+@pytest.fixture(scope="session", autouse=True)
+def runtime_cache(tmp_path_factory) -> Iterator[Path]:
+    """Models converted for a faster runtime (``$EMVIEWER_CACHE_DIR``) go to a folder of this
+    run, shared by its test processes (one converts, the others read), never the user's cache."""
+    folder = tmp_path_factory.getbasetemp().parent / "emviewer-cache"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EMVIEWER_CACHE_DIR", str(folder))
+        yield folder
 
 
 # ---------------------------------------------------------------------------- real data

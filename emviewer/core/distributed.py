@@ -49,14 +49,15 @@ class BlockJob:
     tta: int | None = None
     keep_long_objects: bool = False
     options: ReadOptions | None = field(default=None)
+    runtime: str = "keras"  # what runs the models (see .models.runtime): the client's choice
 
 
 def _predictor(job: BlockJob):
     from .predict import predictor_for
 
-    key = (tuple((o, tuple(f)) for o, f in job.files.items()), job.mode, job.tta, job.keep_long_objects)
+    key = (tuple((o, tuple(f)) for o, f in job.files.items()), job.mode, job.tta, job.keep_long_objects, job.runtime)
     if key not in _PREDICTORS:
-        _PREDICTORS[key] = predictor_for(job.files, job.mode, job.tta, job.keep_long_objects)
+        _PREDICTORS[key] = predictor_for(job.files, job.mode, job.tta, job.keep_long_objects, runtime=job.runtime)
     return _PREDICTORS[key]
 
 

@@ -454,16 +454,27 @@ def predictor_for(
     tta: int | None = None,
     keep_long_objects: bool = False,
     cache: ModelCache | None = None,
+    runtime: str | None = None,
+    progress: Progress | None = None,
 ) -> LocalPredictor:
     """Each object's model files in a predictor for the mode: taken from ``cache`` (each file
-    loaded and warmed up once per cache) or, without one, loaded now.
+    loaded and warmed up once per cache, on the cache's runtime) or, without one, loaded now on
+    ``runtime`` (see :func:`~.models.runtime.choose_runtime`; ``progress`` hears a first-use
+    conversion).
 
-    Raises :class:`~emviewer.core.errors.InputError` for a file or card that does not load.
+    Raises :class:`~emviewer.core.errors.InputError` for a file or card that does not load, or
+    an unknown or missing runtime.
     """
     from .models.loading import load_model
+    from .models.runtime import choose_runtime
 
-    load = cache.get if cache is not None else load_model
-    models = {obj: [load(f) for f in paths] for obj, paths in files.items()}
+    if cache is not None:
+        models = {obj: [cache.get(f) for f in paths] for obj, paths in files.items()}
+    else:
+        chosen = choose_runtime(runtime)[0]
+        models = {
+            obj: [load_model(f, runtime=chosen, progress=progress) for f in paths] for obj, paths in files.items()
+        }
     return LocalPredictor(models, tta=mode_tta(mode, tta), keep_long_objects=keep_long_objects)
 
 
@@ -478,6 +489,8 @@ def models_record(models: Mapping[str, Sequence[LoadedModel]]) -> dict:
             "sha256": card.sha256,
             "thresholds": dict(card.thresholds) or None,  # None, as before, for a card without them
             "max_object_length_px": card.max_object_length_px,
+            "runtime": m.runtime,
+            "precision": m.precision,
             **({"input_zoom": card.input_zoom} if card.input_zoom != 1.0 else {}),
         }
 

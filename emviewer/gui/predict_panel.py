@@ -239,7 +239,7 @@ class PredictPanel(QWidget):
         self.cancel_button.setText("Cancel")
         if running:
             self.progress.setValue(0)
-            self.eta.setText("starting (loading models)...")
+            self.eta.setText("starting (loading models; on first use each is converted for this computer)...")
             self.domain_note.clear()
             self.domain_note.setVisible(False)
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .loading import LoadedModel, load_model
+from .runtime import choose_runtime
 
 
 class ModelCache:
@@ -21,10 +22,14 @@ class ModelCache:
     warm_up
         Run each model once on tiny inputs after loading (see :meth:`LoadedModel.warm_up`),
         so that the first real tile is not slow.
+    runtime
+        What runs the models: one of :data:`~.runtime.RUNTIMES`; ``None`` reads
+        ``$EMVIEWER_RUNTIME`` (default ``auto``: see :func:`~.runtime.choose_runtime`).
     """
 
-    def __init__(self, warm_up: bool = True) -> None:
+    def __init__(self, warm_up: bool = True, runtime: str | None = None) -> None:
         self._warm_up = warm_up
+        self._runtime = runtime
         self._models: dict[Path, LoadedModel] = {}
         self._lock = threading.Lock()
 
@@ -35,8 +40,8 @@ class ModelCache:
     def get(self, path: str | Path) -> LoadedModel:
         """The model in ``path`` (``.keras`` with its card beside it), loaded on first use.
 
-        Raises :class:`~emviewer.core.errors.InputError` as :func:`~.loading.load_model` does;
-        a file that failed is tried again on the next call.
+        Raises :class:`~emviewer.core.errors.InputError` as :func:`~.loading.load_model` and
+        :func:`~.runtime.choose_runtime` do; a file that failed is tried again on the next call.
         """
         key = self._key(path)
         model = self._models.get(key)
@@ -45,7 +50,7 @@ class ModelCache:
         with self._lock:
             model = self._models.get(key)  # another thread may have loaded it meanwhile
             if model is None:
-                model = load_model(path)
+                model = load_model(path, runtime=choose_runtime(self._runtime)[0])
                 if self._warm_up:
                     model.warm_up()
                 self._models[key] = model

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..progress import Progress
 from .card import ModelCard
 from .registry import read_card
 
@@ -24,11 +25,15 @@ def sha256_of(path: Path) -> str:
 
 @dataclass
 class LoadedModel:
-    """A Keras model ready to predict, with its card, which says how to use it."""
+    """A model ready to predict, with its card, which says how to use it: the Keras model, or
+    a copy converted for a faster runtime (then ``model`` is None; see :mod:`.runtime`)."""
 
     name: str
     model: Any  # keras.Model; typed loosely so importing this module stays free of Keras
     card: ModelCard
+    runner: Any = None  # what predicts when not the Keras model: a converted copy (see .runtime)
+    runtime: str = "keras"
+    precision: str = "float32"  # the Keras dtype policy it computes in (see run_precision)
 
     @property
     def context(self) -> int:
@@ -52,7 +57,7 @@ class LoadedModel:
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """``(N, Y, X, context)`` float32 in [0, 1] -> ``(N, Y, X, 1)`` float32 probabilities."""
-        out = self.model.predict_on_batch(np.ascontiguousarray(batch, np.float32))
+        out = (self.runner or self.model).predict_on_batch(np.ascontiguousarray(batch, np.float32))
         return np.asarray(out, np.float32)
 
     def warm_up(self) -> None:
@@ -66,23 +71,28 @@ class LoadedModel:
             self.predict(np.zeros((1, side, side, self.context), np.float32))
 
 
-def run_precision(card: ModelCard, accelerator: bool | None = None) -> tuple[str, str]:
+def run_precision(card: ModelCard, accelerator: bool | None = None, runtime: str = "keras") -> tuple[str, str]:
     """The Keras dtype policy a model predicts in on this machine, and why (one line).
 
     A model saved in ``mixed_bfloat16`` keeps bf16 only where bf16 is computed in hardware (a
     CPU with AMX or AVX512-BF16, see :func:`~..backend.cpu_has_fast_bfloat16`) and its card's
     figures were measured in bf16; everywhere else it runs in float32, which is as accurate and,
     on a CPU without bf16 instructions, faster (the default mito model 1.79x on a 2-core AMD EPYC,
-    ``benchmarks/precision.py``). On a GPU
-    float32 is used, as for training (:func:`~..train.choose_precision`). ``accelerator``:
-    whether Keras computes on a GPU (``None``: ask the backend, which imports it).
+    ``benchmarks/precision.py``). On a GPU float32 is used, as for training
+    (:func:`~..train.choose_precision`). ``accelerator``: whether Keras computes on a GPU
+    (``None``: ask the backend, which imports it). ``runtime`` (see :mod:`.runtime`): OpenVINO
+    computes on the CPU; ONNX Runtime in float32 only.
     """
     from ..backend import cpu_has_fast_bfloat16, device_summary
 
     trained = card.precision or "float32"
     if trained != "mixed_bfloat16":
         return "float32", f"trained in {trained}"
-    if accelerator is None:
+    if runtime == "onnx":
+        return "float32", "trained in bfloat16; ONNX Runtime computes convolutions in float32"
+    if runtime != "keras":
+        accelerator = False
+    elif accelerator is None:
         accelerator = device_summary()["accelerator"]
     if accelerator:
         return "float32", "trained in bfloat16; float32 on a GPU"
@@ -111,24 +121,53 @@ def in_precision(model, policy: str):
     return copy
 
 
-def load_model(path: str | Path, precision: str | None = None) -> LoadedModel:
+def load_model(
+    path: str | Path,
+    precision: str | None = None,
+    runtime: str = "keras",
+    progress: Progress | None = None,
+    cache: Path | None = None,
+) -> LoadedModel:
     """Load ``model.keras`` and its card ``model.json``, to predict in ``precision`` (a Keras
-    dtype policy; ``None``: :func:`run_precision` for this machine).
+    dtype policy; ``None``: :func:`run_precision` for this machine) on ``runtime``.
+
+    ``runtime``: ``"keras"``, or ``"openvino"``/``"onnx"`` to predict with a converted copy
+    (:mod:`.runtime`), made on first use into ``cache`` (default
+    :func:`~emviewer.config.user_cache_dir`, sub-folder ``runtimes``; ``progress`` hears the
+    conversion); then ``model`` is None and Keras is not imported.
 
     Raises :class:`~emviewer.core.errors.InputError` for a missing file, a missing or invalid
-    card, a file whose SHA-256 disagrees with its card, or a file Keras cannot load.
+    card, a file whose SHA-256 disagrees with its card, or a file Keras cannot load or convert.
     """
-    import keras
-
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "no such model file")
     card = read_card(path)
-    expected = card.sha256
-    if expected and sha256_of(path) != expected:
+    digest = sha256_of(path)
+    if card.sha256 and digest != card.sha256:
         raise InputError(path, "model file does not match the SHA-256 in its card (damaged or replaced)")
+    if runtime == "keras":
+        policy = precision or run_precision(card)[0]
+        return LoadedModel(path.stem, _keras_model(path, policy), card, precision=policy)
+    from . import runtime as runtimes
+
+    policy = "float32" if runtime == "onnx" else precision or run_precision(card, runtime=runtime)[0]
+    if cache is None:
+        from ...config import user_cache_dir
+
+        cache = user_cache_dir() / "runtimes"
+    runner = runtimes.open_converted(
+        path, digest, runtime, policy, lambda: _keras_model(path, "float32"), cache, progress
+    )
+    return LoadedModel(path.stem, None, card, runner, runtime, policy)
+
+
+def _keras_model(path: Path, policy: str):
+    """The Keras model in ``path``, computing in the dtype policy ``policy``."""
+    import keras
+
     try:
         model = keras.saving.load_model(path, compile=False)
     except Exception as exc:  # Keras raises many kinds for a damaged archive
         raise InputError(path, f"cannot load the model ({exc})") from None
-    return LoadedModel(path.stem, in_precision(model, precision or run_precision(card)[0]), card)
+    return in_precision(model, policy)

@@ -33,8 +33,8 @@ def test_two_threads_get_the_same_model_loaded_once(model_folder):
 
 def test_first_load_warms_the_model_up(model_folder):
     path = model_folder / "membrane" / "tiny-membrane.keras"
-    warm = ModelCache().get(path)
-    cold = ModelCache(warm_up=False).get(path)
+    warm = ModelCache(runtime="keras").get(path)
+    cold = ModelCache(warm_up=False, runtime="keras").get(path)
     assert cold is not warm and cold.context == warm.context == 3
     assert cold.model.predict_function is None  # never run
     assert warm.model.predict_function is not None  # run once on tiny inputs
