@@ -4,7 +4,8 @@ Each row predicts held-out slices with the installed default models of one objec
 mode (one model, no augmentation) and accurate mode (the ensemble with 16x test-time
 augmentation), and scores the masks: mean per-image F1 / IoU, as `emviewer evaluate` does.
 
-    python benchmarks/accuracy.py [--modes fast,accurate] [--objects mito] [--each-model] [--max-slices N] [--json FILE]
+    python benchmarks/accuracy.py [--modes fast,accurate] [--objects mito] [--each-model] [--max-slices N]
+        [--runtime keras|openvino|onnx] [--json FILE]
 
 ``--each-model`` adds a table of every installed model alone (fast: no augmentation,
 accurate: 16x), e.g. the DeepEM3D model against the MultiResUNet family.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ from emviewer.core.dataset import LabelledStack, load_labelled
 from emviewer.core.io.common import numbers_in
 from emviewer.core.metrics import mean_scores, pooled_scores, score
 from emviewer.core.models.registry import models_for
+from emviewer.core.models.runtime import RUNTIME_ENV
 from emviewer.core.predict import predictor_for
 from emviewer.core.robustness import corrupt
 from emviewer.core.volume import from_array
@@ -141,12 +144,15 @@ def main() -> None:
     parser.add_argument("--objects", default="mito,membrane,nuclei", help="which objects' rows to measure")
     parser.add_argument("--max-slices", type=int, help="score only the first N held-out slices (quick check)")
     parser.add_argument("--json", help="also write the rows to this JSON file")
+    parser.add_argument("--runtime", help="keras, openvino or onnx (default: auto, as emviewer predict)")
     parser.add_argument(
         "--each-model",
         action="store_true",
         help="then measure every installed model alone (e.g. DeepEM3D against MultiResUNet)",
     )
     args = parser.parse_args()
+    if args.runtime:
+        os.environ[RUNTIME_ENV] = args.runtime  # predictor_for reads it
     entries = config.installed_models()
     modes = args.modes.split(",")
     rows = []

@@ -284,11 +284,13 @@ def cmd_predict(args) -> int:
     from .core.io import open_volume
     from .core.prediction_output import PredictionWriter, write_predictions
     from .core.provenance import provenance
+    from .core.validate import check_volume_image
 
     fmt = args.format or ("zarr" if args.output.rstrip("/\\").lower().endswith(".zarr") else "png")
     if args.resume and fmt != "zarr":
         raise InputError(args.output, "--resume continues an OME-Zarr prediction: give -o OUT.zarr")
     volume = open_volume(args.input, read_options(args))
+    check_volume_image(volume)  # a mask given as the image: said before models load (or convert)
     predictor, how, files = _predictor(args)
     record = provenance(command="predict", input=args.input, mode=args.mode, **how)
     if fmt == "zarr":

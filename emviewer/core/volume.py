@@ -146,6 +146,8 @@ class LazySlices:
 
     shape: tuple
     dtype: np.dtype
+    #: Whether reading part of a slice decodes all of it (True unless ``_read_part`` reads less).
+    decodes_whole: bool = True
 
     def _read(self, z: int) -> np.ndarray:
         raise NotImplementedError
@@ -167,7 +169,7 @@ class LazySlices:
 def decodes_whole_slices(volume: Volume) -> bool:
     """Whether reading any part of a slice of ``volume`` decodes the whole slice (a folder of
     PNGs, a mapped stack): readers of many small parts should then decode it once and keep it."""
-    return isinstance(volume.data, LazySlices)
+    return isinstance(volume.data, LazySlices) and volume.data.decodes_whole
 
 
 class _MappedSlices(LazySlices):
@@ -186,6 +188,7 @@ class _MappedSlices(LazySlices):
         self._volume, self._indices, self._fn, self._pixelwise = volume, list(indices), fn, pixelwise
         self.shape = (len(self._indices),) + tuple(shape_yx)
         self.dtype = np.dtype(dtype)
+        self.decodes_whole = not pixelwise or decodes_whole_slices(volume)
 
     def _read(self, i: int) -> np.ndarray:
         source = self._indices[i]

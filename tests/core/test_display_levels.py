@@ -9,7 +9,7 @@ import zarr
 
 from emviewer.core.display_levels import OVERVIEW_SIDE, SliceLevels, overview_step, power_of_two_at_most, snap_box
 from emviewer.core.io import open_volume
-from emviewer.core.volume import LazySlices, Volume, from_array
+from emviewer.core.volume import LazySlices, Volume, decodes_whole_slices, from_array, map_slices
 
 
 def ramp(shape: tuple[int, int, int]) -> np.ndarray:
@@ -64,6 +64,17 @@ def test_a_stack_that_decodes_whole_slices_is_decoded_once_per_slice():
     assert data.reads == 1
     levels.window(1, (0, 8, 0, 8), 1)
     assert data.reads == 2
+
+
+def test_a_pixelwise_view_decodes_whole_slices_only_where_its_source_does(tmp_path):
+    stack = ramp((2, 64, 80))
+    tifffile.imwrite(tmp_path / "mapped.tif", stack, photometric="minisblack")
+    mapped = open_volume(tmp_path / "mapped.tif")  # memory-mapped: rows are read as rows
+    decoded = Volume(CountedSlices(stack), "counted")
+    assert not decodes_whole_slices(mapped) and decodes_whole_slices(decoded)
+    assert not decodes_whole_slices(map_slices(mapped, np.negative, pixelwise=True))
+    assert decodes_whole_slices(map_slices(decoded, np.negative, pixelwise=True))
+    assert decodes_whole_slices(map_slices(mapped, lambda image: image[::-1]))  # not pixel-wise: whole slices
 
 
 def test_ome_zarr_pyramid_levels_serve_the_coarse_steps(tmp_path):

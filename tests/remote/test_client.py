@@ -10,6 +10,7 @@ from live_server import live_server
 from PIL import Image
 
 from emviewer.core.models.loading import load_model
+from emviewer.core.models.runtime import choose_runtime
 from emviewer.core.predict import LocalPredictor, predict_all
 from emviewer.core.progress import Cancelled, CancelToken
 from emviewer.core.volume import from_array
@@ -18,9 +19,12 @@ from emviewer.remote.client import RemoteError, RemotePredictor
 
 @pytest.fixture(scope="module")
 def local_models(model_folder):
+    """The server's models run here by the runtime the server chose (auto), so untrained models
+    answering near 0.5 everywhere cut the same way on both sides."""
+    runtime = choose_runtime()[0]
     return {
-        "mito": [load_model(model_folder / "mito" / "tiny-mito.keras")],
-        "membrane": [load_model(model_folder / "membrane" / "tiny-membrane.keras")],
+        "mito": [load_model(model_folder / "mito" / "tiny-mito.keras", runtime=runtime)],
+        "membrane": [load_model(model_folder / "membrane" / "tiny-membrane.keras", runtime=runtime)],
     }
 
 
@@ -56,7 +60,7 @@ def test_some_slices_with_test_time_augmentation_agree_with_local(server, server
 
 def test_keeping_long_objects_reaches_the_server(server, server_stack, model_folder):
     volume = from_array(server_stack[:1])
-    short = {"mito": [load_model(model_folder / "mito" / "short-mito.keras")]}
+    short = {"mito": [load_model(model_folder / "mito" / "short-mito.keras", runtime=choose_runtime()[0])]}
     masks = {}
     for keep in (False, True):
         local = predict_all(LocalPredictor(short, keep_long_objects=keep), volume)["mito"]
