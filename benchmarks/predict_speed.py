@@ -7,7 +7,8 @@ model, no test-time augmentation) and accurate mode (the accurate ensemble, 16 v
 runtime in a fresh process, the runtimes interleaved ``--rounds`` times so a machine that
 speeds up or slows down meanwhile touches both alike. Per case: start-up (imports, models
 loaded, converted copies read, warmed up), prediction time, Mpx/s of the prediction and end to
-end, the share of the matmul rate the model work reached, and peak resident memory.
+end, the matmul rate measured just before and after the prediction (this machine's speed
+changes by the minute) and the share of it the model work reached, and peak resident memory.
 
     python benchmarks/predict_speed.py [--runtimes keras,openvino] [--rounds 3] [--modes fast,accurate]
 
@@ -87,6 +88,18 @@ def flops_per_pixel(keras_file: Path) -> float:
     return total / side**2
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. Linux's ``VmHWM`` starts afresh at exec, while
+    ``ru_maxrss`` keeps the parent's peak (the parent here holds every model for counting)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def run_case(models: list[str], tta: int, runtime: str) -> dict:
     """One measurement in this process: start-up (imports, load, warm-up), then every test image."""
     start = time.perf_counter()
@@ -100,17 +113,19 @@ def run_case(models: list[str], tta: int, runtime: str) -> dict:
     predictor = LocalPredictor({"mito": loaded}, tta=tta)
     volume = open_volume(str(DATA))
     started = time.perf_counter() - start
+    before = matmul_gflops(repeats=3)
     begin = time.perf_counter()
     for _ in predictor.iter_predict(volume):
         pass
     seconds = time.perf_counter() - begin
     return {
+        "matmul_gflops": (before + matmul_gflops(repeats=3)) / 2,  # this machine's speed changes by the minute
         "startup_s": started,
         "predict_s": seconds,
         "pixels": int(np.prod(volume.shape)),
         "passes": predictor._passes_per_tile(),
         "precision": sorted({m.precision for m in loaded}),
-        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_mb": peak_rss_mb(),
     }
 
 
@@ -154,7 +169,7 @@ def main() -> None:
     print(f"test set: {DATA} (5 x 1024 x 1024)")
     print(
         f"{'mode':<9}{'runtime':<10}{'round':>5}{'start s':>9}{'predict s':>10}{'Mpx/s':>8}{'end to end':>11}"
-        f"{'of matmul':>10}{'peak MB':>9}  precision"
+        f"{'matmul':>8}{'share':>7}{'peak MB':>9}  precision"
     )
     results = []
     for mode in args.modes.split(","):
@@ -166,11 +181,12 @@ def main() -> None:
                 r = measure([str(f) for f in files], tta, runtime)
                 mpx = r["pixels"] / r["predict_s"] / 1e6
                 end_to_end = r["pixels"] / (r["predict_s"] + r["startup_s"]) / 1e6
-                share = work * mpx * 1e6 / (rate * 1e9)
+                share = work * mpx * 1e6 / (r["matmul_gflops"] * 1e9)
                 results.append({"mode": mode, "runtime": runtime, "round": round_, **r, "mpx_per_s": mpx})
                 print(
                     f"{mode:<9}{runtime:<10}{round_:>5}{r['startup_s']:>9.1f}{r['predict_s']:>10.1f}{mpx:>8.3f}"
-                    f"{end_to_end:>11.3f}{share:>10.0%}{r['peak_mb']:>9.0f}  {','.join(r['precision'])}",
+                    f"{end_to_end:>11.3f}{r['matmul_gflops']:>8.0f}{share:>7.0%}{r['peak_mb']:>9.0f}"
+                    f"  {','.join(r['precision'])}",
                     flush=True,
                 )
         for runtime in runtimes[1:]:

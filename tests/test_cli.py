@@ -22,6 +22,7 @@ import h5py
 import numpy as np
 import pytest
 import tifffile
+import zarr
 from PIL import Image
 
 from emviewer.cli import build_parser
@@ -710,5 +711,27 @@ def test_info_says_which_precision_each_model_predicts_in_and_why(run_cli):
     names = {e.name for e in installed_models()}
     assert set(info["model_precision"]) == names
     assert {p["policy"] for p in info["model_precision"].values()} <= {"float32", "mixed_bfloat16"}
+    assert info["runtime"]["name"] in {"keras", "openvino"} and info["runtime"]["why"]
     code, out, _ = run_cli("info")
     assert code == 0 and all(f"  {name} predicts in " in out for name in names)
+    assert f"Runtime for predictions: {info['runtime']['name']} (" in out
+
+
+def test_predict_on_each_runtime_records_it_and_gives_the_same_masks(run_cli, make_crops, cdeep3m, tmp_path):
+    images = make_crops(sorted((cdeep3m / "testset").glob("*.png"))[:3], "in", size=(192, 160), offset=(400, 300))
+    masks = {}
+    for runtime in ("keras", "openvino"):
+        out = tmp_path / f"{runtime}.zarr"
+        code, _, err = run_cli(
+            "predict", images, "-o", out, "--object", "mito", "--model", "mito-mru-5fm", "--runtime", runtime
+        )
+        assert code == 0, err
+        record = json.loads((out / ".zattrs").read_text())["emviewer"]
+        (model,) = record["parameters"]["models"]["mito"]
+        assert model["runtime"] == runtime and model["precision"] == "float32"  # trained in float32
+        assert "openvino" in record["software"]  # its version, beside TensorFlow's
+        masks[runtime] = np.asarray(zarr.open_array(str(out / "mito" / "0"), mode="r"))
+    assert masks["keras"].any()
+    assert np.mean(masks["keras"] != masks["openvino"]) <= 1e-4
+    code, _, err = run_cli("predict", images, "-o", tmp_path / "x", "--object", "mito", "--runtime", "tensorrt")
+    assert code == 2 and "invalid choice: 'tensorrt'" in err and not (tmp_path / "x").exists()

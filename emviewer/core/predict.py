@@ -133,7 +133,8 @@ class _Meter:
 
 @dataclass
 class LocalPredictor:
-    """Predicts with Keras models on this machine (GPU when the backend sees one, else CPU).
+    """Predicts with the models on this machine: Keras (GPU when the backend sees one, else CPU)
+    or a copy converted for a faster CPU runtime (see :mod:`.models.runtime`).
 
     Parameters
     ----------

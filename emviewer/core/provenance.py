@@ -9,7 +9,7 @@ from importlib import metadata
 from .. import __version__
 from .backend import keras_backend
 
-_PACKAGES = ("numpy", "keras", "tensorflow", "h5py", "tifffile", "Pillow")
+_PACKAGES = ("numpy", "keras", "tensorflow", "openvino", "onnxruntime", "h5py", "tifffile", "Pillow")
 
 
 def software_versions() -> dict[str, str]:

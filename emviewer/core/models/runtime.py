@@ -1,10 +1,11 @@
 """Inference runtimes: a trained Keras model run by OpenVINO or ONNX Runtime for prediction.
 
 Training and fine-tuning stay on Keras. For prediction on a CPU, the same weights converted
-to OpenVINO's format ran the default mito model (5-slice MultiResUNet, 1024² tile) in 1.0 s
-against Keras's 1.5-1.7 s, with probabilities equal to 2e-7, and ONNX Runtime in 1.6 s
-(2-core AMD EPYC with AVX2, session 20; ``benchmarks/predict_speed.py`` measures it end to
-end). So ``auto`` picks OpenVINO on a computer without an NVIDIA GPU, and Keras where one is.
+to OpenVINO's format ran the default mito model (5-slice MultiResUNet, one 1024² tile) in 1.0 s
+against Keras's 1.5-1.7 s, with probabilities equal to 2e-7, and ONNX Runtime in 1.6 s (AMD
+EPYC Zen 4, 2 cores; ``benchmarks/predict_speed.py`` measures whole runs: 1.3-1.5x the
+prediction speed, start-up 1 s instead of 14). So ``auto`` picks OpenVINO on a computer
+without an NVIDIA GPU, and Keras where one is.
 
 A converted model is kept in the user's cache folder (:func:`~emviewer.config.user_cache_dir`),
 one folder per model file named by the SHA-256 of its weights, the runtime and its version:
