@@ -28,9 +28,20 @@ def region_volume(volume: Volume, z: int, box: tuple[int, int, int, int]) -> tup
 
 
 def device_text() -> str:
-    """What computes, for the status bar; loads the ML backend on first call."""
-    from ..core.backend import device_summary
+    """What computes, for the status bar; loads the ML backend on first call when Keras runs
+    the models (a bad ``$EMVIEWER_RUNTIME`` is reported when Predict is pressed)."""
+    import os
 
+    from ..core.backend import device_summary
+    from ..core.errors import InputError
+    from ..core.models.runtime import choose_runtime, runtime_label
+
+    try:
+        runtime = choose_runtime()[0]
+    except InputError:
+        runtime = "keras"
+    if runtime != "keras":
+        return f"{runtime_label(runtime)} on CPU ({os.cpu_count()} cores)"
     info = device_summary()
     return f"Keras {info['keras']} ({info['backend']}) on {', '.join(info['devices'])}"
 

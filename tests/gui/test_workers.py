@@ -7,6 +7,8 @@ Python thread.)
 
 from __future__ import annotations
 
+import re
+
 from emviewer.core.errors import InputError
 from emviewer.gui.workers import Job, PredictionJob, start
 
@@ -59,3 +61,12 @@ def test_a_prediction_job_says_its_device_on_its_own_signal(qtbot):
     with qtbot.waitSignal(job.signals.finished):
         start(job)
     assert items == [0, 1] and devices == ["Keras 3 (tensorflow) on CPU"]
+
+
+def test_the_status_bar_names_the_runtime_that_computes(monkeypatch):
+    from emviewer.gui.prediction_work import device_text
+
+    monkeypatch.setenv("EMVIEWER_RUNTIME", "openvino")
+    assert re.fullmatch(r"OpenVINO \d{4}\.\d+\.\d+ on CPU \(\d+ cores?\)", device_text())
+    monkeypatch.setenv("EMVIEWER_RUNTIME", "keras")
+    assert device_text().startswith("Keras 3.")

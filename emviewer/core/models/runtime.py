@@ -137,6 +137,11 @@ def _version(runtime: str) -> str:
     return metadata.version(_PACKAGES[runtime][0])
 
 
+def runtime_label(runtime: str) -> str:
+    """E.g. ``"OpenVINO 2026.4.1"``, for the app's status bar (``"openvino"`` or ``"onnx"``)."""
+    return f"{'OpenVINO' if runtime == 'openvino' else 'ONNX Runtime'} {_version(runtime)}"
+
+
 def converted_folder(cache: Path, sha256: str, runtime: str) -> Path:
     """Where the conversion of the weights with this SHA-256 for ``runtime`` is kept: a new
     runtime version converts again (its format or its converter may have changed)."""
