@@ -146,12 +146,13 @@ def load_model(
     digest = sha256_of(path)
     if card.sha256 and digest != card.sha256:
         raise InputError(path, "model file does not match the SHA-256 in its card (damaged or replaced)")
+    policy = precision or run_precision(card, runtime=runtime)[0]
     if runtime == "keras":
-        policy = precision or run_precision(card)[0]
         return LoadedModel(path.stem, _keras_model(path, policy), card, precision=policy)
     from . import runtime as runtimes
 
-    policy = "float32" if runtime == "onnx" else precision or run_precision(card, runtime=runtime)[0]
+    if runtime == "onnx":
+        policy = "float32"  # whatever was asked: ONNX Runtime has no bfloat16 convolutions
     if cache is None:
         from ...config import user_cache_dir
 
