@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -38,14 +39,21 @@ def cpu_name() -> str:
     return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown")
 
 
-def make_stack(path: Path, height: int, width: int, slices: int) -> None:
-    """An uncompressed TIFF of real EM tiles, written a band at a time through a memory map."""
+def make_stack(path: Path, height: int, width: int, slices: int, filled: Sequence[int] | None = None) -> None:
+    """An uncompressed TIFF of real EM tiles, written a band at a time through a memory map.
+    ``filled``: only these slices get pixels; the others stay holes of the (sparse) file, zeros."""
     import tifffile
 
     images = [np.asarray(Image.open(f).convert("L")) for f in sorted(TEST.glob("*.png"))]
     side = min(min(i.shape) for i in images)
-    stack = tifffile.memmap(path, shape=(slices, height, width), dtype=np.uint8, photometric="minisblack")
-    for z in range(slices):
+    stack = tifffile.memmap(
+        path,
+        shape=(slices, height, width),
+        dtype=np.uint8,
+        photometric="minisblack",
+        bigtiff=height * width * slices >= 2**32,
+    )
+    for z in range(slices) if filled is None else filled:
         for ty, y0 in enumerate(range(0, height, side)):
             for tx, x0 in enumerate(range(0, width, side)):
                 n = z + ty * 7 + tx * 3

@@ -29,7 +29,7 @@ from .models.loading import LoadedModel
 from .pipeline import prefetch
 from .preprocess import context_indices
 from .progress import ESTIMATING, CancelToken, Estimate, Progress, check, report, wait_for
-from .tiling import Region, Stitcher, TileLayout
+from .tiling import TILE_MULTIPLE, Region, Stitcher, TileLayout
 from .validate import check_volume_image
 from .volume import Volume, crop_yx
 from .zoom import MULTIPLE as ZOOM_MULTIPLE
@@ -143,15 +143,18 @@ class LocalPredictor:
     tta
         Test-time variants: 1, 8 (rotations and flips) or 16 (also z-flip of the context).
     tile, overlap
-        Largest tile side (a multiple of 32, so every model depth fits) and tile overlap in
-        pixels. Slices up to ``tile`` are predicted in one piece (padded to a multiple of
-        32); larger ones in overlapping tiles of at most ``split_tile``.
+        Largest tile side and tile overlap in pixels. Slices up to ``tile`` are predicted in
+        one piece, each side mirrored out to a multiple of the models' down-sampling factor
+        (``2 ** depth`` from their cards, 32 when a card does not say); larger ones in
+        overlapping tiles of at most ``split_tile``, sized per axis by
+        :meth:`~.tiling.TileLayout.for_slice` (rectangles where that saves work).
     split_tile
-        Largest tile side for slices larger than ``tile``. TensorFlow's working memory grows
-        with the tile: predicting a 4096² slice with the bundled 5-slice MultiResUNet (AMD EPYC,
-        2 cores, session 18) peaked at 1434 MB of resident memory with tiles up to 1024, 1084 MB
-        with 512, at 0.266 and 0.253 megapixels per second (tile sizes chosen by
-        :meth:`~.tiling.TileLayout.for_slice`).
+        Largest tile side for slices larger than ``tile``: the runtime's working memory grows
+        with the tile (OpenVINO, bundled 5-slice MultiResUNet: about 0.24 GB for 512², 0.52 GB
+        for 768², 0.84 GB for 1024²), and the overlap's share of the work shrinks. One
+        16000 x 10000 slice (``benchmarks/large_slices.py``, OpenVINO, AMD EPYC Zen 4, 2 cores)
+        took 1.33x the time per pixel of 1024² slices at 728 MB peak with tiles up to 512, and
+        1.14x at 1040 MB with tiles up to 768.
     batch_size
         Tiles per model call (each test-time variant of each model is one call). On a 2-core
         CPU one call on one 1024-pixel tile takes about 1.2 s (MultiResUNet of width 16) to
@@ -165,7 +168,7 @@ class LocalPredictor:
     tta: int = 1
     tile: int = 1024
     overlap: int = 64
-    split_tile: int = 512
+    split_tile: int = 768
     batch_size: int = 1
     keep_long_objects: bool = False
     objects: Sequence[str] = field(init=False)
@@ -173,13 +176,16 @@ class LocalPredictor:
     def __post_init__(self) -> None:
         self.objects = list(self.models)
         self._context = max(m.context for ms in self.models.values() for m in ms)
+        # Tiles only need the models' down-sampling factor; a card without a depth gets the safe default.
+        depths = [m.card.depth or 99 for ms in self.models.values() for m in ms]
+        self._multiple = min(2 ** max(depths), TILE_MULTIPLE)
         self.length_limits = {
             obj: None if self.keep_long_objects else length_limit_of(ms) for obj, ms in self.models.items()
         }
 
     def _layout(self, height: int, width: int) -> TileLayout:
         largest = self.tile if max(height, width) <= self.tile else min(self.tile, self.split_tile)
-        return TileLayout.for_slice(height, width, largest, self.overlap)
+        return TileLayout.for_slice(height, width, largest, self.overlap, self._multiple)
 
     # ------------------------------------------------------------------ reading side
 

@@ -35,7 +35,8 @@ __all__ = [
 #: A tile's place in the slice: ``(rows, columns)``, usable as ``image[region]``.
 Region = tuple[slice, slice]
 Size = int | Sequence[int]
-#: Tile sides are multiples of this, so that every model depth (up to 5 poolings) fits.
+#: Tile sides are multiples of this unless the models say less (``2 ** depth``): every model
+#: depth up to 5 down-samplings fits.
 TILE_MULTIPLE = 32
 
 
@@ -117,10 +118,11 @@ class TileLayout:
     ----------
     shape : (int, int)
         ``(Y, X)`` size of the slice, each at least 1.
-    tile : int
-        Square tile side in pixels, > 0.
-    overlap : int
-        Minimum overlap of neighbouring tiles in pixels, ``0 <= overlap < tile``.
+    tile : int or (int, int)
+        Tile size ``(ty, tx)`` in pixels, each > 0 (an int: square tiles). Stored as a pair.
+    overlap : int or (int, int)
+        Minimum overlap ``(oy, ox)`` of neighbouring tiles in pixels, ``0 <= overlap < tile``
+        along each axis. Stored as a pair.
 
     Raises
     ------
@@ -129,41 +131,51 @@ class TileLayout:
     """
 
     shape: tuple[int, int]
-    tile: int
-    overlap: int
+    tile: tuple[int, int]
+    overlap: tuple[int, int]
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "shape", _pair(self.shape, "shape"))
+        object.__setattr__(self, "tile", _pair(self.tile, "tile"))
+        object.__setattr__(self, "overlap", _pair(self.overlap, "overlap"))
         if min(self.shape) < 1:
             raise ValueError(f"cannot tile an empty slice of shape {self.shape}")
-        tile_starts(self.tile, self.tile, self.overlap)  # checks the tile and the overlap
+        for tile, overlap in zip(self.tile, self.overlap, strict=True):
+            tile_starts(tile, tile, overlap)  # checks the tile and the overlap
 
     @classmethod
-    def for_slice(cls, height: int, width: int, max_tile: int = 1024, overlap: int = 64) -> TileLayout:
-        """The layout prediction uses: a slice up to ``max_tile`` in one tile of its longer side
-        rounded up to :data:`TILE_MULTIPLE`; a larger one in as few tiles per side as
-        ``max_tile`` allows, each as small as that count allows (rounded up), so that least
-        work goes into overlaps (a 4096² slice: 5 x 5 tiles of 896, not 1024, computes 20.1
-        instead of 26.2 megapixels). Overlap at most half a tile.
+    def for_slice(
+        cls, height: int, width: int, max_tile: int = 1024, overlap: int = 64, multiple: int = TILE_MULTIPLE
+    ) -> TileLayout:
+        """The layout prediction uses, chosen per axis so that least work goes into overlaps
+        and padding: a side up to ``max_tile`` in one tile, its length rounded up to
+        ``multiple``; a longer side in as few tiles as ``max_tile`` allows, each as short as
+        that count allows (rounded up). So tiles may be rectangles: a 1024 x 768 slice is one
+        1024 x 768 tile, and a 16000 x 10000 slice with ``max_tile`` 768 has 23 x 15 tiles of
+        736 x 768 (195 megapixels computed; square tiles of 768: 204). Overlap along an axis
+        at most half the tile there.
 
-        ``max_tile`` should be a multiple of :data:`TILE_MULTIPLE` (models need it).
+        ``multiple``: the models' down-sampling factor (``2 ** depth``); ``max_tile`` is
+        rounded down to a multiple of it.
         """
+        largest = max(multiple, max_tile // multiple * multiple)
 
         def rounded(n: int) -> int:
-            return -(-n // TILE_MULTIPLE) * TILE_MULTIPLE
+            return -(-n // multiple) * multiple
 
         def needed(length: int) -> int:  # the smallest tile that covers ``length`` in as few tiles as max_tile does
-            if length <= max_tile:
+            if length <= largest:
                 return rounded(length)
-            count = -(-(length - overlap) // (max_tile - overlap))
+            count = -(-(length - overlap) // (largest - overlap))
             return rounded(-(-(length - overlap) // count) + overlap)
 
-        tile = min(max_tile, max(needed(int(height)), needed(int(width))))
-        return cls((int(height), int(width)), tile, min(overlap, tile // 2))
+        tile = needed(int(height)), needed(int(width))
+        return cls((int(height), int(width)), tile, (min(overlap, tile[0] // 2), min(overlap, tile[1] // 2)))
 
     @property
     def padded_shape(self) -> tuple[int, int]:
         """``(Y, X)`` of the padded slice: at least one tile along each side."""
-        return max(self.shape[0], self.tile), max(self.shape[1], self.tile)
+        return max(self.shape[0], self.tile[0]), max(self.shape[1], self.tile[1])
 
     @property
     def before(self) -> tuple[int, int]:
@@ -192,7 +204,7 @@ class TileLayout:
         return np.asarray(image)[np.ix_(*self.source_indices(region))]
 
     def window(self, floor: float = 0.05) -> np.ndarray:
-        """The tiles' blending weights, ``(tile, tile)`` float32 (see :func:`blend_window`)."""
+        """The tiles' blending weights, ``(ty, tx)`` float32 (see :func:`blend_window`)."""
         return blend_window(self.tile, floor)
 
     def stitcher(self) -> Stitcher:

@@ -255,6 +255,20 @@ class Session(QObject):
         z = self.z if z is None else z
         return {k: per_slice[z] for k, per_slice in self.masks.items() if self.visible.get(k, True) and z in per_slice}
 
+    def mask_windows(self, box: tuple[int, int, int, int], step: int) -> dict[str, np.ndarray]:
+        """Visible objects' masks of the current slice, rows ``y0:y1:step`` and columns
+        ``x0:x1:step`` of ``box`` = ``(y0, y1, x0, x1)`` (as the viewer shows a region): masks
+        stored on disk read only that part (see :meth:`StoredMasks.window`)."""
+        y0, y1, x0, x1 = box
+        windows = {}
+        for key, per_slice in self.masks.items():
+            if self.visible.get(key, True) and self.z in per_slice:
+                if isinstance(per_slice, StoredMasks):
+                    windows[key] = per_slice.window(self.z, box, step)
+                else:
+                    windows[key] = per_slice[self.z][y0:y1:step, x0:x1:step]
+        return windows
+
     def set_visible(self, key: str, visible: bool) -> None:
         self.visible[key] = bool(visible)
         self.displayChanged.emit()

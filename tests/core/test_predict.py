@@ -70,8 +70,9 @@ def test_small_image_is_padded_and_cropped_back(em_slices, tiny_model):
     assert result.min() >= 0 and result.max() <= 1
 
 
-def test_tta_averages_inverted_variants(em_slices, tiny_model):
-    volume = from_array(em_slices[:1, :128, :128])
+@pytest.mark.parametrize("height", [128, 96])  # 96: one 96 x 128 tile, which rotations turn upright
+def test_tta_averages_inverted_variants(em_slices, tiny_model, height):
+    volume = from_array(em_slices[:1, :height, :128])
     plain = predict_all(LocalPredictor({"mito": [tiny_model]}, tta=1, tile=128, overlap=0), volume)["mito"][0]
     x = normalise(volume.slice(0), input_levels(volume))  # the model input: tissue levels onto the reference
     by_hand = np.mean(

@@ -150,23 +150,26 @@ def test_padding_centres_the_slice(em_slice):
 
 
 @pytest.mark.parametrize(
-    "shape, max_tile, overlap, tile, tile_overlap",
+    "shape, max_tile, overlap, multiple, tile, tile_overlap",
     [
-        ((5, 20), 1024, 64, 32, 16),  # one tile, rounded up to 32; overlap at most half a tile
-        ((33, 31), 1024, 64, 64, 32),
-        ((400, 560), 1024, 64, 576, 64),
-        ((400, 560), 128, 48, 128, 48),
-        ((3000, 2000), 1024, 64, 800, 64),  # 4 x 3 tiles of 800 cover it as 1024 would: less overlap work
-        ((4096, 4096), 1024, 64, 896, 64),
-        ((16000, 10000), 1024, 64, 1024, 64),  # 17 rows of tiles need all of 1024
-        ((1025, 700), 1024, 64, 704, 64),  # two tiles down, one across (which needs 704)
+        ((5, 20), 1024, 64, 32, (32, 32), (16, 16)),  # one tile, rounded up; overlap at most half a tile
+        ((33, 31), 1024, 64, 32, (64, 32), (32, 16)),
+        ((400, 560), 1024, 64, 32, (416, 576), (64, 64)),  # one tile, no square padding
+        ((400, 560), 128, 48, 32, (128, 128), (48, 48)),
+        ((3000, 2000), 1024, 64, 32, (800, 736), (64, 64)),  # 4 x 3 tiles cover it as 1024 would: less overlap work
+        ((4096, 4096), 1024, 64, 32, (896, 896), (64, 64)),
+        ((16000, 10000), 1024, 64, 32, (1024, 992), (64, 64)),  # 17 rows of tiles need all of 1024
+        ((1025, 700), 1024, 64, 32, (576, 704), (64, 64)),  # two tiles down, one across
+        ((8192, 8192), 768, 64, 32, (768, 768), (64, 64)),
+        ((8192, 8192), 768, 64, 16, (752, 752), (64, 64)),  # depth-4 models: multiples of 16 suffice
+        ((1000, 1000), 1000, 64, 16, (544, 544), (64, 64)),  # max_tile rounded down to 992: two tiles per side
     ],
 )
-def test_the_prediction_layout_picks_the_tile_and_overlap(shape, max_tile, overlap, tile, tile_overlap):
-    layout = TileLayout.for_slice(*shape, max_tile=max_tile, overlap=overlap)
+def test_the_prediction_layout_picks_the_tile_and_overlap(shape, max_tile, overlap, multiple, tile, tile_overlap):
+    layout = TileLayout.for_slice(*shape, max_tile=max_tile, overlap=overlap, multiple=multiple)
     assert (layout.tile, layout.overlap) == (tile, tile_overlap)
     assert layout.regions == tile_grid(layout.padded_shape, tile, tile_overlap)
-    assert layout.window().shape == (tile, tile)
+    assert layout.window().shape == tile
     image = RNG.random(shape, dtype=np.float32)
     stitcher = layout.stitcher()
     for region in layout.regions:

@@ -105,3 +105,32 @@ def test_masks_and_a_hand_edit_show_on_the_detail(qtbot, big_view, session, stac
     editor.end_stroke()
     assert session.masks["mito"][0][1000, 1000]
     assert not session.masks["mito"][0][1000, 1020]
+
+
+def test_stored_masks_show_from_the_store_without_reading_whole_slices(qtbot, big_view, session, stack, tmp_path):
+    """Masks of a prediction store on a large slice: the overview's come from the store's
+    pyramid (a coarse level: an object anywhere in the pixels a shown pixel stands for shows),
+    the detail's from the region read at full resolution; no whole slice is read to show them."""
+    from emviewer.core.prediction_zarr import PredictionStore, open_store_masks
+
+    probability = (stack[0] > 200).astype(np.float32)
+    store = PredictionStore(tmp_path / "pred.zarr", ["mito"], stack.shape, record={"models": {}})
+    store.add(SliceResult(0, "", {"mito": probability}))
+    masks, done, record = open_store_masks(tmp_path / "pred.zarr")
+    session.show_stored_masks(masks, done, record)
+    stored = session.masks["mito"]
+    overview = big_view.overlay_item.image
+    coarse = np.asarray(masks["mito"].overviews[1][0]) > 0  # level 2: every 4 x 4 pixels in one
+    assert overview.shape[:2] == coarse.shape
+    assert np.array_equal(overview[..., 0] != overview[..., 1], coarse)  # coloured exactly where the level says
+
+    big_view.centre_on(1000.0, 1000.0)
+    big_view.one_to_one()
+    big_view.update_detail()
+    y0, y1, x0, x1 = big_view._detail.box
+    shown = big_view.overlay_detail.image
+    np.testing.assert_array_equal(shown[..., 0] != shown[..., 1], probability[y0:y1, x0:x1] >= 0.5)
+    assert not stored._read  # neither view read the slice whole
+    assert stored.window(0, (0, 8, 0, 8), 1).shape == (8, 8)
+    with pytest.raises(KeyError):
+        stored.window(1, (0, 8, 0, 8), 1)  # slice 1 was not predicted

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ class LoadedModel:
     runner: Any = None  # what predicts when not the Keras model: a converted copy (see .runtime)
     runtime: str = "keras"
     precision: str = "float32"  # the Keras dtype policy it computes in (see run_precision)
+    _any_size: bool = field(default=False, init=False, repr=False)  # warm_up has run
 
     @property
     def context(self) -> int:
@@ -56,7 +57,11 @@ class LoadedModel:
         return self.card.threshold_for(tta)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        """``(N, Y, X, context)`` float32 in [0, 1] -> ``(N, Y, X, 1)`` float32 probabilities."""
+        """``(N, Y, X, context)`` float32 in [0, 1] -> ``(N, Y, X, 1)`` float32 probabilities.
+
+        A Keras model is warmed up (:meth:`warm_up`) before its first batch."""
+        if self.runner is None and not self._any_size:
+            self.warm_up()
         out = (self.runner or self.model).predict_on_batch(np.ascontiguousarray(batch, np.float32))
         return np.asarray(out, np.float32)
 
@@ -65,8 +70,12 @@ class LoadedModel:
 
         TensorFlow builds a graph on a model's first calls, holding Python's lock for a few
         hundred milliseconds (other threads, e.g. a GUI, freeze meanwhile); after two sizes it
-        builds one for any size, so the first real tile is not slow.
+        builds one for any size, so the first real tile is not slow. Two sizes that differ in
+        both sides also matter for correctness: had the second call changed one side only,
+        TensorFlow's graph for "that side any size" fails in DeepEM3D's dilated convolutions
+        (TF 2.21: 256² then 192 x 256 raises InvalidArgumentError in SpaceToBatchND).
         """
+        self._any_size = True
         for side in (32, 64):
             self.predict(np.zeros((1, side, side, self.context), np.float32))
 

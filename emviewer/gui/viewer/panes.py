@@ -270,12 +270,9 @@ class SideBySideView(QWidget):
     def _overlay_image(self, window: Window) -> tuple[np.ndarray, tuple | None]:
         """The right pane's image of ``window`` and its levels (None for RGB)."""
         session = self._session
-        masks = session.slice_masks()
+        masks = session.mask_windows(window.box, window.step)
         if not masks:  # nothing to blend: show the raw slice as it is (half the work of a slice change)
             return window.image, session.levels
-        y0, y1, x0, x1 = window.box
-        step = window.step
-        masks = {key: mask[y0:y1:step, x0:x1:step] for key, mask in masks.items()}
         # no levels: pyqtgraph shows uint8 RGB as it is, instead of rescaling every pixel by (0, 255)
         return render_overlay(to_uint8(window.image, *session.levels), masks, session.opacity, session.colours), None
 

@@ -33,6 +33,18 @@ def test_any_size_divisible_by_two_to_the_depth(arch):
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_a_loaded_model_predicts_tiles_of_changing_shape(arch):
+    """Rectangular tiles and their rotations (test-time variants) change one side at a time;
+    TensorFlow's relaxed graph of a dilated convolution failed on that before warm-up."""
+    from emviewer.core.models.card import ModelCard
+    from emviewer.core.models.loading import LoadedModel
+
+    loaded = LoadedModel(arch, build_model(arch, context=1, width=4, depth=2), ModelCard(object="mito"))
+    for shape in [(128, 128), (96, 128), (128, 96), (96, 96)]:
+        assert loaded.predict(RNG.random((1, *shape, 1), dtype=np.float32)).shape == (1, *shape, 1)
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_width_16_stays_small(arch):
     small = build_model(arch, context=1, width=8, depth=4).count_params()
     medium = build_model(arch, context=1, width=16, depth=4).count_params()
