@@ -7,7 +7,8 @@ fast model) on each in a fresh process. Prints the CPU and, per size: wall time,
 of start-up (a run on one 64 x 64 slice: imports, model loading, contrast), megapixels per
 second net, that rate relative to the first size, and the process's peak resident memory
 (``ru_maxrss`` of the child). The reference has 16 slices because the start-up varies by
-seconds from run to run. The machine should be otherwise idle.
+seconds from run to run, and runs again after each other size: a size's time per pixel is
+compared with the mean of the reference runs around it. The machine should be otherwise idle.
 
     python benchmarks/large_slices.py [--sizes 1024x1024x16,4096x4096x1,8192x8192x1,16000x10000x2]
         [--work DIR] [--json FILE]
@@ -90,21 +91,40 @@ def main() -> None:
         make_stack(folder / "start.tif", 64, 64, 1)
         startup, startup_rss = predict(folder / "start.tif", folder / "start.zarr")
         print(f"CPU: {cpu_name()}; start-up (one 64 x 64 slice): {startup:.1f} s, peak RSS {startup_rss:.0f} MB")
-        print("| slices | megapixels | wall s | net s | Mpx/s net | vs first | peak RSS MB |")
+        print("| slices | megapixels | wall s | net s | Mpx/s net | vs first (runs before and after) | peak RSS MB |")
         print("|---|---|---|---|---|---|---|")
-        rows, first_rate = [], None
-        for height, width, slices in sizes:
-            stack = folder / f"{height}x{width}.tif"
-            make_stack(stack, height, width, slices)
+        rows: list[dict] = []
+
+        def run(height: int, width: int, slices: int, keep: bool = False) -> dict:
+            stack = folder / f"{height}x{width}x{slices}.tif"
+            if not stack.exists():
+                make_stack(stack, height, width, slices)
             wall, rss = predict(stack, folder / f"{height}x{width}.zarr")
-            stack.unlink()
+            if not keep:
+                stack.unlink()
             mpx = height * width * slices / 1e6
-            rate = mpx / max(wall - startup, 1e-9)
-            first_rate = first_rate or rate
-            rows.append({"height": height, "width": width, "slices": slices, "wall_s": wall, "net_s": wall - startup,
-                         "mpx_per_s": rate, "peak_rss_mb": rss})  # fmt: skip
-            print(f"| {slices} x {height} x {width} | {mpx:.1f} | {wall:.1f} | {wall - startup:.1f} | {rate:.3f} "
-                  f"| {first_rate / rate:.2f}x time/px | {rss:.0f} |", flush=True)  # fmt: skip
+            row = {"height": height, "width": width, "slices": slices, "wall_s": wall, "net_s": wall - startup,
+                   "mpx_per_s": mpx / max(wall - startup, 1e-9), "peak_rss_mb": rss}  # fmt: skip
+            rows.append(row)
+            return row
+
+        def show(row: dict, reference: float) -> None:
+            mpx = row["height"] * row["width"] * row["slices"] / 1e6
+            print(f"| {row['slices']} x {row['height']} x {row['width']} | {mpx:.1f} | {row['wall_s']:.1f} "
+                  f"| {row['net_s']:.1f} | {row['mpx_per_s']:.3f} | {reference / row['mpx_per_s']:.2f}x time/px "
+                  f"| {row['peak_rss_mb']:.0f} |", flush=True)  # fmt: skip
+
+        # The machine's speed drifts by several per cent within minutes: each size is compared
+        # with the mean of the first size's runs just before and just after it.
+        before = run(*sizes[0], keep=True)
+        show(before, before["mpx_per_s"])
+        for size in sizes[1:]:
+            row = run(*size)
+            after = run(*sizes[0], keep=True)
+            row["reference_mpx_per_s"] = (before["mpx_per_s"] + after["mpx_per_s"]) / 2
+            show(row, row["reference_mpx_per_s"])
+            show(after, after["mpx_per_s"])
+            before = after
     if args.json:
         record = {"cpu": cpu_name(), "startup_s": startup, "startup_rss_mb": startup_rss, "rows": rows}
         args.json.write_text(json.dumps(record, indent=2))

@@ -146,7 +146,8 @@ class BandedLengthFilter:
         self._file.seek(0)
         try:
             for shape, first in self._bands:
-                band = np.frombuffer(self._file.read(4 * shape[0] * shape[1]), np.float32).reshape(shape).copy()
+                band = np.empty(shape, np.float32)
+                self._file.readinto(band.data)  # straight into the array: no second copy of the band
                 if too_long.any():
                     labels, _ = _label(band >= self._cut)
                     reject = np.concatenate([[False], too_long[first:]])

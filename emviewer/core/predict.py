@@ -37,6 +37,10 @@ from .zoom import resize, zoomed_shape
 
 #: Decision threshold after :func:`calibrate`: every model's own threshold maps to it.
 DECISION = 0.5
+#: Slices wider than this get tiles of at most :data:`WIDE_SPLIT_TILE`: the rows being
+#: stitched span the whole width, so there the tiles' working memory must give way.
+WIDE_SLICE = 16384
+WIDE_SPLIT_TILE = 512
 
 
 def calibrate(probability: np.ndarray, threshold: float) -> np.ndarray:
@@ -154,7 +158,8 @@ class LocalPredictor:
         for 768², 0.84 GB for 1024²), and the overlap's share of the work shrinks. One
         16000 x 10000 slice (``benchmarks/large_slices.py``, OpenVINO, AMD EPYC Zen 4, 2 cores)
         took 1.33x the time per pixel of 1024² slices at 728 MB peak with tiles up to 512, and
-        1.14x at 1040 MB with tiles up to 768.
+        1.14x at 1040 MB with tiles up to 768. Slices wider than :data:`WIDE_SLICE` use at most
+        :data:`WIDE_SPLIT_TILE` (2048 x 32768 with 768: 1435-1627 MB).
     batch_size
         Tiles per model call (each test-time variant of each model is one call). On a 2-core
         CPU one call on one 1024-pixel tile takes about 1.2 s (MultiResUNet of width 16) to
@@ -184,7 +189,8 @@ class LocalPredictor:
         }
 
     def _layout(self, height: int, width: int) -> TileLayout:
-        largest = self.tile if max(height, width) <= self.tile else min(self.tile, self.split_tile)
+        split = self.split_tile if width <= WIDE_SLICE else min(self.split_tile, WIDE_SPLIT_TILE)
+        largest = self.tile if max(height, width) <= self.tile else min(self.tile, split)
         return TileLayout.for_slice(height, width, largest, self.overlap, self._multiple)
 
     # ------------------------------------------------------------------ reading side
@@ -319,12 +325,14 @@ class LocalPredictor:
                         stitchers[obj].add(region, tile)
                 top = next(iter(stitchers.values())).top
                 assembler.add(top, {obj: s.take(batch.next_row) for obj, s in stitchers.items()})
+                last = batch.next_row >= layout.padded_shape[0]
+                if last:  # freed before the slice's last bands are finished (the length filter's peak)
+                    stitchers = {}
                 for start, band in assembler.bands():
                     check(cancel)  # the length filter of a large band takes a while: not after a cancel
                     yield from finish.band(start, band)
-                if batch.next_row >= layout.padded_shape[0]:
+                if last:
                     meter.finished += 1
-                    stitchers = {}
         finally:
             batches.close()  # stops the reader thread at once on cancel or error
             meter.close()

@@ -270,7 +270,9 @@ class Stitcher:
         return self._top
 
     def _hold(self, stop: int) -> None:
-        """Grow the buffers to hold rows up to ``stop``."""
+        """Grow the buffers to hold rows up to ``stop``. They only grow (to the most rows ever
+        held, about a tile's height): :meth:`take` moves the rows left to the top in place, so
+        no second copy of them exists (on a 32768-px wide slice, 100 MB each)."""
         missing = stop - self._top - len(self._sum)
         if missing > 0:
             more = np.zeros((missing, self._width), np.float32)
@@ -303,7 +305,8 @@ class Stitcher:
         if not np.all(weight > 0):
             raise ValueError("some pixels are not covered by any tile")
         mean = total / weight
-        self._sum, self._weight = self._sum[n:].copy(), self._weight[n:].copy()
+        _shift_up(self._sum, n)
+        _shift_up(self._weight, n)
         self._top = stop
         return mean
 
@@ -311,3 +314,14 @@ class Stitcher:
         """The weighted mean of every row not yet taken, ``(Y - top, X)`` float32 (the whole map
         when nothing was taken); raises if a pixel got no tile."""
         return self.take(self._height)
+
+
+def _shift_up(buffer: np.ndarray, n: int) -> None:
+    """Move the rows of ``buffer`` below row ``n`` to its top and zero the rows freed, in place."""
+    rest = len(buffer) - n
+    if n <= 0:
+        return
+    for first in range(0, rest, n):  # blocks of n rows: source and destination never overlap (no temporary)
+        stop = min(first + n, rest)
+        buffer[first:stop] = buffer[first + n : stop + n]
+    buffer[max(rest, 0) :] = 0

@@ -214,3 +214,12 @@ def test_progress_counts_tiles_batch_by_batch(echo):
     batches = [min(end, per_slice) for end in range(5, per_slice + 5, 5)]  # 5, 10, 12
     assert calls[0] == (0, 2)  # measuring the stack, before any tile
     assert calls[1:] == [(z * per_slice + done, 2 * per_slice) for z in range(2) for done in batches]
+
+
+def test_large_slices_get_larger_tiles_unless_very_wide(tiny_model):
+    """Tiles up to split_tile (768) on large slices; at most 512 on slices wider than 16384 px,
+    whose stitched rows take the memory (see LocalPredictor's split_tile)."""
+    predictor = LocalPredictor({"mito": [tiny_model]})
+    assert predictor._layout(1024, 768).tile == (1024, 768)  # one tile, no square padding
+    assert predictor._layout(10000, 16000).tile == (736, 768)
+    assert max(predictor._layout(4096, 32768).tile) <= 512
