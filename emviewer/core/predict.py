@@ -40,7 +40,7 @@ DECISION = 0.5
 #: Slices wider than this get tiles of at most :data:`WIDE_SPLIT_TILE`: the rows being
 #: stitched span the whole width, so there the tiles' working memory must give way.
 WIDE_SLICE = 16384
-WIDE_SPLIT_TILE = 512
+WIDE_SPLIT_TILE = 768
 
 
 def calibrate(probability: np.ndarray, threshold: float) -> np.ndarray:
@@ -153,13 +153,13 @@ class LocalPredictor:
         overlapping tiles of at most ``split_tile``, sized per axis by
         :meth:`~.tiling.TileLayout.for_slice` (rectangles where that saves work).
     split_tile
-        Largest tile side for slices larger than ``tile``: the runtime's working memory grows
-        with the tile (OpenVINO, bundled 5-slice MultiResUNet: about 0.24 GB for 512², 0.52 GB
-        for 768², 0.84 GB for 1024²), and the overlap's share of the work shrinks. One
-        16000 x 10000 slice (``benchmarks/large_slices.py``, OpenVINO, AMD EPYC Zen 4, 2 cores)
-        took 1.33x the time per pixel of 1024² slices at 728 MB peak with tiles up to 512, and
-        1.14x at 1040 MB with tiles up to 768. Slices wider than :data:`WIDE_SLICE` use at most
-        :data:`WIDE_SPLIT_TILE` (2048 x 32768 with 768: 1435-1627 MB).
+        Largest tile side for slices larger than ``tile``: larger tiles put less work into
+        overlaps, but the runtime's working memory grows with them (OpenVINO with shapes
+        fixed per tile, bundled 5-slice MultiResUNet: about 0.24 GB for 736 x 768, 0.42 GB for
+        1024²). ``benchmarks/large_slices.py`` (OpenVINO, AMD EPYC Zen 4, 2 cores): two
+        16000 x 10000 slices 1.19x the time per pixel of 1024² slices at 1049 MB peak; one
+        4096 x 32768 slice (tiles up to :data:`WIDE_SPLIT_TILE`, as every slice wider than
+        :data:`WIDE_SLICE`) 1.20x at 1231 MB.
     batch_size
         Tiles per model call (each test-time variant of each model is one call). On a 2-core
         CPU one call on one 1024-pixel tile takes about 1.2 s (MultiResUNet of width 16) to
@@ -173,7 +173,7 @@ class LocalPredictor:
     tta: int = 1
     tile: int = 1024
     overlap: int = 64
-    split_tile: int = 768
+    split_tile: int = 1024
     batch_size: int = 1
     keep_long_objects: bool = False
     objects: Sequence[str] = field(init=False)

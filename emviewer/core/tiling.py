@@ -147,13 +147,13 @@ class TileLayout:
     def for_slice(
         cls, height: int, width: int, max_tile: int = 1024, overlap: int = 64, multiple: int = TILE_MULTIPLE
     ) -> TileLayout:
-        """The layout prediction uses, chosen per axis so that least work goes into overlaps
-        and padding: a side up to ``max_tile`` in one tile, its length rounded up to
-        ``multiple``; a longer side in as few tiles as ``max_tile`` allows, each as short as
-        that count allows (rounded up). So tiles may be rectangles: a 1024 x 768 slice is one
-        1024 x 768 tile, and a 16000 x 10000 slice with ``max_tile`` 768 has 23 x 15 tiles of
-        736 x 768 (195 megapixels computed; square tiles of 768: 204). Overlap along an axis
-        at most half the tile there.
+        """The layout prediction uses: a slice up to ``max_tile`` in one square tile of its
+        longer side rounded up to ``multiple``; a larger one chosen per axis so that least
+        work goes into overlaps: a side up to ``max_tile`` in one tile, a longer side in as few
+        tiles as ``max_tile`` allows, each as short as that count allows (rounded up). So
+        tiles of large slices may be rectangles: a 16000 x 10000 slice with ``max_tile`` 768
+        has 23 x 15 tiles of 736 x 768 (195 megapixels computed; square tiles of 768: 204).
+        Overlap along an axis at most half the tile there.
 
         ``multiple``: the models' down-sampling factor (``2 ** depth``); ``max_tile`` is
         rounded down to a multiple of it.
@@ -169,7 +169,13 @@ class TileLayout:
             count = -(-(length - overlap) // (largest - overlap))
             return rounded(-(-(length - overlap) // count) + overlap)
 
-        tile = needed(int(height)), needed(int(width))
+        if max(height, width) <= largest:
+            # One tile: square, as the model saw it trained; the mirrored margin on the short
+            # side helps its borders (Lucchi++ 1024 x 768 slices, IoU 0.8596; as 768 x 1024
+            # tiles 0.8576, benchmarks/accuracy.py, session 21).
+            tile = (rounded(max(int(height), int(width))),) * 2
+        else:
+            tile = needed(int(height)), needed(int(width))
         return cls((int(height), int(width)), tile, (min(overlap, tile[0] // 2), min(overlap, tile[1] // 2)))
 
     @property

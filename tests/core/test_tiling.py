@@ -153,8 +153,9 @@ def test_padding_centres_the_slice(em_slice):
     "shape, max_tile, overlap, multiple, tile, tile_overlap",
     [
         ((5, 20), 1024, 64, 32, (32, 32), (16, 16)),  # one tile, rounded up; overlap at most half a tile
-        ((33, 31), 1024, 64, 32, (64, 32), (32, 16)),
-        ((400, 560), 1024, 64, 32, (416, 576), (64, 64)),  # one tile, no square padding
+        ((33, 31), 1024, 64, 32, (64, 64), (32, 32)),
+        ((400, 560), 1024, 64, 32, (576, 576), (64, 64)),  # one tile: square
+        ((3000, 400), 1024, 64, 32, (800, 416), (64, 64)),  # four tiles down, one across: rectangles
         ((400, 560), 128, 48, 32, (128, 128), (48, 48)),
         ((3000, 2000), 1024, 64, 32, (800, 736), (64, 64)),  # 4 x 3 tiles cover it as 1024 would: less overlap work
         ((4096, 4096), 1024, 64, 32, (896, 896), (64, 64)),

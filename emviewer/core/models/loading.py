@@ -66,7 +66,7 @@ class LoadedModel:
         return np.asarray(out, np.float32)
 
     def warm_up(self) -> None:
-        """Run the model on two tiny inputs of different sizes.
+        """Run a Keras model on two tiny inputs of different sizes (nothing for a converted copy).
 
         TensorFlow builds a graph on a model's first calls, holding Python's lock for a few
         hundred milliseconds (other threads, e.g. a GUI, freeze meanwhile); after two sizes it
@@ -76,6 +76,8 @@ class LoadedModel:
         (TF 2.21: 256² then 192 x 256 raises InvalidArgumentError in SpaceToBatchND).
         """
         self._any_size = True
+        if self.runner is not None:  # a converted model builds nothing per size in advance
+            return
         for side in (32, 64):
             self.predict(np.zeros((1, side, side, self.context), np.float32))
 

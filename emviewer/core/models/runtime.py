@@ -22,6 +22,7 @@ import os
 import shutil
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
@@ -32,6 +33,9 @@ import numpy as np
 from ..errors import InputError
 from ..progress import Progress, report
 
+#: Compiled input shapes an OpenVINO model keeps: a tile, and the same tile turned by a
+#: test-time variant (rectangular tiles).
+SHAPES_KEPT = 2
 #: ``--runtime`` choices: ``auto`` picks per machine (:func:`choose_runtime`).
 RUNTIMES = ("auto", "keras", "openvino", "onnx")
 #: The runtime the app and the server use when nothing else is said (``auto`` when unset).
@@ -95,26 +99,47 @@ class OpenVinoModel:
     ``precision``: ``"float32"`` or ``"mixed_bfloat16"`` (a Keras dtype policy, see
     :func:`~.loading.run_precision`). OpenVINO would compute in bf16 by itself on CPUs with
     AMX; the hint keeps float32 unless the model's own precision decision allows bf16.
+
+    The model is compiled for each input shape it gets (the last :data:`SHAPES_KEPT` kept):
+    with its shapes fixed, OpenVINO plans the layers' memory once. Measured on one 1024² tile
+    of the default mito model (AMD EPYC Zen 4, 2 cores): 0.38 GB of working memory instead of
+    0.84 GB with shapes left open, 4-5 % less time, and 0.2-0.3 s to compile a new shape.
+    Raises at construction for a file OpenVINO cannot read or compile.
     """
 
     def __init__(self, xml: Path, precision: str) -> None:
         import openvino
 
-        config: dict[str, Any] = {
+        self._config: dict[str, Any] = {
             "INFERENCE_PRECISION_HINT": "bf16" if precision == "mixed_bfloat16" else "f32",
             "PERFORMANCE_HINT": "LATENCY",  # one tile at a time, all cores on it
         }
         if (threads := _threads()) is not None:
-            config["INFERENCE_NUM_THREADS"] = threads
-        core = openvino.Core()
-        self._request = core.compile_model(core.read_model(xml), "CPU", config).create_infer_request()
-        self._lock = threading.Lock()  # one infer request: callers from several threads take turns
+            self._config["INFERENCE_NUM_THREADS"] = threads
+        self._core = openvino.Core()
+        self._model = self._core.read_model(xml)
+        self._core.compile_model(self._model, "CPU", self._config)  # a damaged file fails here, not at the first tile
+        self._requests: OrderedDict[tuple[int, ...], Any] = OrderedDict()  # input shape -> infer request
+        self._lock = threading.Lock()  # callers from several threads take turns
+
+    def _request(self, shape: tuple[int, ...]) -> Any:
+        request = self._requests.get(shape)
+        if request is None:
+            model = self._model.clone()
+            model.reshape(list(shape))
+            request = self._core.compile_model(model, "CPU", self._config).create_infer_request()
+            self._requests[shape] = request
+            while len(self._requests) > SHAPES_KEPT:
+                self._requests.popitem(last=False)
+        self._requests.move_to_end(shape)
+        return request
 
     def predict_on_batch(self, batch: np.ndarray) -> np.ndarray:
+        batch = np.ascontiguousarray(batch, np.float32)
         with self._lock:
-            self._request.infer([np.ascontiguousarray(batch, np.float32)])
-            out = self._request.get_output_tensor(0).data
-            return np.array(out, np.float32)  # a copy: the request reuses its memory
+            request = self._request(batch.shape)
+            request.infer([batch])
+            return np.array(request.get_output_tensor(0).data, np.float32)  # a copy: the request reuses its memory
 
 
 class OnnxModel:

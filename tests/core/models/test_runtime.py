@@ -70,6 +70,20 @@ def test_converted_once_then_read_from_the_cache_and_converted_again_when_damage
     np.testing.assert_array_equal(predict_all(LocalPredictor({"mito": [mended]}), volume)["mito"], expected)
 
 
+def test_openvino_compiles_each_input_shape_and_keeps_the_last_two(cdeep3m):
+    """Tiles, rectangles and their turned copies: each shape compiled with its size fixed
+    (less memory), the same probabilities as Keras, only the last two shapes kept."""
+    path = config.bundled_models_dir() / "mito" / "mito-mru-1fm.keras"
+    converted = load_model(path, precision="float32", runtime="openvino")  # the card says bf16: not compared here
+    keras = load_model(path, precision="float32")
+    image = _real_stack(cdeep3m, 96)[0].astype(np.float32) / 255
+    shapes = [(64, 64), (64, 96), (96, 64), (64, 96)]
+    for height, width in shapes:
+        x = image[None, :height, :width, None]
+        np.testing.assert_allclose(converted.predict(x), keras.predict(x), atol=1e-3)
+    assert list(converted.runner._requests) == [(1, 96, 64, 1), (1, 64, 96, 1)]
+
+
 def test_a_model_that_cannot_be_converted_is_one_line(tmp_path, monkeypatch):
     path = config.bundled_models_dir() / "mito" / "mito-mru-1fm.keras"
 
