@@ -28,8 +28,10 @@ class MappedArray:
         self.shape, self.dtype = tuple(int(n) for n in shape), np.dtype(dtype)
         count = math.prod(self.shape)
         self._map: mmap.mmap | None = None
-        self._array: np.ndarray | None = np.empty(self.shape, self.dtype)
-        if count:
+        self._array: np.ndarray | None = None
+        if count == 0:  # mmap cannot map nothing
+            self._array = np.empty(self.shape, self.dtype)
+        else:
             with open(path, "rb") as handle:
                 self._map = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
             self._array = np.frombuffer(self._map, self.dtype, count, offset).reshape(self.shape)

@@ -377,3 +377,17 @@ def test_closing_a_mapped_tiff_closes_the_file_even_with_slices_still_held(tmp_p
     assert open_fds()
     volume.close()
     assert open_fds() == [] and held.sum() == stack[1].sum()
+
+
+def test_an_uncompressed_volume_larger_than_memory_opens_as_a_memory_map(tmp_path):
+    """The seed's SBEM volume, 400 x 10000 x 16000 uint8 (64 GB; a sparse file here, more than
+    this machine's memory): mapped and read where asked, never allocated whole."""
+
+    path = tmp_path / "seed.tif"
+    stack = tifffile.memmap(path, shape=(400, 10000, 16000), dtype=np.uint8, bigtiff=True, photometric="minisblack")
+    stack[200, 5000:5002, :3] = [[1, 2, 3], [4, 5, 6]]
+    stack.flush()
+    del stack
+    volume = open_volume(path)
+    assert volume.shape == (400, 10000, 16000)
+    np.testing.assert_array_equal(volume.rows(200, 5000, 5002)[:, :3], [[1, 2, 3], [4, 5, 6]])
