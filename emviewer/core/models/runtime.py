@@ -114,8 +114,11 @@ class OpenVinoModel:
             "INFERENCE_PRECISION_HINT": "bf16" if precision == "mixed_bfloat16" else "f32",
             "PERFORMANCE_HINT": "LATENCY",  # one tile at a time, all cores on it
         }
-        if (threads := _threads()) is not None:
+        if (threads := _threads()) is not None:  # one of several processes sharing the cores
             self._config["INFERENCE_NUM_THREADS"] = threads
+            # OpenVINO pins its threads to cores, each process to the same first ones: two
+            # single-thread dask workers then shared one core (2 workers 0.95x of 1).
+            self._config["ENABLE_CPU_PINNING"] = False
         self._core = openvino.Core()
         self._model = self._core.read_model(xml)
         self._core.compile_model(self._model, "CPU", self._config)  # a damaged file fails here, not at the first tile
