@@ -151,7 +151,8 @@ class LocalPredictor:
         one piece, each side mirrored out to a multiple of the models' down-sampling factor
         (``2 ** depth`` from their cards, 32 when a card does not say); larger ones in
         overlapping tiles of at most ``split_tile``, sized per axis by
-        :meth:`~.tiling.TileLayout.for_slice` (rectangles where that saves work).
+        :meth:`~.tiling.TileLayout.for_slice` (rectangles where that saves work; square
+        with test-time variants, whose turned copies keep the shape then).
     split_tile
         Largest tile side for slices larger than ``tile``: larger tiles put less work into
         overlaps, but the runtime's working memory grows with them (OpenVINO with shapes
@@ -191,7 +192,9 @@ class LocalPredictor:
     def _layout(self, height: int, width: int) -> TileLayout:
         split = self.split_tile if width <= WIDE_SLICE else min(self.split_tile, WIDE_SPLIT_TILE)
         largest = self.tile if max(height, width) <= self.tile else min(self.tile, split)
-        return TileLayout.for_slice(height, width, largest, self.overlap, self._multiple)
+        # Turned test-time variants of a rectangular tile would be a second shape for the
+        # runtime to compile and hold: with them, tiles stay square.
+        return TileLayout.for_slice(height, width, largest, self.overlap, self._multiple, square=self.tta > 1)
 
     # ------------------------------------------------------------------ reading side
 

@@ -145,7 +145,13 @@ class TileLayout:
 
     @classmethod
     def for_slice(
-        cls, height: int, width: int, max_tile: int = 1024, overlap: int = 64, multiple: int = TILE_MULTIPLE
+        cls,
+        height: int,
+        width: int,
+        max_tile: int = 1024,
+        overlap: int = 64,
+        multiple: int = TILE_MULTIPLE,
+        square: bool = False,
     ) -> TileLayout:
         """The layout prediction uses: a slice up to ``max_tile`` in one square tile of its
         longer side rounded up to ``multiple``; a larger one chosen per axis so that least
@@ -156,7 +162,8 @@ class TileLayout:
         Overlap along an axis at most half the tile there.
 
         ``multiple``: the models' down-sampling factor (``2 ** depth``); ``max_tile`` is
-        rounded down to a multiple of it.
+        rounded down to a multiple of it. ``square``: square tiles also on large slices (the
+        larger of the two sides), e.g. so that turned test-time variants keep the tile's shape.
         """
         largest = max(multiple, max_tile // multiple * multiple)
 
@@ -169,11 +176,11 @@ class TileLayout:
             count = -(-(length - overlap) // (largest - overlap))
             return rounded(-(-(length - overlap) // count) + overlap)
 
-        if max(height, width) <= largest:
+        if max(height, width) <= largest or square:
             # One tile: square, as the model saw it trained; the mirrored margin on the short
             # side helps its borders (Lucchi++ 1024 x 768 slices, IoU 0.8596; as 768 x 1024
             # tiles 0.8576, benchmarks/accuracy.py, session 21).
-            tile = (rounded(max(int(height), int(width))),) * 2
+            tile = (min(largest, max(needed(int(height)), needed(int(width)))),) * 2
         else:
             tile = needed(int(height)), needed(int(width))
         return cls((int(height), int(width)), tile, (min(overlap, tile[0] // 2), min(overlap, tile[1] // 2)))
