@@ -156,8 +156,8 @@ class LocalPredictor:
     split_tile
         Largest tile side for slices larger than ``tile``: larger tiles put less work into
         overlaps, but the runtime's working memory grows with them (OpenVINO with shapes
-        fixed per tile, bundled 5-slice MultiResUNet: about 0.24 GB for 736 x 768, 0.42 GB for
-        1024²). ``benchmarks/large_slices.py`` (OpenVINO, AMD EPYC Zen 4, 2 cores): two
+        fixed per tile, bundled 5-slice MultiResUNet: about 0.24 GB for 736 x 768, 0.38-0.42 GB
+        for 1024²). ``benchmarks/large_slices.py`` (OpenVINO, AMD EPYC Zen 4, 2 cores): two
         16000 x 10000 slices 1.19x the time per pixel of 1024² slices at 1049 MB peak; one
         4096 x 32768 slice (tiles up to :data:`WIDE_SPLIT_TILE`, as every slice wider than
         :data:`WIDE_SLICE`) 1.20x at 1231 MB.

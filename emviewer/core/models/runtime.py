@@ -33,8 +33,8 @@ import numpy as np
 from ..errors import InputError
 from ..progress import Progress, report
 
-#: Compiled input shapes an OpenVINO model keeps: a tile, and the same tile turned by a
-#: test-time variant (rectangular tiles).
+#: Compiled input shapes an OpenVINO model keeps: the tiles of two slice sizes (e.g. Predict
+#: and Predict region in view), or a batch of tiles and a slice's last, shorter batch.
 SHAPES_KEPT = 2
 #: ``--runtime`` choices: ``auto`` picks per machine (:func:`choose_runtime`).
 RUNTIMES = ("auto", "keras", "openvino", "onnx")
@@ -102,8 +102,8 @@ class OpenVinoModel:
 
     The model is compiled for each input shape it gets (the last :data:`SHAPES_KEPT` kept):
     with its shapes fixed, OpenVINO plans the layers' memory once. Measured on one 1024² tile
-    of the default mito model (AMD EPYC Zen 4, 2 cores): 0.38 GB of working memory instead of
-    0.84 GB with shapes left open, 4-5 % less time, and 0.2-0.3 s to compile a new shape.
+    of the default mito model (AMD EPYC Zen 4, 2 cores): 0.38-0.42 GB of working memory instead
+    of 0.84 GB with shapes left open, 4-5 % less time, and 0.2-0.3 s to compile a new shape.
     Raises at construction for a file OpenVINO cannot read or compile.
     """
 
