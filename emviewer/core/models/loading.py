@@ -79,7 +79,7 @@ class LoadedModel:
         if self.runner is not None:  # a converted model builds nothing per size in advance
             return
         for side in (32, 64):
-            self.predict(np.zeros((1, side, side, self.context), np.float32))
+            self.model.predict_on_batch(np.zeros((1, side, side, self.context), np.float32))
 
 
 def run_precision(card: ModelCard, accelerator: bool | None = None, runtime: str = "keras") -> tuple[str, str]:
