@@ -72,6 +72,8 @@ def measure(path: Path, shots: Path | None) -> dict:
             window.grab().save(str(shots / f"{name}.png"))
 
     opened = timed(lambda: window.open_path(path))
+    if window.session.volume is None:
+        raise SystemExit(f"{path}: the app did not open it (see its error dialog)")
     shape = window.session.volume.shape
     shot("open")
     middle = timed(lambda: window.session.set_slice(shape[0] // 2))
