@@ -12,6 +12,12 @@ changes by the minute) and the share of it the model work reached, and peak resi
 
     python benchmarks/predict_speed.py [--runtimes keras,openvino] [--rounds 3] [--modes fast,accurate]
 
+As on a CPU without AVX-512 (AVX2 and FMA only), on one that has it: cap the instruction sets of
+oneDNN (TensorFlow's and OpenVINO's convolutions), OpenVINO's own kernels and OpenBLAS (the
+matmul rate), which also keeps bf16-trained models in float32 (:func:`emviewer.core.backend.bf16_isa_cap`):
+
+    ONEDNN_MAX_CPU_ISA=AVX2 OV_CPU_MAX_ISA=AVX2 OPENBLAS_CORETYPE=Haswell python benchmarks/predict_speed.py
+
 Converted models come from the user cache (``$EMVIEWER_CACHE_DIR``); the first run converts
 them, before any timing. Numbers depend on the machine and on what else runs: compare the
 columns of one run, not runs of different days.
@@ -33,6 +39,7 @@ import numpy as np
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cdeep3m_mito" / "testset"
 FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile")
+ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "OV_CPU_MAX_ISA", "OPENBLAS_CORETYPE")
 
 
 def cpu_line() -> str:
@@ -47,7 +54,9 @@ def cpu_line() -> str:
     except OSError:
         pass
     present = [f for f in FLAGS if f in flags]
-    return f"{name}, {os.cpu_count()} cores, flags: {' '.join(present) or 'none of ' + ' '.join(FLAGS)}"
+    caps = [f"{var}={os.environ[var]}" for var in ISA_CAPS if os.environ.get(var)]
+    line = f"{name}, {os.cpu_count()} cores, flags: {' '.join(present) or 'none of ' + ' '.join(FLAGS)}"
+    return line + (f"; capped: {' '.join(caps)}" if caps else "")
 
 
 def matmul_gflops(side: int = 4096, repeats: int = 5) -> float:
@@ -70,7 +79,10 @@ def flops_per_pixel(keras_file: Path) -> float:
     on a 256 x 256 input (activations and normalisation, a few percent, are left out)."""
     import keras
 
-    model = keras.saving.load_model(keras_file, compile=False)
+    from emviewer.core.models.loading import in_precision
+
+    # Counted in float32: under an instruction-set cap below bf16, oneDNN has no bf16 convolution.
+    model = in_precision(keras.saving.load_model(keras_file, compile=False), "float32")
     side, layers = 256, model.layers[1:]
     probe = keras.Model(model.inputs, [layer.output for layer in layers])
     outputs = probe([np.zeros((1, side, side, model.inputs[0].shape[-1]), np.float32)])

@@ -86,6 +86,26 @@ def test_tta_averages_inverted_variants(em_slices, tiny_model):
     assert np.abs(eight - plain).max() > 1e-3  # the variants really differ
 
 
+def test_batched_test_time_variants_give_the_same_probabilities_in_fewer_calls(em_slices, tiny_model):
+    volume = from_array(em_slices[:1, :128, :160])  # a rectangle: its tile stays square
+    calls, progress = [], []
+
+    class Counting(LoadedModel):
+        def predict(self, x):
+            calls.append(len(x))
+            return super().predict(x)
+
+    counting = Counting("tiny", tiny_model.model, tiny_model.card)
+    one = predict_all(LocalPredictor({"mito": [counting]}, tta=8), volume)["mito"]
+    assert calls == [1] * 8
+    calls.clear()
+    batched = LocalPredictor({"mito": [counting]}, tta=8, variant_batch=3)
+    three = predict_all(batched, volume, progress=lambda done, total, message: progress.append((done, total)))
+    assert calls == [3, 3, 2]  # 8 variants, 3 per call
+    assert progress[1:] == [(3, 8), (6, 8), (8, 8)]  # every variant counts as one pass
+    np.testing.assert_allclose(three["mito"], one, atol=1e-5)
+
+
 def test_ensemble_uses_each_models_threshold(em_slices, tiny_model):
     volume = from_array(em_slices[:1, :128, :128])
     strict = LoadedModel("strict", tiny_model.model, ModelCard(object="mito", threshold=0.9))

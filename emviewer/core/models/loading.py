@@ -94,7 +94,7 @@ def run_precision(card: ModelCard, accelerator: bool | None = None, runtime: str
     (``None``: ask the backend, which imports it). ``runtime`` (see :mod:`.runtime`): OpenVINO
     computes on the CPU; ONNX Runtime in float32 only.
     """
-    from ..backend import cpu_has_fast_bfloat16, device_summary
+    from ..backend import bf16_isa_cap, cpu_has_fast_bfloat16, device_summary
 
     trained = card.precision or "float32"
     if trained != "mixed_bfloat16":
@@ -107,6 +107,8 @@ def run_precision(card: ModelCard, accelerator: bool | None = None, runtime: str
         accelerator = device_summary()["accelerator"]
     if accelerator:
         return "float32", "trained in bfloat16; float32 on a GPU"
+    if cap := bf16_isa_cap():
+        return "float32", f"trained in bfloat16; ONEDNN_MAX_CPU_ISA={cap} leaves bfloat16 to software"
     if not cpu_has_fast_bfloat16():
         return "float32", "trained in bfloat16; this CPU computes bfloat16 in software (no AMX or AVX512-BF16)"
     return "mixed_bfloat16", "trained in bfloat16, and this CPU computes it in hardware"

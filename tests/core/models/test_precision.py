@@ -26,6 +26,21 @@ def test_float32_unless_trained_in_bf16_and_the_cpu_computes_it(monkeypatch):
     assert policy == "float32" and "in software" in why
 
 
+def test_an_instruction_set_cap_below_bf16_keeps_float32(monkeypatch):
+    monkeypatch.setattr(backend, "cpu_has_fast_bfloat16", lambda: True)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx2")  # as on a CPU without AVX-512: bf16 emulated
+    assert run_precision(BF16, accelerator=False) == (
+        "float32",
+        "trained in bfloat16; ONEDNN_MAX_CPU_ISA=AVX2 leaves bfloat16 to software",
+    )
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")  # a cap that keeps bf16 instructions
+    assert backend.bf16_isa_cap() is None
+    assert run_precision(BF16, accelerator=False)[0] == "mixed_bfloat16"
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    monkeypatch.setenv("DNNL_MAX_CPU_ISA", "AVX512_CORE")  # the older name; AVX-512 without bf16
+    assert backend.bf16_isa_cap() == "AVX512_CORE"
+
+
 @pytest.fixture(scope="module")
 def bf16_model():
     entry = next(e for e in config.installed_models() if e.bundled and e.card.precision == "mixed_bfloat16")

@@ -69,6 +69,12 @@ def test_converted_once_then_read_from_the_cache_and_converted_again_when_damage
     assert heard[0].startswith("converting") and [p.name for p in tmp_path.iterdir()] == [folder.name]
     np.testing.assert_array_equal(predict_all(LocalPredictor({"mito": [mended]}), volume)["mito"], expected)
 
+    weights = folder / "model.bin"
+    weights.write_bytes(weights.read_bytes()[:100_000])  # cut weights are found at load too
+    heard.clear()
+    load_model(path, runtime="openvino", cache=tmp_path, progress=lambda d, t, m: heard.append(m))
+    assert heard[0].startswith("converting")
+
 
 def test_openvino_compiles_each_input_shape_and_keeps_the_last_two(cdeep3m):
     """Tiles, rectangles and their turned copies: each shape compiled with its size fixed
