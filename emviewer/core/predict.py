@@ -170,8 +170,9 @@ class LocalPredictor:
         3.6 s (width 32); cancel does not wait for a running call (see :meth:`iter_predict`).
     variant_batch
         Test-time variants of a tile per model call (square tiles keep one shape for all). On a
-        2-core CPU batching gained nothing (OpenVINO, 512² and 1024² tiles: 0.87-1.08x of one
-        variant per call, AMD EPYC Zen 4), so :func:`predictor_for` batches only on a GPU.
+        2-core CPU batching gained nothing (AMD EPYC Zen 4, 1024² slices, 16 variants,
+        ``benchmarks/variant_batch.py``: OpenVINO 2 per call 0.94x, Keras 4 per call 0.93x of
+        one per call), so :func:`predictor_for` batches only on a GPU.
     keep_long_objects
         Keep objects longer than the models' cards allow (``max_object_length_px``, see
         :mod:`.length_filter`), e.g. for images with much finer pixels than the training data.

@@ -10,7 +10,7 @@ from emviewer.core.intensity_stats import stack_stats
 from emviewer.core.models import build_model
 from emviewer.core.models.card import ModelCard
 from emviewer.core.models.loading import LoadedModel, load_model
-from emviewer.core.predict import LocalPredictor, calibrate, predict_all
+from emviewer.core.predict import GPU_VARIANT_BATCH, LocalPredictor, calibrate, predict_all, variants_per_call
 from emviewer.core.preprocess import input_levels, normalise
 from emviewer.core.progress import Cancelled, CancelToken
 from emviewer.core.tiling import TileLayout
@@ -104,6 +104,17 @@ def test_batched_test_time_variants_give_the_same_probabilities_in_fewer_calls(e
     assert calls == [3, 3, 2]  # 8 variants, 3 per call
     assert progress[1:] == [(3, 8), (6, 8), (8, 8)]  # every variant counts as one pass
     np.testing.assert_allclose(three["mito"], one, atol=1e-5)
+
+
+def test_test_time_variants_are_batched_where_keras_computes_on_a_gpu_only(monkeypatch, tiny_model):
+    from emviewer.core import backend
+
+    converted = LoadedModel("tiny", None, tiny_model.card, runner=tiny_model.model, runtime="openvino")
+    monkeypatch.setattr(backend, "device_summary", lambda: {"accelerator": True})  # no GPU here
+    assert variants_per_call({"mito": [tiny_model]}) == GPU_VARIANT_BATCH
+    assert variants_per_call({"mito": [tiny_model, converted]}) == 1  # OpenVINO computes on the CPU
+    monkeypatch.setattr(backend, "device_summary", lambda: {"accelerator": False})
+    assert variants_per_call({"mito": [tiny_model]}) == 1
 
 
 def test_ensemble_uses_each_models_threshold(em_slices, tiny_model):
