@@ -8,7 +8,9 @@ runtime in a fresh process, the runtimes interleaved ``--rounds`` times so a mac
 speeds up or slows down meanwhile touches both alike. Per case: start-up (imports, models
 loaded, converted copies read, warmed up), prediction time, Mpx/s of the prediction and end to
 end, the matmul rate measured just before and after the prediction (this machine's speed
-changes by the minute) and the share of it the model work reached, and peak resident memory.
+changes by the minute) and the share of it the model work reached, over the whole prediction and
+"steady" after the first slice (without the run's one-off costs: the stack's intensities measured,
+the tile shape compiled, the first inference's memory), and peak resident memory.
 
     python benchmarks/predict_speed.py [--runtimes keras,openvino] [--rounds 3] [--modes fast,accurate]
 
@@ -127,14 +129,16 @@ def run_case(models: list[str], tta: int, runtime: str) -> dict:
     started = time.perf_counter() - start
     before = matmul_gflops(repeats=3)
     begin = time.perf_counter()
-    for _ in predictor.iter_predict(volume):
-        pass
+    finished = [time.perf_counter() for _ in predictor.iter_predict(volume)]
     seconds = time.perf_counter() - begin
     return {
         "matmul_gflops": (before + matmul_gflops(repeats=3)) / 2,  # this machine's speed changes by the minute
         "startup_s": started,
         "predict_s": seconds,
         "pixels": int(np.prod(volume.shape)),
+        # after the first slice: without the run's one-off costs (stack measured, tile shape compiled)
+        "steady_s": finished[-1] - finished[0],
+        "steady_pixels": int(np.prod(volume.shape[1:])) * (len(volume) - 1),
         "passes": predictor._passes_per_tile(),
         "precision": sorted({m.precision for m in loaded}),
         "peak_mb": peak_rss_mb(),
@@ -181,7 +185,7 @@ def main() -> None:
     print(f"test set: {DATA} (5 x 1024 x 1024)")
     print(
         f"{'mode':<9}{'runtime':<10}{'round':>5}{'start s':>9}{'predict s':>10}{'Mpx/s':>8}{'end to end':>11}"
-        f"{'matmul':>8}{'share':>7}{'peak MB':>9}  precision"
+        f"{'matmul':>8}{'share':>7}{'steady':>8}{'peak MB':>9}  precision"
     )
     results = []
     for mode in args.modes.split(","):
@@ -194,10 +198,12 @@ def main() -> None:
                 mpx = r["pixels"] / r["predict_s"] / 1e6
                 end_to_end = r["pixels"] / (r["predict_s"] + r["startup_s"]) / 1e6
                 share = work * mpx * 1e6 / (r["matmul_gflops"] * 1e9)
+                steady_rate = r["steady_pixels"] / r["steady_s"] if r["steady_s"] else float("nan")  # one slice: none
+                steady = work * steady_rate / (r["matmul_gflops"] * 1e9)
                 results.append({"mode": mode, "runtime": runtime, "round": round_, **r, "mpx_per_s": mpx})
                 print(
                     f"{mode:<9}{runtime:<10}{round_:>5}{r['startup_s']:>9.1f}{r['predict_s']:>10.1f}{mpx:>8.3f}"
-                    f"{end_to_end:>11.3f}{r['matmul_gflops']:>8.0f}{share:>7.0%}{r['peak_mb']:>9.0f}"
+                    f"{end_to_end:>11.3f}{r['matmul_gflops']:>8.0f}{share:>7.0%}{steady:>8.0%}{r['peak_mb']:>9.0f}"
                     f"  {','.join(r['precision'])}",
                     flush=True,
                 )
