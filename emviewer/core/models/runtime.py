@@ -104,7 +104,8 @@ class OpenVinoModel:
     with its shapes fixed, OpenVINO plans the layers' memory once. Measured on one 1024² tile
     of the default mito model (AMD EPYC Zen 4, 2 cores): 0.38-0.42 GB of working memory instead
     of 0.84 GB with shapes left open, 4-5 % less time, and 0.2-0.3 s to compile a new shape.
-    Raises at construction for a file OpenVINO cannot read or compile.
+    Raises at construction for a file OpenVINO cannot read (a cut ``model.xml`` or ``model.bin``);
+    a file that reads but does not compile fails at its first batch.
     """
 
     def __init__(self, xml: Path, precision: str) -> None:
