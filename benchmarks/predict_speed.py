@@ -36,6 +36,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -145,18 +146,39 @@ def run_case(models: list[str], tta: int, runtime: str) -> dict:
     }
 
 
-def measure(models: list[str], tta: int, runtime: str) -> dict:
-    """:func:`run_case` in a fresh process."""
+def prepare_models(paths: list[str], runtimes: list[str]) -> dict[str, float]:
+    """FLOPs per pixel of each model (:func:`flops_per_pixel`), each converted for every runtime
+    on the way (the first run converts, outside every timing)."""
+    from emviewer.core.models.loading import load_model
+
+    for runtime in runtimes:
+        for path in paths:
+            load_model(path, runtime=runtime)
+    return {path: flops_per_pixel(Path(path)) for path in paths}
+
+
+def in_fresh_process(call: str) -> Any:
+    """The JSON result of ``call`` (an expression on this module, ``p``) run in a new Python.
+
+    Everything that loads models runs so: this process stays small. On a virtual machine
+    (2-core AMD EPYC, this benchmark's) a parent holding TensorFlow's models made each child's
+    first inference 2-3 s slower (its first memory pages slower to fault in), which had been
+    counted as the converted runtime's one-off cost."""
     code = (
         f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import predict_speed as p; "
-        f"print('RESULT' + json.dumps(p.run_case({models!r}, {tta}, {runtime!r})))"
+        f"print('RESULT' + json.dumps({call}))"
     )
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     for line in out.stdout.splitlines():
         if line.startswith("RESULT"):
             return json.loads(line[6:])
-    raise RuntimeError(f"{runtime} run failed:\n{out.stderr[-3000:]}")
+    raise RuntimeError(f"{call} failed:\n{out.stderr[-3000:]}")
+
+
+def measure(models: list[str], tta: int, runtime: str) -> dict:
+    """:func:`run_case` in a fresh process."""
+    return in_fresh_process(f"p.run_case({models!r}, {tta}, {runtime!r})")
 
 
 def main() -> None:
@@ -168,7 +190,6 @@ def main() -> None:
     args = parser.parse_args()
 
     from emviewer import config
-    from emviewer.core.models.loading import load_model
     from emviewer.core.models.registry import models_for
 
     entries = config.installed_models()
@@ -176,12 +197,10 @@ def main() -> None:
     print(f"CPU: {cpu_line()}")
     rate = matmul_gflops()
     print(f"float32 matmul (NumPy BLAS, 4096², all cores): {rate:.0f} GFLOP/s")
-    flops = {e.path: flops_per_pixel(e.path) for e in entries if e.bundled}
+    bundled = [str(e.path) for e in entries if e.bundled]
+    flops = {Path(k): v for k, v in in_fresh_process(f"p.prepare_models({bundled!r}, {runtimes!r})").items()}
     for path, value in flops.items():
         print(f"  {path.stem:<22} {value / 1e3:7.1f} GFLOP per Mpx")
-    for runtime in runtimes:  # conversions happen here, outside every timing
-        for path in flops:
-            load_model(path, runtime=runtime)
     print(f"test set: {DATA} (5 x 1024 x 1024)")
     print(
         f"{'mode':<9}{'runtime':<10}{'round':>5}{'start s':>9}{'predict s':>10}{'Mpx/s':>8}{'end to end':>11}"
