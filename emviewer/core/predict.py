@@ -253,7 +253,8 @@ class LocalPredictor:
         total = np.zeros(x.shape[:3], np.float32)
         for first in range(0, len(chosen), self.variant_batch):
             group = chosen[first : first + self.variant_batch]
-            outs = meter.call(model, np.concatenate([augment.apply(x, v) for v in group]))
+            turned = [augment.apply(x, v) for v in group]
+            outs = meter.call(model, turned[0] if len(turned) == 1 else np.concatenate(turned))
             for variant, out in zip(group, np.split(outs, len(group)), strict=True):
                 total += augment.invert(out, variant)[..., 0]
             meter.after_call(len(x) * len(group))
