@@ -160,10 +160,10 @@ def prepare_models(paths: list[str], runtimes: list[str]) -> dict[str, float]:
 def in_fresh_process(call: str) -> Any:
     """The JSON result of ``call`` (an expression on this module, ``p``) run in a new Python.
 
-    Everything that loads models runs so: this process stays small. On a virtual machine
-    (2-core AMD EPYC, this benchmark's) a parent holding TensorFlow's models made each child's
-    first inference 2-3 s slower (its first memory pages slower to fault in), which had been
-    counted as the converted runtime's one-off cost."""
+    Everything that loads models runs so, and this process stays small: on the 2-core AMD EPYC
+    virtual machine these figures come from, a parent holding TensorFlow's models made each
+    child's first slice 2.4-2.9 s slower (its first memory pages slower to fault in), which had
+    been counted as the runtimes' one-off cost."""
     code = (
         f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import predict_speed as p; "
         f"print('RESULT' + json.dumps({call}))"
